@@ -1,0 +1,509 @@
+// Package client reads what flows have done: their runs, steps, tasks and
+// artifacts, as recorded by the metadata store and the datastore.
+//
+// Reads happen in a namespace. The default is the current user's,
+// "user:NAME", so people see their own runs; SetNamespace switches to a
+// colleague's, a tag such as "production", or Global for all runs.
+//
+//	c, _ := client.Open(ctx, client.Options{})
+//	c.SetNamespace("user:ann")
+//	run, _ := c.Flow("BranchJoin").LatestRun(ctx)
+//	fmt.Println(run.ID, run.Tags)
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"stepwise.dev/stepwise/internal/codec"
+	"stepwise.dev/stepwise/internal/config"
+	"stepwise.dev/stepwise/internal/datastore"
+	"stepwise.dev/stepwise/internal/metadata"
+)
+
+// Global is the namespace that holds every run.
+const Global = ""
+
+// ErrNotFound is returned (wrapped) when a flow, run, step, task or
+// artifact does not exist, or is not in the current namespace.
+var ErrNotFound = errors.New("not found")
+
+// Client reads runs and artifacts. It is safe for concurrent use, but
+// SetNamespace affects every later call.
+type Client struct {
+	meta      metadata.Store
+	store     *datastore.Store
+	namespace string
+	owned     bool
+}
+
+// Options say where to read from. Zero fields come from the environment
+// and the config file (see the README's configuration section).
+type Options struct {
+	Datastore string // local directory or s3://bucket/prefix
+	Metadata  string // "local" or the URL of a metadata service
+	Namespace *string
+}
+
+// Open connects to the datastore and metadata store in force. The
+// namespace starts as the current user's.
+func Open(ctx context.Context, o Options) (*Client, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return nil, err
+	}
+	if o.Datastore != "" {
+		cfg.Datastore.Value = o.Datastore
+	}
+	if o.Metadata != "" {
+		cfg.Metadata.Value = o.Metadata
+	}
+	store, meta, err := config.OpenStores(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{meta: meta, store: store, namespace: "user:" + cfg.User.Value, owned: true}
+	if o.Namespace != nil {
+		c.namespace = *o.Namespace
+	}
+	return c, nil
+}
+
+// New makes a client over stores that are already open (the runner uses it).
+func New(store *datastore.Store, meta metadata.Store, namespace string) *Client {
+	return &Client{meta: meta, store: store, namespace: namespace}
+}
+
+// Close releases the stores opened by Open.
+func (c *Client) Close() error {
+	if c.owned {
+		return c.meta.Close()
+	}
+	return nil
+}
+
+// Namespace returns the current namespace (Global is "").
+func (c *Client) Namespace() string { return c.namespace }
+
+// SetNamespace switches the namespace: "user:NAME", any tag, or Global.
+func (c *Client) SetNamespace(ns string) { c.namespace = ns }
+
+// Flow returns a handle on the flow called name. Nothing is read yet.
+func (c *Client) Flow(name string) *Flow { return &Flow{c: c, Name: name} }
+
+// Flows lists the flows that have runs in the current namespace.
+func (c *Client) Flows(ctx context.Context) ([]string, error) {
+	names, err := c.meta.ListFlows(ctx)
+	if err != nil || c.namespace == Global {
+		return names, err
+	}
+	var out []string
+	for _, n := range names {
+		runs, err := c.meta.ListRuns(ctx, metadata.RunFilter{Flow: n, Tags: []string{c.namespace}, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(runs) > 0 {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Flow is a flow, the entry point to its runs.
+type Flow struct {
+	c    *Client
+	Name string
+}
+
+// Filter selects runs of a flow. Zero fields match everything.
+type Filter struct {
+	Tags   []string // runs carrying all of them
+	Status string   // "running", "succeeded" or "failed"
+	Since  time.Time
+	Until  time.Time
+	Limit  int
+}
+
+// Runs lists the flow's runs in the namespace, newest first.
+func (f *Flow) Runs(ctx context.Context, filter Filter) ([]*Run, error) {
+	mf := metadata.RunFilter{Flow: f.Name, Tags: slices.Clone(filter.Tags), Status: metadata.Status(filter.Status),
+		Since: filter.Since, Until: filter.Until, Limit: filter.Limit}
+	if f.c.namespace != Global {
+		mf.Tags = append(mf.Tags, f.c.namespace)
+	}
+	rs, err := f.c.meta.ListRuns(ctx, mf)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Run, len(rs))
+	for i, r := range rs {
+		out[i] = f.c.wrapRun(r)
+	}
+	return out, nil
+}
+
+// LatestRun returns the newest run of the flow in the namespace.
+func (f *Flow) LatestRun(ctx context.Context) (*Run, error) {
+	return f.latest(ctx, "")
+}
+
+// LatestSuccessfulRun returns the newest run in the namespace that
+// succeeded.
+func (f *Flow) LatestSuccessfulRun(ctx context.Context) (*Run, error) {
+	return f.latest(ctx, metadata.Succeeded)
+}
+
+func (f *Flow) latest(ctx context.Context, status metadata.Status) (*Run, error) {
+	runs, err := f.Runs(ctx, Filter{Status: string(status), Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) == 0 {
+		what := "no run"
+		if status != "" {
+			what = "no " + string(status) + " run"
+		}
+		return nil, fmt.Errorf("flow %s has %s in namespace %s; run it first, or switch namespace (SetNamespace, or --namespace on the command line): %w",
+			f.Name, what, nsName(f.c.namespace), ErrNotFound)
+	}
+	return runs[0], nil
+}
+
+// Run returns the run with the given id, if it is in the namespace.
+func (f *Flow) Run(ctx context.Context, id string) (*Run, error) {
+	r, err := f.c.meta.GetRun(ctx, f.Name, id)
+	if err != nil {
+		if errors.Is(err, metadata.ErrNotFound) {
+			return nil, fmt.Errorf("run %s/%s does not exist; list runs with 'stepwise runs %s': %w", f.Name, id, f.Name, ErrNotFound)
+		}
+		return nil, err
+	}
+	run := f.c.wrapRun(r)
+	if !run.inNamespace(f.c.namespace) {
+		return nil, &NamespaceError{Pathspec: f.Name + "/" + id, Namespace: f.c.namespace, RunNamespaces: r.SystemTags}
+	}
+	return run, nil
+}
+
+// NamespaceError refuses a run that exists but is not in the current
+// namespace.
+type NamespaceError struct {
+	Pathspec      string
+	Namespace     string
+	RunNamespaces []string
+}
+
+func (e *NamespaceError) Error() string {
+	user := ""
+	for _, t := range e.RunNamespaces {
+		if strings.HasPrefix(t, "user:") {
+			user = t
+		}
+	}
+	return fmt.Sprintf("%s is not in namespace %s (it is in %s); switch with SetNamespace(%q) or SetNamespace(client.Global), or on the command line --namespace %s or --namespace global",
+		e.Pathspec, nsName(e.Namespace), user, user, user)
+}
+
+func (e *NamespaceError) Is(target error) bool { return target == ErrNotFound }
+
+func nsName(ns string) string {
+	if ns == Global {
+		return "global"
+	}
+	return ns
+}
+
+// Run is one run of a flow.
+type Run struct {
+	c          *Client
+	Flow       string
+	ID         string
+	Status     string
+	User       string
+	Tags       []string // user tags and system tags, sorted
+	SystemTags []string
+	Params     map[string]string
+	Started    time.Time
+	Ended      time.Time
+	Origin     string // the run it resumed, if any
+	Code       metadata.Code
+}
+
+func (c *Client) wrapRun(r *metadata.Run) *Run {
+	tags := append(slices.Clone(r.SystemTags), r.Tags...)
+	slices.Sort(tags)
+	return &Run{c: c, Flow: r.Flow, ID: r.ID, Status: string(r.Status), User: r.User, Tags: slices.Compact(tags),
+		SystemTags: r.SystemTags, Params: r.Params, Started: r.Started, Ended: r.Ended, Origin: r.Origin, Code: r.Code}
+}
+
+func (r *Run) inNamespace(ns string) bool {
+	return ns == Global || slices.Contains(r.Tags, ns)
+}
+
+// Pathspec is "Flow/RunID".
+func (r *Run) Pathspec() string { return r.Flow + "/" + r.ID }
+
+// Successful reports whether the run finished successfully.
+func (r *Run) Successful() bool { return r.Status == string(metadata.Succeeded) }
+
+// Tasks lists every task of the run, in the order they were created.
+func (r *Run) Tasks(ctx context.Context) ([]*Task, error) {
+	ts, err := r.c.meta.ListTasks(ctx, r.Flow, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Task, len(ts))
+	for i, t := range ts {
+		out[i] = r.c.wrapTask(t)
+	}
+	return out, nil
+}
+
+// Steps lists the names of the run's steps that have tasks, in the order
+// their first task was created.
+func (r *Run) Steps(ctx context.Context) ([]string, error) {
+	ts, err := r.Tasks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range ts {
+		if !slices.Contains(out, t.Step) {
+			out = append(out, t.Step)
+		}
+	}
+	return out, nil
+}
+
+// Step returns the tasks of one step of the run.
+func (r *Run) Step(ctx context.Context, step string) ([]*Task, error) {
+	ts, err := r.Tasks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Task
+	for _, t := range ts {
+		if t.Step == step {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("run %s has no task of step %q: %w", r.Pathspec(), step, ErrNotFound)
+	}
+	return out, nil
+}
+
+// Task returns one task of the run by step and task id.
+func (r *Run) Task(ctx context.Context, step, id string) (*Task, error) {
+	t, err := r.c.meta.GetTask(ctx, r.Flow, r.ID, step, id)
+	if err != nil {
+		if errors.Is(err, metadata.ErrNotFound) {
+			return nil, fmt.Errorf("task %s/%s/%s does not exist: %w", r.Pathspec(), step, id, ErrNotFound)
+		}
+		return nil, err
+	}
+	return r.c.wrapTask(t), nil
+}
+
+// EndTask returns the task of the end step, which holds the flow's final
+// artifacts.
+func (r *Run) EndTask(ctx context.Context) (*Task, error) {
+	ts, err := r.Step(ctx, "end")
+	if err != nil {
+		return nil, err
+	}
+	return ts[0], nil
+}
+
+// Task is one task of a run.
+type Task struct {
+	c          *Client
+	Flow       string
+	Run        string
+	Step       string
+	ID         string
+	Status     string
+	Started    time.Time
+	Ended      time.Time
+	ClonedFrom string // pathspec of the origin task when the run resumed another
+	Attempts   []metadata.Attempt
+	Artifacts  []metadata.Artifact
+}
+
+func (c *Client) wrapTask(t *metadata.Task) *Task {
+	return &Task{c: c, Flow: t.Flow, Run: t.Run, Step: t.Step, ID: t.ID, Status: string(t.Status), Started: t.Started,
+		Ended: t.Ended, ClonedFrom: t.ClonedFrom, Attempts: t.Attempts, Artifacts: t.Artifacts}
+}
+
+// Pathspec is "Flow/RunID/step/TaskID".
+func (t *Task) Pathspec() string { return t.Flow + "/" + t.Run + "/" + t.Step + "/" + t.ID }
+
+// Artifact returns the reference of the named artifact.
+func (t *Task) Artifact(name string) (metadata.Artifact, error) {
+	for _, a := range t.Artifacts {
+		if a.Name == name {
+			return a, nil
+		}
+	}
+	names := make([]string, len(t.Artifacts))
+	for i, a := range t.Artifacts {
+		names[i] = a.Name
+	}
+	return metadata.Artifact{}, fmt.Errorf("task %s has no artifact %q (it has %s): %w", t.Pathspec(), name, strings.Join(names, ", "), ErrNotFound)
+}
+
+// Raw returns the value of an artifact decoded without its Go type: maps,
+// slices, strings, numbers, times; numeric slices keep their type.
+func (t *Task) Raw(ctx context.Context, name string) (any, error) {
+	data, err := t.bytes(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return codec.DecodeAny(data)
+}
+
+func (t *Task) bytes(ctx context.Context, name string) ([]byte, error) {
+	a, err := t.Artifact(name)
+	if err != nil {
+		return nil, err
+	}
+	return t.c.store.GetBlob(ctx, a.Key)
+}
+
+// Get returns artifact name of task t as a T. A T that does not match the
+// stored value is an error naming both types.
+func Get[T any](ctx context.Context, t *Task, name string) (T, error) {
+	var v T
+	data, err := t.bytes(ctx, name)
+	if err != nil {
+		return v, err
+	}
+	if err := codec.Decode(data, &v); err != nil {
+		a, _ := t.Artifact(name)
+		return v, fmt.Errorf("artifact %s of %s is stored as %s and cannot be read as %T: %w", name, t.Pathspec(), a.Type, v, err)
+	}
+	return v, nil
+}
+
+// Pathspec is a parsed "Flow[/Run[/step[/task]]]".
+type Pathspec struct {
+	Flow, Run, Step, Task string
+}
+
+// ParsePathspec parses "Flow", "Flow/Run", "Flow/Run/step" or
+// "Flow/Run/step/task".
+func ParsePathspec(s string) (Pathspec, error) {
+	parts := strings.Split(s, "/")
+	bad := func(why string) (Pathspec, error) {
+		return Pathspec{}, fmt.Errorf("pathspec %q: %s; write Flow/RunID/step/TaskID, e.g. BranchJoin/1764340315123456/start/1", s, why)
+	}
+	if s == "" {
+		return bad("it is empty")
+	}
+	if len(parts) > 4 {
+		return bad("it has more than four parts")
+	}
+	for i, p := range parts {
+		if p == "" {
+			return bad(fmt.Sprintf("part %d is empty", i+1))
+		}
+		if strings.ContainsAny(p, " \t\n\\") || p == "." || p == ".." {
+			return bad(fmt.Sprintf("part %q is not a name", p))
+		}
+	}
+	ps := Pathspec{Flow: parts[0]}
+	if len(parts) > 1 {
+		ps.Run = parts[1]
+		if _, err := strconv.ParseUint(ps.Run, 10, 64); err != nil {
+			return bad(fmt.Sprintf("run id %q is not a number", ps.Run))
+		}
+	}
+	if len(parts) > 2 {
+		ps.Step = parts[2]
+	}
+	if len(parts) > 3 {
+		ps.Task = parts[3]
+		if _, err := strconv.ParseUint(ps.Task, 10, 64); err != nil {
+			return bad(fmt.Sprintf("task id %q is not a number", ps.Task))
+		}
+	}
+	return ps, nil
+}
+
+// String formats the pathspec back.
+func (p Pathspec) String() string {
+	s := p.Flow
+	for _, x := range []string{p.Run, p.Step, p.Task} {
+		if x == "" {
+			break
+		}
+		s += "/" + x
+	}
+	return s
+}
+
+// Task resolves a pathspec to a task. "Flow/Run/step" is accepted when the
+// step has exactly one task.
+func (c *Client) Task(ctx context.Context, spec string) (*Task, error) {
+	ps, err := ParsePathspec(spec)
+	if err != nil {
+		return nil, err
+	}
+	if ps.Step == "" {
+		return nil, fmt.Errorf("pathspec %q names a run, not a task; add /step/TaskID", spec)
+	}
+	run, err := c.Flow(ps.Flow).Run(ctx, ps.Run)
+	if err != nil {
+		return nil, err
+	}
+	if ps.Task != "" {
+		return run.Task(ctx, ps.Step, ps.Task)
+	}
+	ts, err := run.Step(ctx, ps.Step)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) > 1 {
+		return nil, fmt.Errorf("step %s of run %s has %d tasks; name one, e.g. %s", ps.Step, run.Pathspec(), len(ts), ts[0].Pathspec())
+	}
+	return ts[0], nil
+}
+
+// Logs returns one stream ("stdout" or "stderr") of one attempt of the
+// task, as far as it was written (a killed task keeps what it printed).
+func (t *Task) Logs(ctx context.Context, attempt int, stream string) ([]byte, error) {
+	if stream != "stdout" && stream != "stderr" {
+		return nil, fmt.Errorf("log stream %q: use stdout or stderr", stream)
+	}
+	return t.c.store.ReadLog(ctx, datastore.TaskPath{Flow: t.Flow, Run: t.Run, Step: t.Step, Task: t.ID}, attempt, stream)
+}
+
+// AddTags adds user tags to the run.
+func (r *Run) AddTags(ctx context.Context, tags ...string) error {
+	if err := r.c.meta.AddTags(ctx, r.Flow, r.ID, tags); err != nil {
+		return err
+	}
+	r.Tags = slices.Compact(slices.Sorted(slices.Values(append(r.Tags, tags...))))
+	return nil
+}
+
+// RemoveTags removes user tags from the run; system tags (user:NAME)
+// cannot be removed.
+func (r *Run) RemoveTags(ctx context.Context, tags ...string) error {
+	for _, t := range tags {
+		if slices.Contains(r.SystemTags, t) {
+			return fmt.Errorf("tag %q of run %s is a system tag and cannot be removed", t, r.Pathspec())
+		}
+	}
+	if err := r.c.meta.RemoveTags(ctx, r.Flow, r.ID, tags); err != nil {
+		return err
+	}
+	r.Tags = slices.DeleteFunc(r.Tags, func(t string) bool { return slices.Contains(tags, t) })
+	return nil
+}

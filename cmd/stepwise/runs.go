@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"stepwise.dev/stepwise/client"
+)
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
+
+func runsCmd(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("runs")
+	var tags multi
+	fs.Var(&tags, "tag", "only runs with this tag (repeatable: all must match)")
+	status := fs.String("status", "", "only runs with this status: running, succeeded or failed")
+	limit := fs.Int("limit", 50, "at most this many runs (0: all)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return &usageError{"name one flow"}
+	}
+	switch *status {
+	case "", "running", "succeeded", "failed":
+	default:
+		return &usageError{fmt.Sprintf("--status %q: use running, succeeded or failed", *status)}
+	}
+	c, err := e.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	runs, err := c.Flow(pos[0]).Runs(ctx, client.Filter{Tags: tags, Status: *status, Limit: *limit})
+	if err != nil {
+		return err
+	}
+	if e.json {
+		if runs == nil {
+			runs = []*client.Run{}
+		}
+		return e.printJSON(runs)
+	}
+	if len(runs) == 0 {
+		fmt.Fprintf(e.stderr, "flow %s has no runs in namespace %s matching the filters (use --namespace global to see everyone's)\n", pos[0], nsName(c.Namespace()))
+		return nil
+	}
+	var rows [][]string
+	for _, r := range runs {
+		took := "-"
+		if !r.Ended.IsZero() {
+			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
+		}
+		rows = append(rows, []string{r.Pathspec(), r.Status, r.Started.Local().Format("2006-01-02 15:04:05"), took, strings.Join(r.Tags, " ")})
+	}
+	e.table("RUN\tSTATUS\tSTARTED\tTOOK\tTAGS", rows)
+	return nil
+}

@@ -1,0 +1,51 @@
+// Command foreach fans out over N items, squares each in its own task and
+// sums the squares in a join:
+//
+//	go run ./examples/foreach run --n 1000
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"stepwise.dev/stepwise"
+)
+
+// Foreach squares 1..N in parallel tasks and sums the squares.
+type Foreach struct {
+	N      int `param:"n" help:"how many items to square"`
+	Items  []int
+	Square int
+	Sum    int
+}
+
+// Graph declares the steps and their transitions.
+func (f *Foreach) Graph(g *stepwise.Graph) {
+	g.Step(f.Start).Foreach("Items", f.SquareItem)
+	g.Step(f.SquareItem).Next(f.Join)
+	g.Step(f.Join).Next(f.End)
+	g.Step(f.End)
+}
+
+func (f *Foreach) Start(context.Context) error {
+	for i := 1; i <= f.N; i++ {
+		f.Items = append(f.Items, i)
+	}
+	return nil
+}
+
+func (f *Foreach) SquareItem(_ context.Context, item int) error { f.Square = item * item; return nil }
+
+func (f *Foreach) Join(_ context.Context, in stepwise.Inputs[*Foreach]) error {
+	for _, t := range in.All() {
+		f.Sum += t.Square
+	}
+	return nil
+}
+
+func (f *Foreach) End(context.Context) error {
+	fmt.Printf("sum of squares of 1..%d = %d\n", f.N, f.Sum)
+	return nil
+}
+
+func main() { stepwise.Main(&Foreach{N: 10}) }

@@ -1,0 +1,274 @@
+package stepwise
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"stepwise.dev/stepwise/internal/graph"
+)
+
+// Flow is a workflow: a struct whose exported fields are its artifacts and
+// whose methods are its steps. Graph declares the steps and how they follow
+// each other; it is called before any step runs, and must only declare.
+type Flow interface {
+	Graph(g *Graph)
+}
+
+// Graph collects the declaration of a flow's steps. It is passed to
+// Flow.Graph.
+type Graph struct {
+	flow  reflect.Value // pointer to the flow the declaration was made on
+	name  string
+	decls []*StepDecl
+	errs  []error
+}
+
+// StepDecl is the declaration of one step, returned by Graph.Step so that
+// its transition and settings can be chained.
+type StepDecl struct {
+	g      *Graph
+	step   graph.Step
+	method reflect.Method
+	ok     bool
+}
+
+// Resources are what one task of a step needs. The local scheduler never
+// runs tasks whose cpu or memory add up past the machine's.
+type Resources struct {
+	CPU      float64 // cores, may be fractional
+	MemoryMB int64   // mebibytes
+	GPU      int
+}
+
+// Name sets the flow's name (by default the Go type's name).
+func (g *Graph) Name(name string) { g.name = name }
+
+// Step declares a step. fn is a method of the flow, given as a method value
+// (f.Train) so that the compiler checks it exists. The step's name is the
+// method's name in snake_case: Start is "start", TrainModel is "train_model".
+// A step method has one of these forms:
+//
+//	func (f *MyFlow) Train(ctx context.Context) error                        // any step
+//	func (f *MyFlow) Square(ctx context.Context, item int) error             // first step of a foreach body
+//	func (f *MyFlow) Join(ctx context.Context, in stepwise.Inputs[*MyFlow]) error // a join
+func (g *Graph) Step(fn any) *StepDecl {
+	d := &StepDecl{g: g}
+	m, err := g.method(fn)
+	if err != nil {
+		g.errs = append(g.errs, err)
+		d.step.Name = fmt.Sprintf("?%d", len(g.decls))
+		g.decls = append(g.decls, d)
+		return d
+	}
+	d.method, d.ok = m, true
+	d.step.Method = m.Name
+	d.step.Name = SnakeCase(m.Name)
+	if err := d.classify(); err != nil {
+		g.errs = append(g.errs, err)
+		d.ok = false
+	}
+	g.decls = append(g.decls, d)
+	return d
+}
+
+// Next declares the steps that follow: one for a linear transition, several
+// for a branch whose steps run in parallel.
+func (d *StepDecl) Next(steps ...any) *StepDecl {
+	for _, fn := range steps {
+		d.step.Next = append(d.step.Next, d.g.target(d, fn))
+	}
+	return d
+}
+
+// Foreach declares a fan-out: one task of step body per element of the
+// slice artifact named field (an exported field of the flow).
+func (d *StepDecl) Foreach(field string, body any) *StepDecl {
+	d.step.Foreach = field
+	d.step.Next = append(d.step.Next, d.g.target(d, body))
+	ft, ok := d.g.flow.Elem().Type().FieldByName(field)
+	switch {
+	case !ok || !ft.IsExported():
+		d.g.errs = append(d.g.errs, &graph.Error{Step: d.step.Name, Msg: fmt.Sprintf("foreach over %q, which is not an exported field of %s", field, d.g.flow.Type().Elem().Name())})
+	case ft.Type.Kind() != reflect.Slice && ft.Type.Kind() != reflect.Array:
+		d.g.errs = append(d.g.errs, &graph.Error{Step: d.step.Name, Msg: fmt.Sprintf("foreach over %s, which is a %s; a foreach needs a slice or array", field, ft.Type)})
+	}
+	return d
+}
+
+// Resources declares what each task of the step needs.
+func (d *StepDecl) Resources(r Resources) *StepDecl {
+	d.step.Resources = graph.Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, GPU: r.GPU}
+	return d
+}
+
+// Retry lets a failed task run again, up to n more attempts, with backoff.
+func (d *StepDecl) Retry(n int) *StepDecl {
+	d.step.Retries = n
+	return d
+}
+
+// Timeout kills an attempt of the step that runs longer than limit.
+func (d *StepDecl) Timeout(limit time.Duration) *StepDecl {
+	d.step.Timeout = graph.Duration(limit)
+	return d
+}
+
+func (g *Graph) target(d *StepDecl, fn any) string {
+	m, err := g.method(fn)
+	if err != nil {
+		g.errs = append(g.errs, &graph.Error{Step: d.step.Name, Msg: "transition: " + err.Error()})
+		return "?"
+	}
+	return SnakeCase(m.Name)
+}
+
+var (
+	ctxType   = reflect.TypeFor[context.Context]()
+	errorType = reflect.TypeFor[error]()
+)
+
+// method finds which method of the flow fn is. A method value's function
+// name, kept in every Go binary, is "pkg.(*Type).Method-fm".
+func (g *Graph) method(fn any) (reflect.Method, error) {
+	v := reflect.ValueOf(fn)
+	if v.Kind() != reflect.Func {
+		return reflect.Method{}, fmt.Errorf("got %T; pass a method of the flow, like f.Train", fn)
+	}
+	name := runtime.FuncForPC(v.Pointer()).Name()
+	base, isMethodValue := strings.CutSuffix(name, "-fm")
+	if i := strings.LastIndexByte(base, '.'); i >= 0 {
+		base = base[i+1:]
+	}
+	t := g.flow.Type()
+	m, ok := t.MethodByName(base)
+	if !isMethodValue || !ok || !strings.Contains(name, "(*"+t.Elem().Name()+").") {
+		return reflect.Method{}, fmt.Errorf("%s is not a method of %s; steps are methods of the flow, passed as f.Method", name, t)
+	}
+	return m, nil
+}
+
+// classify reads the step's kind from its method's signature.
+func (d *StepDecl) classify() error {
+	t := d.method.Type // includes the receiver
+	bad := func() error {
+		return &graph.Error{Step: d.step.Name, Msg: fmt.Sprintf("method %s has signature %s; a step is func(ctx context.Context) error, func(ctx context.Context, item T) error after a foreach, or func(ctx context.Context, in stepwise.Inputs[*%s]) error for a join",
+			d.method.Name, strings.Replace(t.String(), "func(*", "func(", 1), d.g.flow.Type().Elem().Name())}
+	}
+	if t.NumOut() != 1 || t.Out(0) != errorType || t.NumIn() < 2 || t.NumIn() > 3 || t.In(1) != ctxType {
+		return bad()
+	}
+	if t.NumIn() == 3 {
+		p := t.In(2)
+		if p.Implements(inputsMarker) {
+			if elem := reflect.Zero(p).Interface().(inputsType).elemType(); elem != d.g.flow.Type() {
+				return &graph.Error{Step: d.step.Name, Msg: fmt.Sprintf("join takes %s; it must take stepwise.Inputs[%s]", p, d.g.flow.Type())}
+			}
+			d.step.Join = true
+		} else {
+			d.step.Item = p.String()
+		}
+	}
+	return nil
+}
+
+// build turns the declaration into a checked graph.
+func (g *Graph) build() (*graph.Graph, error) {
+	steps := make([]*graph.Step, len(g.decls))
+	for i, d := range g.decls {
+		s := d.step
+		// Transitions that could not be resolved were reported already.
+		s.Next = slices.DeleteFunc(slices.Clone(s.Next), func(n string) bool { return n == "?" })
+		steps[i] = &s
+	}
+	name := g.name
+	if name == "" {
+		name = g.flow.Type().Elem().Name()
+	}
+	gr, err := graph.New(name, steps)
+	var errs graph.Errors
+	for _, e := range g.errs {
+		if ge, ok := e.(*graph.Error); ok {
+			errs = append(errs, ge)
+		} else {
+			errs = append(errs, &graph.Error{Msg: e.Error()})
+		}
+	}
+	if err != nil {
+		errs = append(errs, err.(graph.Errors)...)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, g.checkItems(gr)...)
+	}
+	if len(errs) > 0 {
+		return gr, errs
+	}
+	return gr, nil
+}
+
+// checkItems checks that a step taking a foreach element takes the element
+// type of the slice its parent fans out over.
+func (g *Graph) checkItems(gr *graph.Graph) graph.Errors {
+	var errs graph.Errors
+	ft := g.flow.Type().Elem()
+	for _, d := range g.decls {
+		s := gr.Step(d.step.Name)
+		if s.Item == "" || len(s.Parents) != 1 {
+			continue
+		}
+		p := gr.Step(s.Parents[0])
+		f, _ := ft.FieldByName(p.Foreach)
+		if want := d.method.Type.In(2); f.Type.Elem() != want {
+			errs = append(errs, &graph.Error{Step: s.Name, Msg: fmt.Sprintf("takes an item of type %s, but %s fans out over %s (%s); take a %s", want, p.Name, p.Foreach, f.Type, f.Type.Elem())})
+		}
+	}
+	return errs
+}
+
+// declare calls the flow's Graph method on a fresh value of its type.
+func declare(f Flow) (*Graph, *graph.Graph, error) {
+	t := reflect.TypeOf(f)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil, nil, fmt.Errorf("stepwise: a flow is a pointer to a struct, got %s; pass &MyFlow{}", t)
+	}
+	g := &Graph{flow: reflect.New(t.Elem())}
+	g.flow.Interface().(Flow).Graph(g)
+	gr, err := g.build()
+	return g, gr, err
+}
+
+// SnakeCase turns a Go method name into a step name: "TrainModel" becomes
+// "train_model", "LoadHTTPData" becomes "load_http_data".
+func SnakeCase(s string) string {
+	r := []rune(s)
+	var b strings.Builder
+	for i, c := range r {
+		if unicode.IsUpper(c) {
+			if i > 0 && (unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1]) || (i+1 < len(r) && unicode.IsLower(r[i+1]) && unicode.IsUpper(r[i-1]))) {
+				b.WriteByte('_')
+			}
+			c = unicode.ToLower(c)
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// FlowEnv is the environment variable that tells a task process which flow
+// it runs; the runtime sets it.
+const FlowEnv = "STEPWISE_FLOW"
+
+// FlowName returns the name of a flow: the Go type's name unless its Graph
+// method sets another with g.Name.
+func FlowName(f Flow) string {
+	_, gr, _ := declare(f)
+	if gr == nil {
+		return ""
+	}
+	return gr.Flow
+}

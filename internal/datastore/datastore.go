@@ -1,0 +1,62 @@
+package datastore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+)
+
+// Backend is object storage: immutable-ish objects under slash-separated
+// keys. Implementations must be safe for concurrent use, also by several
+// processes (and machines) sharing one location.
+type Backend interface {
+	// Put stores size bytes read from r under key, atomically: a concurrent
+	// or later reader sees the whole object or nothing (never a partial
+	// one), even if the writer crashes midway. A reader that ends before
+	// size bytes, or fails, makes Put fail and store nothing. An existing
+	// object under key is replaced.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	// Get opens the object under key and returns its size. A missing key
+	// returns an error that matches fs.ErrNotExist with errors.Is.
+	Get(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	// Exists reports whether an object is stored under key.
+	Exists(ctx context.Context, key string) (bool, error)
+	// List returns the keys under prefix (prefix "a/b/" lists every key
+	// below a/b/), sorted.
+	List(ctx context.Context, prefix string) ([]string, error)
+	// String names the location for messages, e.g. "/home/ann/proj/.stepwise".
+	String() string
+}
+
+// ErrCorrupt is wrapped by the errors for stored data that fails its
+// checks (checksum, length, format).
+var ErrCorrupt = errors.New("datastore: corrupted data")
+
+// Store is the artifact store over a Backend: content-addressed blobs and
+// task records. It is safe for concurrent use.
+type Store struct {
+	b Backend
+}
+
+// New returns the store over b.
+func New(b Backend) *Store { return &Store{b: b} }
+
+// Backend returns the backend the store writes to.
+func (s *Store) Backend() Backend { return s.b }
+
+// NeedsSync reports whether a backend that can trade durability for speed
+// must make the object under key durable (fsync) before Put returns. Task
+// records and other metadata must be. Blobs need not: they are checked
+// against their content key on every load, and a blob damaged by a crash
+// of the machine is written again by the next PutBlob of the same content.
+// Log chunks need not: they are informative only.
+func NeedsSync(key string) bool {
+	return !strings.HasPrefix(key, blobPrefix) && !strings.HasPrefix(key, logPrefix)
+}
+
+const (
+	blobPrefix = "blobs/"
+	runsPrefix = "runs/"
+	logPrefix  = "logs/"
+)

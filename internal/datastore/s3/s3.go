@@ -1,0 +1,384 @@
+// Package s3 is the datastore backend on Amazon S3 and S3-compatible
+// stores (MinIO, ...). It uses the standard AWS credential chain and
+// region, and the standard endpoint variables AWS_ENDPOINT_URL_S3 and
+// AWS_ENDPOINT_URL. Large objects go up as parallel multipart uploads and
+// come down as parallel ranged reads; an object is visible under its key
+// only once it is whole (S3 shows a PUT or a completed multipart upload
+// atomically).
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"stepwise.dev/stepwise/internal/datastore"
+)
+
+// Options tune the backend. Zero fields take the defaults.
+type Options struct {
+	Endpoint    string // overrides the AWS_ENDPOINT_URL_* variables
+	Region      string // overrides the region chain (default us-east-1 when none is found)
+	PartSize    int64  // multipart part size, default 16 MiB
+	Concurrency int    // parts in flight per object, default 8
+	MaxAttempts int    // per request, with backoff, default 10
+}
+
+// Backend stores objects under a prefix of a bucket.
+type Backend struct {
+	client *s3.Client
+	bucket string
+	prefix string // "" or ending in "/"
+	opts   Options
+}
+
+var _ datastore.Backend = (*Backend)(nil)
+
+// New opens s3://bucket/prefix.
+func New(ctx context.Context, rawURL string, o Options) (*Backend, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "s3" || u.Host == "" {
+		return nil, fmt.Errorf("s3: %q is not an S3 location; write s3://bucket/prefix", rawURL)
+	}
+	if o.PartSize <= 0 {
+		o.PartSize = 16 << 20
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = o.MaxAttempts
+				so.MaxBackoff = 5 * time.Second
+				// Restarts of a store look like refused connections: retry them too.
+				so.Retryables = append(so.Retryables, retry.RetryableConnectionError{})
+			})
+		}),
+	}
+	if o.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(o.Region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: cannot load the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	endpoint := o.Endpoint
+	if endpoint == "" {
+		endpoint = firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+	}
+	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		if endpoint != "" {
+			so.BaseEndpoint = aws.String(endpoint)
+			so.UsePathStyle = true // S3-compatible stores on a host:port want path-style addressing
+		}
+	})
+	prefix := strings.Trim(u.Path, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return &Backend{client: client, bucket: u.Host, prefix: prefix, opts: o}, nil
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// String is the location, s3://bucket/prefix.
+func (b *Backend) String() string { return "s3://" + b.bucket + "/" + strings.TrimSuffix(b.prefix, "/") }
+
+// CreateBucket makes the bucket if it does not exist (for tests and set-up).
+func (b *Backend) CreateBucket(ctx context.Context) error {
+	_, err := b.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b.bucket)})
+	var owned *types.BucketAlreadyOwnedByYou
+	var exists *types.BucketAlreadyExists
+	if err != nil && !errors.As(err, &owned) && !errors.As(err, &exists) {
+		return b.wrap("create bucket", "", err)
+	}
+	return nil
+}
+
+func (b *Backend) key(k string) (string, error) {
+	if k == "" || strings.HasPrefix(k, "/") || strings.Contains("/"+k+"/", "/../") {
+		return "", fmt.Errorf("s3: invalid key %q: keys are relative, slash-separated, without '..'", k)
+	}
+	return b.prefix + k, nil
+}
+
+func (b *Backend) wrap(op, key string, err error) error {
+	var ae smithy.APIError
+	hint := ""
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchBucket":
+			hint = "; create the bucket or fix the datastore setting"
+		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
+			hint = "; check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)"
+		}
+	}
+	return fmt.Errorf("s3: cannot %s s3://%s/%s: %w%s", op, b.bucket, key, err, hint)
+}
+
+func isNotFound(err error) bool {
+	var nk *types.NoSuchKey
+	var nf *types.NotFound
+	if errors.As(err, &nk) || errors.As(err, &nf) {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode() == "NotFound" || ae.ErrorCode() == "NoSuchKey")
+}
+
+// Put stores size bytes from r under key; small objects in one request,
+// large ones as a parallel multipart upload that becomes visible only when
+// completed.
+func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	k, err := b.key(key)
+	if err != nil {
+		return err
+	}
+	if size <= b.opts.PartSize {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return fmt.Errorf("s3: reading data for %s: %w", key, err)
+		}
+		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &k, Body: bytes.NewReader(buf), ContentLength: aws.Int64(size)})
+		if err != nil {
+			return b.wrap("put", k, err)
+		}
+		return nil
+	}
+	return b.putMultipart(ctx, k, r, size)
+}
+
+func (b *Backend) putMultipart(ctx context.Context, k string, r io.Reader, size int64) error {
+	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.bucket, Key: &k})
+	if err != nil {
+		return b.wrap("start upload of", k, err)
+	}
+	abort := func(cause error) error {
+		_, _ = b.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: &k, UploadId: up.UploadId})
+		return cause
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nparts := int((size + b.opts.PartSize - 1) / b.opts.PartSize)
+	parts := make([]types.CompletedPart, nparts)
+	sem := make(chan struct{}, b.opts.Concurrency)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	fail := func(err error) {
+		once.Do(func() { firstErr = err; cancel() })
+	}
+	for i := 0; i < nparts; i++ {
+		n := min(b.opts.PartSize, size-int64(i)*b.opts.PartSize)
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			fail(fmt.Errorf("s3: reading data for %s: %w", k, err))
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int, buf []byte) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			num := int32(i + 1)
+			out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.bucket, Key: &k, UploadId: up.UploadId,
+				PartNumber: &num, Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(len(buf)))})
+			if err != nil {
+				fail(b.wrap(fmt.Sprintf("upload part %d of", num), k, err))
+				return
+			}
+			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: &num}
+		}(i, buf)
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		return abort(firstErr)
+	}
+	_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b.bucket, Key: &k, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+	if err != nil {
+		return abort(b.wrap("complete upload of", k, err))
+	}
+	return nil
+}
+
+// Get opens the object; large objects are read with parallel ranged
+// requests. A missing key matches fs.ErrNotExist.
+func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	k, err := b.key(key)
+	if err != nil {
+		return nil, 0, err
+	}
+	head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &k})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
+		}
+		return nil, 0, b.wrap("read", k, err)
+	}
+	size := aws.ToInt64(head.ContentLength)
+	if size <= b.opts.PartSize {
+		out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k, IfMatch: head.ETag})
+		if err != nil {
+			if isNotFound(err) {
+				return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
+			}
+			return nil, 0, b.wrap("read", k, err)
+		}
+		return out.Body, size, nil
+	}
+	return b.parallelReader(ctx, k, aws.ToString(head.ETag), size), size, nil
+}
+
+// parallelReader fetches ranges of an object concurrently and hands them
+// out in order.
+func (b *Backend) parallelReader(ctx context.Context, k, etag string, size int64) io.ReadCloser {
+	ctx, cancel := context.WithCancel(ctx)
+	nparts := int((size + b.opts.PartSize - 1) / b.opts.PartSize)
+	results := make([]chan chunk, nparts)
+	for i := range results {
+		results[i] = make(chan chunk, 1)
+	}
+	sem := make(chan struct{}, b.opts.Concurrency)
+	go func() {
+		for i := 0; i < nparts; i++ {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func(i int) {
+				start := int64(i) * b.opts.PartSize
+				end := min(start+b.opts.PartSize, size) - 1
+				rng := fmt.Sprintf("bytes=%d-%d", start, end)
+				out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k, Range: &rng, IfMatch: &etag})
+				if err != nil {
+					results[i] <- chunk{err: b.wrap("read range of", k, err)}
+					return
+				}
+				buf := make([]byte, end-start+1)
+				_, err = io.ReadFull(out.Body, buf)
+				out.Body.Close()
+				if err != nil {
+					err = b.wrap("read range of", k, err)
+				}
+				results[i] <- chunk{data: buf, err: err}
+			}(i)
+		}
+	}()
+	return &rangeReader{results: results, sem: sem, cancel: cancel}
+}
+
+type chunk struct {
+	data []byte
+	err  error
+}
+
+type rangeReader struct {
+	results []chan chunk
+	next    int
+	cur     []byte
+	sem     chan struct{}
+	cancel  context.CancelFunc
+	err     error
+}
+
+func (r *rangeReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.next == len(r.results) {
+			return 0, io.EOF
+		}
+		c := <-r.results[r.next]
+		<-r.sem
+		r.next++
+		if c.err != nil {
+			r.err = c.err
+			return 0, c.err
+		}
+		r.cur = c.data
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+func (r *rangeReader) Close() error {
+	r.cancel()
+	return nil
+}
+
+// Exists reports whether key holds an object.
+func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
+	k, err := b.key(key)
+	if err != nil {
+		return false, err
+	}
+	_, err = b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &k})
+	if err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, b.wrap("check", k, err)
+	}
+	return true, nil
+}
+
+// List returns the keys under prefix, sorted.
+func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
+	full := b.prefix + prefix
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &full})
+	var keys []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, b.wrap("list", full, err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), b.prefix))
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}

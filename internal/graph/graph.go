@@ -1,0 +1,356 @@
+// Package graph holds the static graph of a flow: its steps, their
+// transitions and the checks that a graph must pass before anything runs.
+//
+// The graph is built from the flow's declaration (its Graph method) by the
+// stepwise package; nothing here runs user code.
+package graph
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Resources are what one task of a step needs from the machine it runs on.
+type Resources struct {
+	CPU      float64 `json:"cpu,omitempty"`       // cores
+	MemoryMB int64   `json:"memory_mb,omitempty"` // mebibytes
+	GPU      int     `json:"gpu,omitempty"`
+}
+
+// Step is one node of the graph.
+type Step struct {
+	Name      string    `json:"name"`              // snake_case of Method: "start", "train_model"
+	Method    string    `json:"method"`            // the Go method: "Start", "TrainModel"
+	Next      []string  `json:"next,omitempty"`    // names of the steps that follow
+	Foreach   string    `json:"foreach,omitempty"` // artifact (field) fanned out over, when the step is a foreach
+	Join      bool      `json:"join,omitempty"`    // the step takes its inputs (one per parent task)
+	Item      string    `json:"item,omitempty"`    // Go type of the foreach element the step receives, if it takes one
+	Resources Resources `json:"resources,omitempty"`
+	Retries   int       `json:"retries,omitempty"`       // extra attempts after a failure
+	Timeout   Duration  `json:"timeout,omitempty"`       // per attempt; zero means none
+	Catch     string    `json:"catch,omitempty"`         // artifact that receives the error when the step fails for good
+	Decl      int       `json:"-"`                       // declaration order
+	Parents   []string  `json:"parents,omitempty"`       // filled by Build
+	SplitKind string    `json:"split,omitempty"`         // "branch" or "foreach" when the step fans out
+	Closes    string    `json:"closes,omitempty"`        // for a join: the step whose split it closes
+	Depth     int       `json:"foreach_depth,omitempty"` // foreach nesting level of the step's tasks
+}
+
+// Duration is a time.Duration that reads and writes as "1m30s" in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// Kind says how a step hands over to the steps after it.
+func (s *Step) Kind() string {
+	switch {
+	case len(s.Next) == 0:
+		return "end"
+	case s.Foreach != "":
+		return "foreach"
+	case len(s.Next) > 1:
+		return "branch"
+	default:
+		return "linear"
+	}
+}
+
+// Graph is the checked graph of a flow.
+type Graph struct {
+	Flow  string  `json:"flow"`
+	Steps []*Step `json:"steps"` // in declaration order
+	index map[string]*Step
+}
+
+// Error is one problem found in a graph. It names the step.
+type Error struct {
+	Step string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Step == "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("step %s: %s", e.Step, e.Msg)
+}
+
+// Errors is every problem found in a graph, in a stable order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	var b strings.Builder
+	for i, e := range es {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// Step returns the step called name, or nil.
+func (g *Graph) Step(name string) *Step {
+	return g.index[name]
+}
+
+// New makes a graph of the given steps and checks it. Problems found are
+// returned together as Errors; the graph is returned in either case so that
+// it can still be shown.
+func New(flow string, steps []*Step) (*Graph, error) {
+	g := &Graph{Flow: flow, Steps: steps, index: make(map[string]*Step, len(steps))}
+	var errs Errors
+	add := func(step, format string, args ...any) {
+		errs = append(errs, &Error{Step: step, Msg: fmt.Sprintf(format, args...)})
+	}
+	for i, s := range steps {
+		s.Decl = i
+		if _, dup := g.index[s.Name]; dup {
+			add(s.Name, "declared twice; declare each step once with g.Step")
+			continue
+		}
+		g.index[s.Name] = s
+	}
+	for _, s := range steps {
+		s.Parents = nil
+	}
+	for _, s := range steps {
+		for _, n := range s.Next {
+			t := g.index[n]
+			if t == nil {
+				add(s.Name, "transition to %q, which is not a step of the graph; declare it with g.Step", n)
+				continue
+			}
+			t.Parents = append(t.Parents, s.Name)
+		}
+	}
+	start, end := g.index["start"], g.index["end"]
+	if start == nil {
+		add("", "the flow has no start step; every flow begins with a method named Start declared with g.Step")
+	}
+	if end == nil {
+		add("", "the flow has no end step; every flow finishes with a method named End declared with g.Step")
+	}
+	if len(errs) > 0 {
+		return g, errs
+	}
+	if len(start.Parents) > 0 {
+		add("start", "is the target of %s; nothing may go back to start", strings.Join(start.Parents, ", "))
+	}
+	if len(end.Next) > 0 {
+		add("end", "has a transition to %s; end must be the last step", strings.Join(end.Next, ", "))
+	}
+	for _, s := range steps {
+		if s != end && len(s.Next) == 0 {
+			add(s.Name, "has no transition; add .Next(...) to its declaration (only end has none)")
+		}
+		if s.Foreach != "" && len(s.Next) != 1 {
+			add(s.Name, "fans out over %s to %d steps; a foreach goes to exactly one step", s.Foreach, len(s.Next))
+		}
+		seen := map[string]bool{}
+		for _, n := range s.Next {
+			if seen[n] {
+				add(s.Name, "goes to %s twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	// Reachability from start.
+	reached := map[string]bool{}
+	var walk func(string)
+	walk = func(n string) {
+		if reached[n] {
+			return
+		}
+		reached[n] = true
+		if s := g.index[n]; s != nil {
+			for _, m := range s.Next {
+				walk(m)
+			}
+		}
+	}
+	walk("start")
+	for _, s := range steps {
+		if !reached[s.Name] {
+			add(s.Name, "is not reachable from start; add a transition to it or remove it")
+		}
+	}
+	if c := g.cycle(); c != nil {
+		add(c[0], "is part of a cycle (%s); a flow must not loop back", strings.Join(c, " -> "))
+	}
+	if len(errs) > 0 {
+		return g, errs
+	}
+	errs = append(errs, g.checkSplits()...)
+	if len(errs) > 0 {
+		return g, errs
+	}
+	return g, nil
+}
+
+// cycle returns one cycle as a path of step names, or nil.
+func (g *Graph) cycle() []string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var found []string
+	var visit func(n string) bool
+	visit = func(n string) bool {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, m := range g.index[n].Next {
+			switch color[m] {
+			case grey:
+				i := len(stack) - 1
+				for stack[i] != m {
+					i--
+				}
+				found = append(append([]string{}, stack[i:]...), m)
+				return true
+			case white:
+				if visit(m) {
+					return true
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+		return false
+	}
+	for _, s := range g.Steps {
+		if color[s.Name] == white && visit(s.Name) {
+			return found
+		}
+	}
+	return nil
+}
+
+// Topo returns the steps in an order where every step comes after its parents.
+func (g *Graph) Topo() []*Step {
+	indeg := map[string]int{}
+	for _, s := range g.Steps {
+		indeg[s.Name] = len(s.Parents)
+	}
+	var order []*Step
+	queue := []*Step{g.index["start"]}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		order = append(order, s)
+		for _, n := range s.Next {
+			indeg[n]--
+			if indeg[n] == 0 {
+				queue = append(queue, g.index[n])
+			}
+		}
+	}
+	return order
+}
+
+// checkSplits checks that every branch and foreach is closed by a join with
+// one input per branch, and that only joins have several parents. It records
+// on each step what it splits, what it closes and its foreach depth.
+func (g *Graph) checkSplits() Errors {
+	var errs Errors
+	add := func(step, format string, args ...any) {
+		errs = append(errs, &Error{Step: step, Msg: fmt.Sprintf(format, args...)})
+	}
+	in := map[string][]string{}  // splits open when the step runs
+	out := map[string][]string{} // splits open after it
+	for _, s := range g.Topo() {
+		var stack []string
+		switch {
+		case len(s.Parents) == 0:
+		case s.Join:
+			first := out[s.Parents[0]]
+			for _, p := range s.Parents[1:] {
+				if strings.Join(out[p], "/") != strings.Join(first, "/") {
+					add(s.Name, "joins %s and %s, which come from different splits; a join closes one branch or foreach", s.Parents[0], p)
+				}
+			}
+			if len(first) == 0 {
+				add(s.Name, "takes inputs but closes no branch or foreach; make it an ordinary step (func(ctx context.Context) error)")
+				break
+			}
+			split := g.index[first[len(first)-1]]
+			s.Closes = split.Name
+			want := 1
+			if split.Foreach == "" {
+				want = len(split.Next)
+			}
+			if len(s.Parents) != want {
+				what := fmt.Sprintf("the %d branches of %s", want, split.Name)
+				if split.Foreach != "" {
+					what = "the foreach of " + split.Name
+				}
+				add(s.Name, "join expects %d input(s), one per branch (%s), but %d step(s) go to it (%s)", want, what, len(s.Parents), strings.Join(s.Parents, ", "))
+			}
+			stack = first[:len(first)-1]
+		case len(s.Parents) > 1:
+			add(s.Name, "has %d parents (%s) but takes no inputs; make it a join: func(ctx context.Context, in stepwise.Inputs[*Flow]) error", len(s.Parents), strings.Join(s.Parents, ", "))
+			stack = out[s.Parents[0]]
+		default:
+			stack = out[s.Parents[0]]
+		}
+		in[s.Name] = stack
+		o := stack
+		switch {
+		case s.Foreach != "":
+			s.SplitKind = "foreach"
+			o = append(append([]string{}, stack...), s.Name)
+		case len(s.Next) > 1:
+			s.SplitKind = "branch"
+			o = append(append([]string{}, stack...), s.Name)
+		}
+		out[s.Name] = o
+		depth := 0
+		for _, n := range stack {
+			if g.index[n].Foreach != "" {
+				depth++
+			}
+		}
+		s.Depth = depth
+	}
+	for _, s := range g.Steps {
+		if len(s.Next) == 0 && len(in[s.Name]) > 0 {
+			open := in[s.Name]
+			add(s.Name, "is reached while the %s of %s is still open; close it with a join step before %s", g.index[open[len(open)-1]].SplitKind, open[len(open)-1], s.Name)
+		}
+		if s.Item != "" {
+			ok := len(s.Parents) == 1 && g.index[s.Parents[0]].Foreach != ""
+			if !ok {
+				add(s.Name, "takes a foreach element (%s) but does not directly follow a foreach", s.Item)
+			}
+		}
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return g.order(errs[i].Step) < g.order(errs[j].Step) })
+	return errs
+}
+
+func (g *Graph) order(step string) int {
+	if s := g.index[step]; s != nil {
+		return s.Decl
+	}
+	return -1
+}
+
+func fmtDuration(d Duration) string { return time.Duration(d).String() }

@@ -1,0 +1,133 @@
+// Package metadata records what happened: flows, runs, tasks, attempts,
+// the artifacts each task produced, and the tags that organize runs.
+//
+// Store is the interface every backend implements: the embedded SQLite
+// store (package sqlite) needs no set-up; the shared service (package
+// service, over PostgreSQL) is another implementation. Package metadatatest
+// holds the conformance suite both pass.
+package metadata
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Status is the state of a run, task or attempt.
+type Status string
+
+// Statuses.
+const (
+	Running   Status = "running"
+	Succeeded Status = "succeeded"
+	Failed    Status = "failed"
+)
+
+// Sentinel errors, checked with errors.Is.
+var (
+	ErrNotFound = errors.New("metadata: not found")
+	ErrExists   = errors.New("metadata: already exists")
+)
+
+// Code is the version of the code a run used.
+type Code struct {
+	BinarySHA256 string `json:"binary_sha256,omitempty"`
+	GitCommit    string `json:"git_commit,omitempty"`
+	GitDirty     bool   `json:"git_dirty,omitempty"`
+}
+
+// Run is one run of a flow.
+type Run struct {
+	Flow       string            `json:"flow"`
+	ID         string            `json:"id"`
+	Status     Status            `json:"status"`
+	User       string            `json:"user"`
+	SystemTags []string          `json:"system_tags"` // "user:ann", "runtime:local"...; cannot be removed
+	Tags       []string          `json:"tags"`        // user tags
+	Params     map[string]string `json:"params"`
+	Started    time.Time         `json:"started"`
+	Ended      time.Time         `json:"ended,omitzero"`
+	Code       Code              `json:"code"`
+	Origin     string            `json:"origin,omitempty"` // the run this one resumed, if any
+}
+
+// Artifact is one artifact a task produced.
+type Artifact struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Key  string `json:"key"` // content key in the datastore
+	Size int64  `json:"size"`
+}
+
+// Attempt is one attempt at running a task.
+type Attempt struct {
+	Flow    string    `json:"flow"`
+	Run     string    `json:"run"`
+	Step    string    `json:"step"`
+	Task    string    `json:"task"`
+	N       int       `json:"attempt"` // 0 for the first
+	Status  Status    `json:"status"`
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended,omitzero"`
+	Error   string    `json:"error,omitempty"` // why it failed
+}
+
+// Task is one task of a run, with the artifacts of its successful attempt.
+type Task struct {
+	Flow       string     `json:"flow"`
+	Run        string     `json:"run"`
+	Step       string     `json:"step"`
+	ID         string     `json:"id"`
+	Status     Status     `json:"status"`
+	Started    time.Time  `json:"started"`
+	Ended      time.Time  `json:"ended,omitzero"`
+	ClonedFrom string     `json:"cloned_from,omitempty"` // pathspec of the origin task when resumed
+	Attempts   []Attempt  `json:"attempts,omitempty"`
+	Artifacts  []Artifact `json:"artifacts,omitempty"` // sorted by name
+}
+
+// RunFilter selects runs. Zero fields match everything.
+type RunFilter struct {
+	Flow   string
+	Tags   []string // a run matches when it has all of them (system or user tags)
+	Status Status
+	Since  time.Time // started at or after
+	Until  time.Time // started before
+	Limit  int       // at most this many, newest first; 0 means no limit
+}
+
+// Store records and reads metadata. Methods are safe for concurrent use,
+// and several processes may use the same store at once.
+type Store interface {
+	// CreateRun records a new run (ErrExists if its id is taken).
+	CreateRun(ctx context.Context, r *Run) error
+	// FinishRun sets a run's final status and end time.
+	FinishRun(ctx context.Context, flow, run string, status Status, ended time.Time) error
+	// GetRun returns a run (ErrNotFound if none).
+	GetRun(ctx context.Context, flow, run string) (*Run, error)
+	// ListRuns returns runs matching f, newest first.
+	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
+	// ListFlows returns the names of all flows that have runs, sorted.
+	ListFlows(ctx context.Context) ([]string, error)
+	// AddTags adds user tags to a run; RemoveTags removes user tags. Tags
+	// equal to a system tag cannot be removed (an error says so).
+	AddTags(ctx context.Context, flow, run string, tags []string) error
+	RemoveTags(ctx context.Context, flow, run string, tags []string) error
+
+	// StartAttempt records that an attempt started (creating the task on
+	// its first attempt).
+	StartAttempt(ctx context.Context, a Attempt) error
+	// FinishAttempt records the end of an attempt; on success the task
+	// takes the attempt's artifacts and status.
+	FinishAttempt(ctx context.Context, a Attempt, artifacts []Artifact) error
+	// CloneTask records a task copied from an origin run by resume, with
+	// the origin's artifacts, as succeeded.
+	CloneTask(ctx context.Context, t *Task) error
+	// GetTask returns a task with its attempts and artifacts.
+	GetTask(ctx context.Context, flow, run, step, task string) (*Task, error)
+	// ListTasks returns the tasks of a run (with attempts and artifacts),
+	// ordered by numeric task id.
+	ListTasks(ctx context.Context, flow, run string) ([]*Task, error)
+
+	Close() error
+}

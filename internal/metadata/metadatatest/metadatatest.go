@@ -1,0 +1,716 @@
+// Package metadatatest is the conformance suite of metadata.Store: every
+// implementation (the embedded SQLite store, the PostgreSQL-backed service)
+// runs it from its tests:
+//
+//	func TestConformance(t *testing.T) {
+//		metadatatest.Run(t, func(t *testing.T) metadata.Store { ... })
+//	}
+//
+// Besides what the interface documents, the suite holds implementations to
+// these choices, so that code using a Store sees no difference:
+//   - Times come back in UTC, equal to what was stored to the microsecond at
+//     least.
+//   - Tags come back sorted and without duplicates. A user tag equal to one
+//     of the run's system tags is kept only as the system tag.
+//   - Removing a tag the run does not have is not an error. Removing a
+//     system tag is an error that says system tags cannot be removed, and
+//     removes none of the tags asked for.
+//   - A task's status and end time are those of its latest attempt; its
+//     artifacts are those of its successful attempt (a failed attempt's are
+//     not kept). Starting an attempt twice gives ErrExists; finishing an
+//     attempt that was never started records it (the launcher does so for a
+//     task process that died before it could).
+//   - A cloned task is succeeded and has no attempts; cloning onto an
+//     existing task gives ErrExists.
+//   - Recording a task, or listing the tasks, of a run that does not exist
+//     gives ErrNotFound; listing runs that match nothing gives no runs and
+//     no error.
+package metadatatest
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"stepwise.dev/stepwise/internal/metadata"
+)
+
+// Run runs the conformance suite against the stores newStore returns. Each
+// subtest calls newStore once and needs a new, empty store; newStore closes
+// it when the test ends (with t.Cleanup).
+func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s metadata.Store)
+	}{
+		{"CreateGetRun", testCreateGetRun},
+		{"CreateRunExists", testCreateRunExists},
+		{"GetRunNotFound", testGetRunNotFound},
+		{"FinishRun", testFinishRun},
+		{"ListRunsOrder", testListRunsOrder},
+		{"ListRunsFilters", testListRunsFilters},
+		{"ListFlows", testListFlows},
+		{"Tags", testTags},
+		{"AttemptRetry", testAttemptRetry},
+		{"AttemptEdgeCases", testAttemptEdgeCases},
+		{"CloneTask", testCloneTask},
+		{"TaskOrder", testTaskOrder},
+		{"Concurrent", testConcurrent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+// t0 is a start time with nanoseconds, in a zone other than UTC.
+var t0 = time.Date(2025, 3, 1, 12, 30, 15, 123456000, time.FixedZone("CET", 3600))
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func newRun(flow, id, user string, started time.Time, tags ...string) *metadata.Run {
+	return &metadata.Run{Flow: flow, ID: id, Status: metadata.Running, User: user,
+		SystemTags: []string{"user:" + user}, Tags: tags, Started: started}
+}
+
+func mustCreate(t *testing.T, s metadata.Store, runs ...*metadata.Run) {
+	t.Helper()
+	for _, r := range runs {
+		if err := s.CreateRun(t.Context(), r); err != nil {
+			t.Fatalf("CreateRun %s/%s: %v", r.Flow, r.ID, err)
+		}
+	}
+}
+
+func mustGetRun(t *testing.T, s metadata.Store, flow, id string) *metadata.Run {
+	t.Helper()
+	r, err := s.GetRun(t.Context(), flow, id)
+	if err != nil {
+		t.Fatalf("GetRun %s/%s: %v", flow, id, err)
+	}
+	return r
+}
+
+func mustGetTask(t *testing.T, s metadata.Store, flow, run, step, id string) *metadata.Task {
+	t.Helper()
+	k, err := s.GetTask(t.Context(), flow, run, step, id)
+	if err != nil {
+		t.Fatalf("GetTask %s/%s/%s/%s: %v", flow, run, step, id, err)
+	}
+	return k
+}
+
+// checkTime fails unless got is in UTC and the same instant as want, to the
+// microsecond.
+func checkTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if want.IsZero() {
+		if !got.IsZero() {
+			t.Errorf("%s = %v, want the zero time", what, got)
+		}
+		return
+	}
+	if got.Location() != time.UTC {
+		t.Errorf("%s = %v, in %v, want UTC", what, got, got.Location())
+	}
+	if d := got.Sub(want); d <= -time.Microsecond || d >= time.Microsecond {
+		t.Errorf("%s = %v, want %v", what, got, want.UTC())
+	}
+}
+
+// sortedSet is tags as a Store returns them.
+func sortedSet(tags []string) []string {
+	return slices.Compact(slices.Sorted(slices.Values(tags)))
+}
+
+func checkStrings(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s = %q, want %q", what, got, want)
+	}
+}
+
+func checkRun(t *testing.T, got, want *metadata.Run) {
+	t.Helper()
+	name := want.Flow + "/" + want.ID
+	if got.Flow != want.Flow || got.ID != want.ID {
+		t.Errorf("run %s: got run %s/%s", name, got.Flow, got.ID)
+	}
+	if got.Status != want.Status {
+		t.Errorf("run %s: Status = %q, want %q", name, got.Status, want.Status)
+	}
+	if got.User != want.User {
+		t.Errorf("run %s: User = %q, want %q", name, got.User, want.User)
+	}
+	checkStrings(t, "run "+name+": SystemTags", got.SystemTags, sortedSet(want.SystemTags))
+	checkStrings(t, "run "+name+": Tags", got.Tags, sortedSet(want.Tags))
+	if !maps.Equal(got.Params, want.Params) {
+		t.Errorf("run %s: Params = %v, want %v", name, got.Params, want.Params)
+	}
+	checkTime(t, "run "+name+": Started", got.Started, want.Started)
+	checkTime(t, "run "+name+": Ended", got.Ended, want.Ended)
+	if got.Code != want.Code {
+		t.Errorf("run %s: Code = %+v, want %+v", name, got.Code, want.Code)
+	}
+	if got.Origin != want.Origin {
+		t.Errorf("run %s: Origin = %q, want %q", name, got.Origin, want.Origin)
+	}
+}
+
+func checkAttempts(t *testing.T, task string, got, want []metadata.Attempt) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("task %s: %d attempts %+v, want %d %+v", task, len(got), got, len(want), want)
+		return
+	}
+	for i, w := range want {
+		g := got[i]
+		what := fmt.Sprintf("task %s: attempt %d", task, w.N)
+		if g.Flow != w.Flow || g.Run != w.Run || g.Step != w.Step || g.Task != w.Task || g.N != w.N {
+			t.Errorf("%s: got %s/%s/%s/%s attempt %d", what, g.Flow, g.Run, g.Step, g.Task, g.N)
+		}
+		if g.Status != w.Status {
+			t.Errorf("%s: Status = %q, want %q", what, g.Status, w.Status)
+		}
+		if g.Error != w.Error {
+			t.Errorf("%s: Error = %q, want %q", what, g.Error, w.Error)
+		}
+		checkTime(t, what+": Started", g.Started, w.Started)
+		checkTime(t, what+": Ended", g.Ended, w.Ended)
+	}
+}
+
+func checkArtifacts(t *testing.T, task string, got, want []metadata.Artifact) {
+	t.Helper()
+	want = slices.Clone(want)
+	slices.SortFunc(want, func(a, b metadata.Artifact) int { return strings.Compare(a.Name, b.Name) })
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("task %s: Artifacts = %+v, want %+v", task, got, want)
+	}
+}
+
+// checkErr fails unless err is target (nil for any non-nil error) and its
+// message names each of names.
+func checkErr(t *testing.T, what string, err, target error, names ...string) {
+	t.Helper()
+	switch {
+	case err == nil:
+		t.Errorf("%s: no error, want one", what)
+		return
+	case target != nil && !errors.Is(err, target):
+		t.Errorf("%s: error %q is not %q", what, err, target)
+	}
+	for _, n := range names {
+		if !strings.Contains(err.Error(), n) {
+			t.Errorf("%s: error %q does not name %q", what, err, n)
+		}
+	}
+}
+
+func testCreateGetRun(t *testing.T, s metadata.Store) {
+	full := &metadata.Run{
+		Flow: "Train", ID: "1740828615123456", Status: metadata.Running, User: "ann",
+		SystemTags: []string{"user:ann", "runtime:local"},
+		Tags:       []string{"exp-7", "baseline", "exp-7"},
+		Params:     map[string]string{"alpha": "0.5", "name": "x y", "empty": ""},
+		Started:    t0,
+		Code:       metadata.Code{BinarySHA256: strings.Repeat("ab", 32), GitCommit: "0123456789abcdef", GitDirty: true},
+		Origin:     "1740828000000000",
+	}
+	ended := &metadata.Run{Flow: "Train", ID: "2", Status: metadata.Failed, User: "bob",
+		SystemTags: []string{"user:bob"}, Started: at(time.Hour), Ended: at(2 * time.Hour)}
+	bare := &metadata.Run{Flow: "Other", ID: "3", Status: metadata.Running, Started: at(3 * time.Hour)}
+	for _, r := range []*metadata.Run{full, ended, bare} {
+		t.Run(r.Flow+"_"+r.ID, func(t *testing.T) {
+			want := *r
+			want.SystemTags, want.Tags, want.Params = slices.Clone(r.SystemTags), slices.Clone(r.Tags), maps.Clone(r.Params)
+			mustCreate(t, s, r)
+			checkRun(t, mustGetRun(t, s, r.Flow, r.ID), &want)
+		})
+	}
+	// The same id in another flow is another run.
+	other := newRun("Other", full.ID, "cy", at(4*time.Hour))
+	mustCreate(t, s, other)
+	checkRun(t, mustGetRun(t, s, "Other", full.ID), other)
+	checkRun(t, mustGetRun(t, s, "Train", full.ID), full)
+}
+
+func testCreateRunExists(t *testing.T, s metadata.Store) {
+	first := newRun("Train", "17", "ann", t0)
+	mustCreate(t, s, first)
+	err := s.CreateRun(t.Context(), newRun("Train", "17", "bob", at(time.Minute)))
+	checkErr(t, "CreateRun of a taken id", err, metadata.ErrExists, "Train", "17")
+	checkRun(t, mustGetRun(t, s, "Train", "17"), first)
+}
+
+func testGetRunNotFound(t *testing.T, s metadata.Store) {
+	mustCreate(t, s, newRun("Train", "1", "ann", t0))
+	for _, c := range []struct{ flow, run string }{{"Train", "2"}, {"Nope", "1"}} {
+		_, err := s.GetRun(t.Context(), c.flow, c.run)
+		checkErr(t, "GetRun "+c.flow+"/"+c.run, err, metadata.ErrNotFound, c.flow, c.run)
+	}
+}
+
+func testFinishRun(t *testing.T, s metadata.Store) {
+	r := newRun("Train", "1", "ann", t0)
+	mustCreate(t, s, r)
+	if err := s.FinishRun(t.Context(), "Train", "1", metadata.Succeeded, at(time.Hour)); err != nil {
+		t.Fatalf("FinishRun: %v", err)
+	}
+	r.Status, r.Ended = metadata.Succeeded, at(time.Hour)
+	checkRun(t, mustGetRun(t, s, "Train", "1"), r)
+
+	mustCreate(t, s, newRun("Train", "2", "ann", at(time.Minute)))
+	if err := s.FinishRun(t.Context(), "Train", "2", metadata.Failed, at(2*time.Minute)); err != nil {
+		t.Fatalf("FinishRun: %v", err)
+	}
+	if got := mustGetRun(t, s, "Train", "2"); got.Status != metadata.Failed {
+		t.Errorf("run Train/2: Status = %q after FinishRun(failed)", got.Status)
+	}
+	err := s.FinishRun(t.Context(), "Train", "3", metadata.Succeeded, at(time.Hour))
+	checkErr(t, "FinishRun of a missing run", err, metadata.ErrNotFound, "Train", "3")
+}
+
+func runIDs(runs []*metadata.Run) []string {
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.Flow + "/" + r.ID
+	}
+	return ids
+}
+
+func testListRunsOrder(t *testing.T, s metadata.Store) {
+	// Created out of order; 15 and 16 started at the same time.
+	for _, c := range []struct {
+		id string
+		d  time.Duration
+	}{{"13", 3}, {"11", 1}, {"16", 5}, {"14", 4}, {"15", 5}, {"12", 2}} {
+		mustCreate(t, s, newRun("Train", c.id, "ann", at(c.d*time.Minute)))
+	}
+	mustCreate(t, s, newRun("Other", "10", "ann", at(150*time.Second)))
+	runs, err := s.ListRuns(t.Context(), metadata.RunFilter{Flow: "Train"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStrings(t, "ListRuns(Train)", runIDs(runs), []string{"Train/16", "Train/15", "Train/14", "Train/13", "Train/12", "Train/11"})
+	runs, err = s.ListRuns(t.Context(), metadata.RunFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStrings(t, "ListRuns()", runIDs(runs), []string{"Train/16", "Train/15", "Train/14", "Train/13", "Other/10", "Train/12", "Train/11"})
+	// Listed runs are complete.
+	checkRun(t, runs[0], newRun("Train", "16", "ann", at(5*time.Minute)))
+}
+
+func testListRunsFilters(t *testing.T, s metadata.Store) {
+	h := time.Hour
+	runs := []*metadata.Run{
+		newRun("A", "1", "ann", at(0), "exp"),
+		newRun("A", "2", "bob", at(1*h), "exp", "prod"),
+		newRun("A", "3", "ann", at(2*h), "prod"),
+		newRun("A", "4", "ann", at(3*h), "exp", "prod"),
+		newRun("B", "5", "ann", at(h/2), "exp"),
+	}
+	mustCreate(t, s, runs...)
+	finish := map[string]metadata.Status{"1": metadata.Succeeded, "2": metadata.Failed, "4": metadata.Succeeded, "5": metadata.Succeeded}
+	for _, r := range runs {
+		if st, ok := finish[r.ID]; ok {
+			if err := s.FinishRun(t.Context(), r.Flow, r.ID, st, r.Started.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name string
+		f    metadata.RunFilter
+		want []string
+	}{
+		{"flow", metadata.RunFilter{Flow: "A"}, []string{"A/4", "A/3", "A/2", "A/1"}},
+		{"other flow", metadata.RunFilter{Flow: "B"}, []string{"B/5"}},
+		{"unknown flow", metadata.RunFilter{Flow: "C"}, nil},
+		{"everything", metadata.RunFilter{}, []string{"A/4", "A/3", "A/2", "B/5", "A/1"}},
+		{"tag", metadata.RunFilter{Flow: "A", Tags: []string{"exp"}}, []string{"A/4", "A/2", "A/1"}},
+		{"two tags", metadata.RunFilter{Flow: "A", Tags: []string{"exp", "prod"}}, []string{"A/4", "A/2"}},
+		{"same tag twice", metadata.RunFilter{Flow: "A", Tags: []string{"prod", "prod"}}, []string{"A/4", "A/3", "A/2"}},
+		{"system tag", metadata.RunFilter{Flow: "A", Tags: []string{"user:ann"}}, []string{"A/4", "A/3", "A/1"}},
+		{"system and user tags, all flows", metadata.RunFilter{Tags: []string{"user:ann", "exp"}}, []string{"A/4", "B/5", "A/1"}},
+		{"unknown tag", metadata.RunFilter{Flow: "A", Tags: []string{"exp", "nope"}}, nil},
+		{"status", metadata.RunFilter{Flow: "A", Status: metadata.Succeeded}, []string{"A/4", "A/1"}},
+		{"running", metadata.RunFilter{Status: metadata.Running}, []string{"A/3"}},
+		{"since, inclusive", metadata.RunFilter{Flow: "A", Since: at(h)}, []string{"A/4", "A/3", "A/2"}},
+		{"until, exclusive", metadata.RunFilter{Flow: "A", Until: at(2 * h)}, []string{"A/2", "A/1"}},
+		{"since and until", metadata.RunFilter{Since: at(h / 4), Until: at(2 * h)}, []string{"A/2", "B/5"}},
+		{"since in UTC", metadata.RunFilter{Flow: "A", Since: at(3 * h).UTC()}, []string{"A/4"}},
+		{"limit", metadata.RunFilter{Flow: "A", Limit: 2}, []string{"A/4", "A/3"}},
+		{"limit above count", metadata.RunFilter{Flow: "B", Limit: 10}, []string{"B/5"}},
+		{"limit and tag", metadata.RunFilter{Tags: []string{"exp"}, Limit: 1}, []string{"A/4"}},
+		{"everything at once", metadata.RunFilter{Flow: "A", Tags: []string{"user:ann", "exp"}, Status: metadata.Succeeded,
+			Since: at(0), Until: at(4 * h), Limit: 5}, []string{"A/4", "A/1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.ListRuns(t.Context(), tc.f)
+			if err != nil {
+				t.Fatalf("ListRuns(%+v): %v", tc.f, err)
+			}
+			checkStrings(t, fmt.Sprintf("ListRuns(%+v)", tc.f), runIDs(got), tc.want)
+		})
+	}
+}
+
+func testListFlows(t *testing.T, s metadata.Store) {
+	flows, err := s.ListFlows(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStrings(t, "ListFlows of an empty store", flows, nil)
+	mustCreate(t, s, newRun("Zeta", "1", "ann", t0), newRun("Alpha", "2", "ann", t0),
+		newRun("Mid", "3", "bob", t0), newRun("Alpha", "4", "bob", t0))
+	flows, err = s.ListFlows(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStrings(t, "ListFlows", flows, []string{"Alpha", "Mid", "Zeta"})
+}
+
+func testTags(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	r := newRun("Train", "1", "ann", t0, "start")
+	mustCreate(t, s, r, newRun("Train", "2", "ann", at(time.Minute)))
+	tagsOf := func() ([]string, []string) {
+		t.Helper()
+		got := mustGetRun(t, s, "Train", "1")
+		return got.SystemTags, got.Tags
+	}
+	listed := func(tag string) []string {
+		t.Helper()
+		runs, err := s.ListRuns(ctx, metadata.RunFilter{Flow: "Train", Tags: []string{tag}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runIDs(runs)
+	}
+
+	if err := s.AddTags(ctx, "Train", "1", []string{"x", "y", "x"}); err != nil {
+		t.Fatalf("AddTags: %v", err)
+	}
+	if err := s.AddTags(ctx, "Train", "1", []string{"x", "start"}); err != nil {
+		t.Fatalf("AddTags of tags the run has: %v", err)
+	}
+	if err := s.AddTags(ctx, "Train", "1", []string{"user:ann"}); err != nil {
+		t.Fatalf("AddTags of a tag equal to a system tag: %v", err)
+	}
+	sys, user := tagsOf()
+	checkStrings(t, "SystemTags after AddTags", sys, []string{"user:ann"})
+	checkStrings(t, "Tags after AddTags", user, []string{"start", "x", "y"})
+	checkStrings(t, "runs tagged x", listed("x"), []string{"Train/1"})
+
+	if err := s.RemoveTags(ctx, "Train", "1", []string{"x", "never-added"}); err != nil {
+		t.Fatalf("RemoveTags of a tag and of a tag the run does not have: %v", err)
+	}
+	_, user = tagsOf()
+	checkStrings(t, "Tags after RemoveTags", user, []string{"start", "y"})
+	checkStrings(t, "runs tagged x after RemoveTags", listed("x"), nil)
+
+	err := s.RemoveTags(ctx, "Train", "1", []string{"y", "user:ann"})
+	checkErr(t, "RemoveTags of a system tag", err, nil, "user:ann", "system tags cannot be removed")
+	if errors.Is(err, metadata.ErrNotFound) {
+		t.Errorf("RemoveTags of a system tag: error %q is ErrNotFound", err)
+	}
+	sys, user = tagsOf()
+	checkStrings(t, "SystemTags after the refused RemoveTags", sys, []string{"user:ann"})
+	checkStrings(t, "Tags after the refused RemoveTags", user, []string{"start", "y"})
+	checkStrings(t, "runs tagged user:ann", listed("user:ann"), []string{"Train/2", "Train/1"})
+
+	// The other run is untouched.
+	other := mustGetRun(t, s, "Train", "2")
+	checkStrings(t, "Tags of the other run", other.Tags, nil)
+
+	err = s.AddTags(ctx, "Train", "9", []string{"x"})
+	checkErr(t, "AddTags on a missing run", err, metadata.ErrNotFound, "Train", "9")
+	err = s.RemoveTags(ctx, "Train", "9", []string{"x"})
+	checkErr(t, "RemoveTags on a missing run", err, metadata.ErrNotFound, "Train", "9")
+}
+
+func testAttemptRetry(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	mustCreate(t, s, newRun("Train", "1", "ann", t0))
+	a0 := metadata.Attempt{Flow: "Train", Run: "1", Step: "fit", Task: "3", N: 0, Status: metadata.Running, Started: at(time.Second)}
+	if err := s.StartAttempt(ctx, a0); err != nil {
+		t.Fatalf("StartAttempt 0: %v", err)
+	}
+	k := mustGetTask(t, s, "Train", "1", "fit", "3")
+	if k.Status != metadata.Running {
+		t.Errorf("task after StartAttempt: Status = %q, want running", k.Status)
+	}
+	checkTime(t, "task Started", k.Started, a0.Started)
+	checkAttempts(t, "Train/1/fit/3", k.Attempts, []metadata.Attempt{a0})
+
+	a0.Status, a0.Ended, a0.Error = metadata.Failed, at(2*time.Second), "fit: out of memory"
+	partial := []metadata.Artifact{{Name: "partial", Type: "int", Key: "k0", Size: 1}}
+	if err := s.FinishAttempt(ctx, a0, partial); err != nil {
+		t.Fatalf("FinishAttempt 0: %v", err)
+	}
+	k = mustGetTask(t, s, "Train", "1", "fit", "3")
+	if k.Status != metadata.Failed {
+		t.Errorf("task after a failed attempt: Status = %q, want failed", k.Status)
+	}
+	checkTime(t, "task Ended after a failed attempt", k.Ended, a0.Ended)
+	checkArtifacts(t, "Train/1/fit/3 after a failed attempt", k.Artifacts, nil)
+
+	a1 := metadata.Attempt{Flow: "Train", Run: "1", Step: "fit", Task: "3", N: 1, Status: metadata.Running, Started: at(3 * time.Second)}
+	if err := s.StartAttempt(ctx, a1); err != nil {
+		t.Fatalf("StartAttempt 1: %v", err)
+	}
+	k = mustGetTask(t, s, "Train", "1", "fit", "3")
+	if k.Status != metadata.Running || !k.Ended.IsZero() {
+		t.Errorf("task after StartAttempt 1: Status = %q, Ended = %v; want running, no end", k.Status, k.Ended)
+	}
+	err := s.StartAttempt(ctx, a1)
+	checkErr(t, "StartAttempt of an attempt already started", err, metadata.ErrExists, "Train/1/fit/3")
+
+	a1.Status, a1.Ended = metadata.Succeeded, at(4*time.Second)
+	arts := []metadata.Artifact{
+		{Name: "model", Type: "*main.Model", Key: "sha256:" + strings.Repeat("1", 64), Size: 123456789012},
+		{Name: "accuracy", Type: "float64", Key: "sha256:" + strings.Repeat("2", 64), Size: 8},
+		{Name: "Z", Type: "string", Key: "sha256:" + strings.Repeat("3", 64), Size: 0},
+	}
+	if err := s.FinishAttempt(ctx, a1, arts); err != nil {
+		t.Fatalf("FinishAttempt 1: %v", err)
+	}
+	want := &metadata.Task{Flow: "Train", Run: "1", Step: "fit", ID: "3", Status: metadata.Succeeded,
+		Started: a0.Started, Ended: a1.Ended, Attempts: []metadata.Attempt{a0, a1}, Artifacts: arts}
+	checkTask(t, mustGetTask(t, s, "Train", "1", "fit", "3"), want)
+	tasks, err := s.ListTasks(ctx, "Train", "1")
+	if err != nil {
+		t.Fatalf("ListTasks: %v", err)
+	}
+	if len(tasks) != 1 {
+		t.Fatalf("ListTasks: %d tasks, want 1", len(tasks))
+	}
+	checkTask(t, tasks[0], want)
+}
+
+func checkTask(t *testing.T, got, want *metadata.Task) {
+	t.Helper()
+	name := want.Flow + "/" + want.Run + "/" + want.Step + "/" + want.ID
+	if got.Flow != want.Flow || got.Run != want.Run || got.Step != want.Step || got.ID != want.ID {
+		t.Errorf("task %s: got %s/%s/%s/%s", name, got.Flow, got.Run, got.Step, got.ID)
+	}
+	if got.Status != want.Status {
+		t.Errorf("task %s: Status = %q, want %q", name, got.Status, want.Status)
+	}
+	if got.ClonedFrom != want.ClonedFrom {
+		t.Errorf("task %s: ClonedFrom = %q, want %q", name, got.ClonedFrom, want.ClonedFrom)
+	}
+	checkTime(t, "task "+name+": Started", got.Started, want.Started)
+	checkTime(t, "task "+name+": Ended", got.Ended, want.Ended)
+	checkAttempts(t, name, got.Attempts, want.Attempts)
+	checkArtifacts(t, name, got.Artifacts, want.Artifacts)
+}
+
+func testAttemptEdgeCases(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	mustCreate(t, s, newRun("Train", "1", "ann", t0))
+
+	// The launcher records an attempt whose process died before recording
+	// anything: FinishAttempt without StartAttempt.
+	a := metadata.Attempt{Flow: "Train", Run: "1", Step: "start", Task: "1", N: 0, Status: metadata.Running, Started: at(time.Second)}
+	if err := s.StartAttempt(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	a.Status, a.Ended, a.Error = metadata.Failed, at(2*time.Second), "exit status 1"
+	if err := s.FinishAttempt(ctx, a, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := metadata.Attempt{Flow: "Train", Run: "1", Step: "start", Task: "1", N: 1, Status: metadata.Failed,
+		Started: at(3 * time.Second), Ended: at(4 * time.Second), Error: "killed: timeout"}
+	if err := s.FinishAttempt(ctx, b, nil); err != nil {
+		t.Fatalf("FinishAttempt of an attempt never started: %v", err)
+	}
+	checkTask(t, mustGetTask(t, s, "Train", "1", "start", "1"), &metadata.Task{Flow: "Train", Run: "1", Step: "start", ID: "1",
+		Status: metadata.Failed, Started: a.Started, Ended: b.Ended, Attempts: []metadata.Attempt{a, b}})
+
+	// Nor did the task exist.
+	c := metadata.Attempt{Flow: "Train", Run: "1", Step: "end", Task: "2", N: 0, Status: metadata.Failed,
+		Started: at(5 * time.Second), Ended: at(6 * time.Second), Error: "did not start"}
+	if err := s.FinishAttempt(ctx, c, nil); err != nil {
+		t.Fatalf("FinishAttempt of a task never started: %v", err)
+	}
+	checkTask(t, mustGetTask(t, s, "Train", "1", "end", "2"), &metadata.Task{Flow: "Train", Run: "1", Step: "end", ID: "2",
+		Status: metadata.Failed, Started: c.Started, Ended: c.Ended, Attempts: []metadata.Attempt{c}})
+
+	// Tasks of a run that does not exist.
+	missing := metadata.Attempt{Flow: "Train", Run: "9", Step: "start", Task: "1", Status: metadata.Running, Started: t0}
+	checkErr(t, "StartAttempt in a missing run", s.StartAttempt(ctx, missing), metadata.ErrNotFound, "Train", "9")
+	missing.Status, missing.Ended = metadata.Succeeded, at(time.Second)
+	checkErr(t, "FinishAttempt in a missing run", s.FinishAttempt(ctx, missing, nil), metadata.ErrNotFound, "Train", "9")
+}
+
+func testCloneTask(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	mustCreate(t, s, newRun("Train", "1", "ann", t0))
+	arts := []metadata.Artifact{{Name: "x", Type: "int", Key: "kx", Size: 3}, {Name: "data", Type: "[]float64", Key: "kd", Size: 800}}
+	a := metadata.Attempt{Flow: "Train", Run: "1", Step: "start", Task: "1", Status: metadata.Running, Started: at(time.Second)}
+	if err := s.StartAttempt(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	a.Status, a.Ended = metadata.Succeeded, at(2*time.Second)
+	if err := s.FinishAttempt(ctx, a, arts); err != nil {
+		t.Fatal(err)
+	}
+	origin := mustGetTask(t, s, "Train", "1", "start", "1")
+
+	resumed := newRun("Train", "2", "ann", at(time.Hour))
+	resumed.Origin = "1"
+	mustCreate(t, s, resumed)
+	clone := &metadata.Task{Flow: "Train", Run: "2", Step: "start", ID: "1", Started: origin.Started, Ended: origin.Ended,
+		ClonedFrom: "Train/1/start/1", Artifacts: origin.Artifacts}
+	if err := s.CloneTask(ctx, clone); err != nil {
+		t.Fatalf("CloneTask: %v", err)
+	}
+	want := &metadata.Task{Flow: "Train", Run: "2", Step: "start", ID: "1", Status: metadata.Succeeded,
+		Started: origin.Started, Ended: origin.Ended, ClonedFrom: "Train/1/start/1", Artifacts: arts}
+	checkTask(t, mustGetTask(t, s, "Train", "2", "start", "1"), want)
+	tasks, err := s.ListTasks(ctx, "Train", "2")
+	if err != nil {
+		t.Fatalf("ListTasks: %v", err)
+	}
+	if len(tasks) != 1 {
+		t.Fatalf("ListTasks of the resumed run: %d tasks, want 1", len(tasks))
+	}
+	checkTask(t, tasks[0], want)
+	// The origin is unchanged.
+	checkTask(t, mustGetTask(t, s, "Train", "1", "start", "1"), origin)
+
+	checkErr(t, "CloneTask onto an existing task", s.CloneTask(ctx, clone), metadata.ErrExists, "Train/2/start/1")
+	onto := *clone
+	onto.Run = "9"
+	checkErr(t, "CloneTask into a missing run", s.CloneTask(ctx, &onto), metadata.ErrNotFound, "Train", "9")
+}
+
+func testTaskOrder(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	mustCreate(t, s, newRun("Train", "1", "ann", t0), newRun("Train", "2", "ann", t0))
+	for _, k := range []struct{ step, id string }{{"b", "2"}, {"c", "10"}, {"c", "9"}, {"a", "1"}, {"end", "11"}} {
+		a := metadata.Attempt{Flow: "Train", Run: "1", Step: k.step, Task: k.id, Status: metadata.Running, Started: t0}
+		if err := s.StartAttempt(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tasks, err := s.ListTasks(ctx, "Train", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range tasks {
+		got = append(got, k.Step+"/"+k.ID)
+		if len(k.Attempts) != 1 {
+			t.Errorf("task %s: %d attempts, want 1", k.ID, len(k.Attempts))
+		}
+	}
+	checkStrings(t, "ListTasks", got, []string{"a/1", "b/2", "c/9", "c/10", "end/11"})
+	if k := mustGetTask(t, s, "Train", "1", "c", "10"); k.ID != "10" || k.Step != "c" {
+		t.Errorf("GetTask(c/10) = %s/%s", k.Step, k.ID)
+	}
+
+	tasks, err = s.ListTasks(ctx, "Train", "2")
+	if err != nil || len(tasks) != 0 {
+		t.Errorf("ListTasks of a run without tasks = %d tasks, %v; want none, no error", len(tasks), err)
+	}
+	_, err = s.ListTasks(ctx, "Train", "3")
+	checkErr(t, "ListTasks of a missing run", err, metadata.ErrNotFound, "Train", "3")
+	for _, c := range []struct{ run, step, id string }{{"1", "c", "11"}, {"1", "d", "10"}, {"3", "c", "10"}} {
+		_, err := s.GetTask(ctx, "Train", c.run, c.step, c.id)
+		checkErr(t, "GetTask of a missing task", err, metadata.ErrNotFound, "Train/"+c.run)
+	}
+}
+
+// testConcurrent has 20 writers record 50 tasks each in one run, and
+// create one run and tag another all at once.
+func testConcurrent(t *testing.T, s metadata.Store) {
+	const writers, perWriter = 20, 50
+	ctx := t.Context()
+	mustCreate(t, s, newRun("Train", "1", "ann", t0))
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created int
+	)
+	errs := make(chan error, writers*perWriter)
+	for w := range writers {
+		wg.Go(func() {
+			err := s.CreateRun(ctx, newRun("Train", "2", fmt.Sprint("user", w), t0))
+			switch {
+			case err == nil:
+				mu.Lock()
+				created++
+				mu.Unlock()
+			case !errors.Is(err, metadata.ErrExists):
+				errs <- fmt.Errorf("CreateRun by writer %d: %w", w, err)
+			}
+			if err := s.AddTags(ctx, "Train", "1", []string{fmt.Sprint("w", w)}); err != nil {
+				errs <- err
+			}
+			for i := range perWriter {
+				id := fmt.Sprint(w*perWriter + i + 1)
+				a := metadata.Attempt{Flow: "Train", Run: "1", Step: "work", Task: id, Status: metadata.Running, Started: at(time.Duration(i) * time.Second)}
+				if err := s.StartAttempt(ctx, a); err != nil {
+					errs <- err
+					continue
+				}
+				a.Status, a.Ended = metadata.Succeeded, a.Started.Add(time.Millisecond)
+				arts := []metadata.Artifact{{Name: "id", Type: "string", Key: "k" + id, Size: int64(len(id))}, {Name: "w", Type: "int", Key: fmt.Sprint("w", w), Size: 8}}
+				if err := s.FinishAttempt(ctx, a, arts); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for err := range errs {
+		if n++; n <= 5 {
+			t.Error(err)
+		}
+	}
+	if n > 5 {
+		t.Errorf("and %d more errors", n-5)
+	}
+	if created != 1 {
+		t.Errorf("%d of %d concurrent CreateRun of one id succeeded, want 1", created, writers)
+	}
+	if r := mustGetRun(t, s, "Train", "1"); len(r.Tags) != writers {
+		t.Errorf("run Train/1 has %d tags after %d concurrent AddTags: %q", len(r.Tags), writers, r.Tags)
+	}
+	tasks, err := s.ListTasks(ctx, "Train", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != writers*perWriter {
+		t.Fatalf("ListTasks: %d tasks, want %d", len(tasks), writers*perWriter)
+	}
+	for i, k := range tasks {
+		id := fmt.Sprint(i + 1)
+		if k.ID != id {
+			t.Fatalf("ListTasks: task %d has id %s, want %s (tasks in numeric order)", i, k.ID, id)
+		}
+		if k.Status != metadata.Succeeded || len(k.Attempts) != 1 || len(k.Artifacts) != 2 ||
+			k.Artifacts[0].Key != "k"+id || k.Artifacts[1].Key != fmt.Sprint("w", i/perWriter) {
+			t.Errorf("task %s: status %s, %d attempts, artifacts %+v", id, k.Status, len(k.Attempts), k.Artifacts)
+		}
+	}
+}

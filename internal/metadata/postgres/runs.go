@@ -1,0 +1,368 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"stepwise.dev/stepwise/internal/metadata"
+)
+
+// CreateRun records a new run (ErrExists if its id is taken). A zero
+// Started is set to now and an empty Status to running, in r too.
+func (s *Store) CreateRun(ctx context.Context, r *metadata.Run) error {
+	if err := checkNames("flow", r.Flow, "run id", r.ID); err != nil {
+		return err
+	}
+	name := r.Flow + "/" + r.ID
+	if r.Status == "" {
+		r.Status = metadata.Running
+	}
+	if err := checkStatus(r.Status, "run "+name); err != nil {
+		return err
+	}
+	r.Started = orNow(r.Started)
+	started, err := nanos("run "+name+": start time", r.Started)
+	if err != nil {
+		return err
+	}
+	ended, err := nanos("run "+name+": end time", r.Ended)
+	if err != nil {
+		return err
+	}
+	for _, tags := range [][]string{r.SystemTags, r.Tags} {
+		for _, t := range tags {
+			if err := checkTag(name, t); err != nil {
+				return err
+			}
+		}
+	}
+	texts := []string{"user", r.User, "origin", r.Origin, "binary SHA-256", r.Code.BinarySHA256, "git commit", r.Code.GitCommit}
+	for i := 0; i < len(texts); i += 2 {
+		if err := checkText("run "+name+": "+texts[i], texts[i+1]); err != nil {
+			return err
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Params)) {
+		if err := checkText("run "+name+": parameter name", k); err != nil {
+			return err
+		}
+		if err := checkText("run "+name+": parameter "+k, r.Params[k]); err != nil {
+			return err
+		}
+	}
+	params := []byte("{}")
+	if len(r.Params) > 0 {
+		if params, err = json.Marshal(r.Params); err != nil {
+			return fmt.Errorf("metadata: run %s: encoding params: %w", name, err)
+		}
+	}
+	err = s.write(ctx, func(tx pgx.Tx) error {
+		var pk int64
+		err := tx.QueryRow(ctx, `
+INSERT INTO runs (flow, id, status, username, params, started, ended,
+	code_binary_sha256, code_git_commit, code_git_dirty, origin)
+VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (flow, id) DO NOTHING
+RETURNING pk`,
+			r.Flow, r.ID, string(r.Status), r.User, string(params), started, ended,
+			r.Code.BinarySHA256, r.Code.GitCommit, r.Code.GitDirty, r.Origin).Scan(&pk)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return exists("run %s already exists", name)
+		}
+		if err != nil {
+			return err
+		}
+		// System tags first: a user tag equal to one is then left out.
+		if err := insertTags(ctx, tx, pk, r.SystemTags, true); err != nil {
+			return err
+		}
+		return insertTags(ctx, tx, pk, r.Tags, false)
+	})
+	return s.wrap(err, "recording run %s", name)
+}
+
+// insertTags adds tags to a run, leaving those it has alone. They are
+// inserted in order, so that concurrent transactions tagging one run do not
+// deadlock.
+func insertTags(ctx context.Context, tx pgx.Tx, run int64, tags []string, system bool) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	tags = slices.Compact(slices.Sorted(slices.Values(tags)))
+	_, err := tx.Exec(ctx, `
+INSERT INTO run_tags (run, tag, system) SELECT $1, t, $3 FROM unnest($2::text[]) WITH ORDINALITY AS u (t, i) ORDER BY i
+ON CONFLICT DO NOTHING`, run, tags, system)
+	return err
+}
+
+// FinishRun sets a run's final status (succeeded or failed) and end time
+// (now when zero).
+func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata.Status, ended time.Time) error {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return err
+	}
+	name := flow + "/" + run
+	if status != metadata.Succeeded && status != metadata.Failed {
+		return invalid("run %s: a run finishes as %s or %s, not %q", name, metadata.Succeeded, metadata.Failed, status)
+	}
+	end, err := nanos("run "+name+": end time", orNow(ended))
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE runs SET status = $1, ended = $2 WHERE flow = $3 AND id = $4`,
+			string(status), end, flow, run)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return notFound("run %s does not exist", name)
+		}
+		return nil
+	})
+	return s.wrap(err, "finishing run %s", name)
+}
+
+// runSelect reads runs r with their tags, sorted, system and user tags
+// apart.
+const runSelect = `
+SELECT r.flow, r.id, r.status, r.username, r.params::text, r.started, r.ended,
+	r.code_binary_sha256, r.code_git_commit, r.code_git_dirty, r.origin,
+	coalesce(g.system_tags, '{}'), coalesce(g.tags, '{}')
+FROM runs r
+LEFT JOIN LATERAL (
+	SELECT array_agg(t.tag ORDER BY t.tag) FILTER (WHERE t.system) AS system_tags,
+		array_agg(t.tag ORDER BY t.tag) FILTER (WHERE NOT t.system) AS tags
+	FROM run_tags t WHERE t.run = r.pk
+) g ON true`
+
+func scanRun(row pgx.Row) (*metadata.Run, error) {
+	var (
+		r       metadata.Run
+		status  string
+		params  string
+		started int64
+		ended   *int64
+	)
+	err := row.Scan(&r.Flow, &r.ID, &status, &r.User, &params, &started, &ended,
+		&r.Code.BinarySHA256, &r.Code.GitCommit, &r.Code.GitDirty, &r.Origin, &r.SystemTags, &r.Tags)
+	if err != nil {
+		return nil, err
+	}
+	r.Status = metadata.Status(status)
+	r.Started, r.Ended = fromNanos(&started), fromNanos(ended)
+	r.Params = map[string]string{}
+	if err := json.Unmarshal([]byte(params), &r.Params); err != nil {
+		return nil, fmt.Errorf("metadata: run %s/%s: decoding params: %w", r.Flow, r.ID, err)
+	}
+	if r.SystemTags == nil {
+		r.SystemTags = []string{}
+	}
+	if r.Tags == nil {
+		r.Tags = []string{}
+	}
+	return &r, nil
+}
+
+// GetRun returns a run (ErrNotFound if none).
+func (s *Store) GetRun(ctx context.Context, flow, run string) (*metadata.Run, error) {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return nil, err
+	}
+	r, err := scanRun(s.pool.QueryRow(ctx, runSelect+` WHERE r.flow = $1 AND r.id = $2`, flow, run))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("run %s/%s does not exist", flow, run)
+	}
+	if err != nil {
+		return nil, s.wrap(err, "reading run %s/%s", flow, run)
+	}
+	return r, nil
+}
+
+// ListRuns returns runs matching f, newest first (by start time, then by id,
+// both descending).
+func (s *Store) ListRuns(ctx context.Context, f metadata.RunFilter) ([]*metadata.Run, error) {
+	what := "all flows"
+	if f.Flow != "" {
+		what = "flow " + f.Flow
+		if err := checkNames("flow", f.Flow); err != nil {
+			return nil, err
+		}
+	}
+	q, args, err := listRunsQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, s.wrap(err, "listing the runs of %s", what)
+	}
+	defer rows.Close()
+	runs := []*metadata.Run{}
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, s.wrap(err, "listing the runs of %s", what)
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(err, "listing the runs of %s", what)
+	}
+	return runs, nil
+}
+
+// listRunsQuery is the query of ListRuns: runs are read in the order of an
+// index (by flow or not), and each tag is a lookup in the run's tags.
+func listRunsQuery(f metadata.RunFilter) (string, []any, error) {
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Flow != "" {
+		where = append(where, "r.flow = "+arg(f.Flow))
+	}
+	if f.Status != "" {
+		if err := checkStatus(f.Status, "listing runs"); err != nil {
+			return "", nil, err
+		}
+		where = append(where, "r.status = "+arg(string(f.Status)))
+	}
+	// Bounds beyond what the store holds match everything (or nothing).
+	if !f.Since.IsZero() {
+		where = append(where, "r.started >= "+arg(clampNanos(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "r.started < "+arg(clampNanos(f.Until)))
+	}
+	for _, t := range slices.Compact(slices.Sorted(slices.Values(f.Tags))) {
+		if err := checkTag("filter", t); err != nil {
+			return "", nil, err
+		}
+		where = append(where, "EXISTS (SELECT 1 FROM run_tags t WHERE t.run = r.pk AND t.tag = "+arg(t)+")")
+	}
+	q := runSelect
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY r.started DESC, r.id DESC`
+	if f.Limit > 0 {
+		q += ` LIMIT ` + arg(f.Limit)
+	}
+	return q, args, nil
+}
+
+// clampNanos is t in unix nanoseconds, clamped to what an int64 holds.
+func clampNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return minTime.UnixNano()
+	case t.After(maxTime):
+		return maxTime.UnixNano()
+	}
+	return t.UnixNano()
+}
+
+// ListFlows returns the names of all flows that have runs, sorted.
+func (s *Store) ListFlows(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT flow FROM runs ORDER BY flow`)
+	if err != nil {
+		return nil, s.wrap(err, "listing flows")
+	}
+	flows, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.wrap(err, "listing flows")
+	}
+	if flows == nil {
+		flows = []string{}
+	}
+	return flows, nil
+}
+
+// runPK finds a run's key in a transaction.
+func runPK(ctx context.Context, tx pgx.Tx, flow, run string) (int64, error) {
+	var pk int64
+	err := tx.QueryRow(ctx, `SELECT pk FROM runs WHERE flow = $1 AND id = $2`, flow, run).Scan(&pk)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, notFound("run %s/%s does not exist", flow, run)
+	}
+	return pk, err
+}
+
+// AddTags adds user tags to a run. Tags it has already are left as they
+// are.
+func (s *Store) AddTags(ctx context.Context, flow, run string, tags []string) error {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return err
+	}
+	name := flow + "/" + run
+	for _, t := range tags {
+		if err := checkTag(name, t); err != nil {
+			return err
+		}
+	}
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		pk, err := runPK(ctx, tx, flow, run)
+		if err != nil {
+			return err
+		}
+		return insertTags(ctx, tx, pk, tags, false)
+	})
+	return s.wrap(err, "tagging run %s", name)
+}
+
+// RemoveTags removes user tags from a run. Tags the run does not have are
+// ignored; if any tag is one of its system tags, nothing is removed and the
+// error says system tags cannot be removed.
+func (s *Store) RemoveTags(ctx context.Context, flow, run string, tags []string) error {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return err
+	}
+	name := flow + "/" + run
+	for _, t := range tags {
+		if err := checkTag(name, t); err != nil {
+			return err
+		}
+	}
+	tags = slices.Compact(slices.Sorted(slices.Values(tags)))
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		pk, err := runPK(ctx, tx, flow, run)
+		if err != nil {
+			return err
+		}
+		if len(tags) == 0 {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `SELECT tag FROM run_tags WHERE run = $1 AND tag = ANY ($2::text[]) AND system ORDER BY tag`, pk, tags)
+		if err != nil {
+			return err
+		}
+		system, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(system) > 0 {
+			quoted := make([]string, len(system))
+			for i, t := range system {
+				quoted[i] = strconv.Quote(t)
+			}
+			return conflict("run %s: cannot remove %s: system tags cannot be removed, only user tags", name, strings.Join(quoted, ", "))
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM run_tags WHERE run = $1 AND tag = ANY ($2::text[]) AND NOT system`, pk, tags)
+		return err
+	})
+	return s.wrap(err, "untagging run %s", name)
+}

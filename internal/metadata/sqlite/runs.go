@@ -1,0 +1,352 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"stepwise.dev/stepwise/internal/metadata"
+)
+
+// CreateRun records a new run (ErrExists if its id is taken). A zero
+// Started is set to now and an empty Status to running, in r too.
+func (s *Store) CreateRun(ctx context.Context, r *metadata.Run) error {
+	if err := checkNames("flow", r.Flow, "run id", r.ID); err != nil {
+		return err
+	}
+	name := r.Flow + "/" + r.ID
+	if r.Status == "" {
+		r.Status = metadata.Running
+	}
+	if err := checkStatus(r.Status, "run "+name); err != nil {
+		return err
+	}
+	r.Started = orNow(r.Started)
+	for _, tags := range [][]string{r.SystemTags, r.Tags} {
+		for _, t := range tags {
+			if err := checkTag(name, t); err != nil {
+				return err
+			}
+		}
+	}
+	params := []byte("{}")
+	if len(r.Params) > 0 {
+		var err error
+		if params, err = json.Marshal(r.Params); err != nil {
+			return fmt.Errorf("metadata: run %s: encoding params: %w", name, err)
+		}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var pk int64
+		err := tx.QueryRowContext(ctx, `
+INSERT INTO runs (flow, id, status, username, params, started, ended,
+	code_binary_sha256, code_git_commit, code_git_dirty, origin)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (flow, id) DO NOTHING
+RETURNING pk`,
+			r.Flow, r.ID, string(r.Status), r.User, string(params), nanos(r.Started), nanos(r.Ended),
+			r.Code.BinarySHA256, r.Code.GitCommit, r.Code.GitDirty, r.Origin).Scan(&pk)
+		if errors.Is(err, sql.ErrNoRows) {
+			return exists("run %s already exists", name)
+		}
+		if err != nil {
+			return err
+		}
+		if err := insertTags(ctx, tx, pk, r.SystemTags, true); err != nil {
+			return err
+		}
+		return insertTags(ctx, tx, pk, r.Tags, false)
+	})
+	return wrap(err, "recording run %s", name)
+}
+
+// insertTags adds tags to a run, leaving those it has alone.
+func insertTags(ctx context.Context, tx *sql.Tx, run int64, tags []string, system bool) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO run_tags (run, tag, system) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, t := range tags {
+		if _, err := stmt.ExecContext(ctx, run, t, system); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FinishRun sets a run's final status (succeeded or failed) and end time
+// (now when zero).
+func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata.Status, ended time.Time) error {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return err
+	}
+	name := flow + "/" + run
+	if status != metadata.Succeeded && status != metadata.Failed {
+		return fmt.Errorf("metadata: run %s: a run finishes as %s or %s, not %q", name, metadata.Succeeded, metadata.Failed, status)
+	}
+	ended = orNow(ended)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, ended = ? WHERE flow = ? AND id = ?`,
+			string(status), nanos(ended), flow, run)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return notFound("run %s does not exist", name)
+		}
+		return nil
+	})
+	return wrap(err, "finishing run %s", name)
+}
+
+// runColumns are the columns scanRun reads; tags come as one string of
+// "1tag" (system) and "0tag" (user) joined with \x1f, which tags cannot
+// hold.
+const runColumns = `r.flow, r.id, r.status, r.username, r.params, r.started, r.ended,
+	r.code_binary_sha256, r.code_git_commit, r.code_git_dirty, r.origin,
+	(SELECT group_concat(t.system || t.tag, char(31)) FROM run_tags t WHERE t.run = r.pk)`
+
+type scanner interface{ Scan(...any) error }
+
+func scanRun(sc scanner) (*metadata.Run, error) {
+	var (
+		r              metadata.Run
+		status, params string
+		started, ended sql.NullInt64
+		tags           sql.NullString
+	)
+	err := sc.Scan(&r.Flow, &r.ID, &status, &r.User, &params, &started, &ended,
+		&r.Code.BinarySHA256, &r.Code.GitCommit, &r.Code.GitDirty, &r.Origin, &tags)
+	if err != nil {
+		return nil, err
+	}
+	r.Status = metadata.Status(status)
+	r.Started, r.Ended = fromNanos(started), fromNanos(ended)
+	r.Params = map[string]string{}
+	if params != "{}" && params != "" {
+		if err := json.Unmarshal([]byte(params), &r.Params); err != nil {
+			return nil, fmt.Errorf("metadata: run %s/%s: decoding params: %w", r.Flow, r.ID, err)
+		}
+	}
+	r.SystemTags, r.Tags = []string{}, []string{}
+	if tags.Valid {
+		for t := range strings.SplitSeq(tags.String, "\x1f") {
+			if len(t) < 2 {
+				continue
+			}
+			if t[0] == '1' {
+				r.SystemTags = append(r.SystemTags, t[1:])
+			} else {
+				r.Tags = append(r.Tags, t[1:])
+			}
+		}
+		slices.Sort(r.SystemTags)
+		slices.Sort(r.Tags)
+	}
+	return &r, nil
+}
+
+// GetRun returns a run (ErrNotFound if none).
+func (s *Store) GetRun(ctx context.Context, flow, run string) (*metadata.Run, error) {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return nil, err
+	}
+	var r *metadata.Run
+	err := retryBusy(ctx, func() (err error) {
+		row := s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs r WHERE r.flow = ? AND r.id = ?`, flow, run)
+		r, err = scanRun(row)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("run %s/%s does not exist", flow, run)
+	}
+	if err != nil {
+		return nil, wrap(err, "reading run %s/%s", flow, run)
+	}
+	return r, nil
+}
+
+// ListRuns returns runs matching f, newest first (by start time, then by id,
+// both descending).
+func (s *Store) ListRuns(ctx context.Context, f metadata.RunFilter) ([]*metadata.Run, error) {
+	q, args := listRunsQuery(f)
+	var runs []*metadata.Run
+	err := retryBusy(ctx, func() error {
+		runs = nil
+		rows, err := s.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanRun(rows)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, r)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		what := "all flows"
+		if f.Flow != "" {
+			what = "flow " + f.Flow
+		}
+		return nil, wrap(err, "listing the runs of %s", what)
+	}
+	return runs, nil
+}
+
+// ListFlows returns the names of all flows that have runs, sorted.
+func (s *Store) ListFlows(ctx context.Context) ([]string, error) {
+	var flows []string
+	err := retryBusy(ctx, func() error {
+		flows = nil
+		rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT flow FROM runs ORDER BY flow`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var f string
+			if err := rows.Scan(&f); err != nil {
+				return err
+			}
+			flows = append(flows, f)
+		}
+		return rows.Err()
+	})
+	return flows, wrap(err, "listing flows")
+}
+
+// runPK finds a run's key in a transaction.
+func runPK(ctx context.Context, tx *sql.Tx, flow, run string) (int64, error) {
+	var pk int64
+	err := tx.QueryRowContext(ctx, `SELECT pk FROM runs WHERE flow = ? AND id = ?`, flow, run).Scan(&pk)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, notFound("run %s/%s does not exist", flow, run)
+	}
+	return pk, err
+}
+
+// AddTags adds user tags to a run. Tags it has already are left as they
+// are.
+func (s *Store) AddTags(ctx context.Context, flow, run string, tags []string) error {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return err
+	}
+	name := flow + "/" + run
+	for _, t := range tags {
+		if err := checkTag(name, t); err != nil {
+			return err
+		}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		pk, err := runPK(ctx, tx, flow, run)
+		if err != nil {
+			return err
+		}
+		return insertTags(ctx, tx, pk, tags, false)
+	})
+	return wrap(err, "tagging run %s", name)
+}
+
+// RemoveTags removes user tags from a run. Tags the run does not have are
+// ignored; if any tag is one of its system tags, nothing is removed and the
+// error says system tags cannot be removed.
+func (s *Store) RemoveTags(ctx context.Context, flow, run string, tags []string) error {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return err
+	}
+	name := flow + "/" + run
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		pk, err := runPK(ctx, tx, flow, run)
+		if err != nil {
+			return err
+		}
+		var system []string
+		for _, t := range tags {
+			var sys bool
+			err := tx.QueryRowContext(ctx, `SELECT system FROM run_tags WHERE run = ? AND tag = ?`, pk, t).Scan(&sys)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if sys && !slices.Contains(system, t) {
+				system = append(system, t)
+			}
+		}
+		if len(system) > 0 {
+			quoted := make([]string, len(system))
+			for i, t := range system {
+				quoted[i] = fmt.Sprintf("%q", t)
+			}
+			return fmt.Errorf("metadata: run %s: cannot remove %s: system tags cannot be removed, only user tags", name, strings.Join(quoted, ", "))
+		}
+		for _, t := range tags {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM run_tags WHERE run = ? AND tag = ? AND system = 0`, pk, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap(err, "untagging run %s", name)
+}
+
+// listRunsQuery is the query of ListRuns. Runs are read in the order of an
+// index; each tag is a lookup in the run's tags.
+func listRunsQuery(f metadata.RunFilter) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Flow != "" {
+		where = append(where, "r.flow = ?")
+		args = append(args, f.Flow)
+	}
+	if f.Status != "" {
+		where = append(where, "r.status = ?")
+		args = append(args, string(f.Status))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "r.started >= ?")
+		args = append(args, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "r.started < ?")
+		args = append(args, f.Until.UnixNano())
+	}
+	for _, t := range slices.Compact(slices.Sorted(slices.Values(f.Tags))) {
+		where = append(where, "EXISTS (SELECT 1 FROM run_tags t WHERE t.run = r.pk AND t.tag = ?)")
+		args = append(args, t)
+	}
+	q := `SELECT ` + runColumns + ` FROM runs r`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY r.started DESC, r.id DESC`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	return q, args
+}
+
+// checkStatus rejects a status other than the three known.
+func checkStatus(st metadata.Status, what string) error {
+	switch st {
+	case metadata.Running, metadata.Succeeded, metadata.Failed:
+		return nil
+	}
+	return fmt.Errorf("metadata: %s: unknown status %q (want %s, %s or %s)", what, st, metadata.Running, metadata.Succeeded, metadata.Failed)
+}

@@ -1,0 +1,388 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"stepwise.dev/stepwise/internal/metadata"
+)
+
+func taskName(flow, run, step, task string) string {
+	return flow + "/" + run + "/" + step + "/" + task
+}
+
+func checkAttempt(a metadata.Attempt) error {
+	if err := checkNames("flow", a.Flow, "run id", a.Run, "step", a.Step, "task id", a.Task); err != nil {
+		return err
+	}
+	if a.N < 0 {
+		return fmt.Errorf("metadata: task %s: attempt %d: attempts are numbered from 0", taskName(a.Flow, a.Run, a.Step, a.Task), a.N)
+	}
+	return nil
+}
+
+// taskRow is what a write needs to know of an existing task.
+type taskRow struct {
+	pk         int64
+	attempt    int
+	clonedFrom string
+}
+
+// findTask looks a task up; ok is false when there is none.
+func findTask(ctx context.Context, tx *sql.Tx, run int64, step, task string) (t taskRow, ok bool, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT pk, attempt, cloned_from FROM tasks WHERE run = ? AND step = ? AND id = ?`,
+		run, step, task).Scan(&t.pk, &t.attempt, &t.clonedFrom)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, false, nil
+	}
+	return t, err == nil, err
+}
+
+// StartAttempt records that an attempt started (creating the task on its
+// first attempt); the attempt is running whatever a.Status says, and a
+// zero a.Started is now. The task becomes running unless it already has a
+// later attempt. An attempt already started gives ErrExists.
+func (s *Store) StartAttempt(ctx context.Context, a metadata.Attempt) error {
+	if err := checkAttempt(a); err != nil {
+		return err
+	}
+	name := taskName(a.Flow, a.Run, a.Step, a.Task)
+	a.Started = orNow(a.Started)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		run, err := runPK(ctx, tx, a.Flow, a.Run)
+		if err != nil {
+			return err
+		}
+		t, ok, err := findTask(ctx, tx, run, a.Step, a.Task)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			err = tx.QueryRowContext(ctx, `
+INSERT INTO tasks (run, step, id, status, started, attempt) VALUES (?, ?, ?, ?, ?, ?) RETURNING pk`,
+				run, a.Step, a.Task, string(metadata.Running), nanos(a.Started), a.N).Scan(&t.pk)
+			if err != nil {
+				return err
+			}
+		case t.clonedFrom != "":
+			return fmt.Errorf("metadata: task %s was cloned from %s; a cloned task has no attempts", name, t.clonedFrom)
+		case a.N >= t.attempt:
+			_, err := tx.ExecContext(ctx, `UPDATE tasks SET status = ?, ended = NULL, attempt = ? WHERE pk = ?`,
+				string(metadata.Running), a.N, t.pk)
+			if err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `
+INSERT INTO attempts (task, n, status, started) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			t.pk, a.N, string(metadata.Running), nanos(a.Started))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return exists("task %s: attempt %d was already started", name, a.N)
+		}
+		return nil
+	})
+	return wrap(err, "recording the start of task %s attempt %d", name, a.N)
+}
+
+// FinishAttempt records the end of an attempt, with its status (succeeded
+// or failed), end time (now when zero) and error. Unless the task already
+// has a later attempt, the task takes the attempt's status and end time,
+// and on success its artifacts; artifacts of a failed attempt are not kept.
+// An attempt that was never started is recorded all the same.
+func (s *Store) FinishAttempt(ctx context.Context, a metadata.Attempt, artifacts []metadata.Artifact) error {
+	if err := checkAttempt(a); err != nil {
+		return err
+	}
+	name := taskName(a.Flow, a.Run, a.Step, a.Task)
+	if a.Status != metadata.Succeeded && a.Status != metadata.Failed {
+		return fmt.Errorf("metadata: task %s: attempt %d finishes as %s or %s, not %q", name, a.N, metadata.Succeeded, metadata.Failed, a.Status)
+	}
+	a.Ended = orNow(a.Ended)
+	if a.Status == metadata.Succeeded {
+		if err := checkArtifacts(name, artifacts); err != nil {
+			return err
+		}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		run, err := runPK(ctx, tx, a.Flow, a.Run)
+		if err != nil {
+			return err
+		}
+		t, ok, err := findTask(ctx, tx, run, a.Step, a.Task)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			t.attempt = a.N
+			err = tx.QueryRowContext(ctx, `
+INSERT INTO tasks (run, step, id, status, started, attempt) VALUES (?, ?, ?, ?, ?, ?) RETURNING pk`,
+				run, a.Step, a.Task, string(a.Status), nanos(a.Started), a.N).Scan(&t.pk)
+			if err != nil {
+				return err
+			}
+		case t.clonedFrom != "":
+			return fmt.Errorf("metadata: task %s was cloned from %s; a cloned task has no attempts", name, t.clonedFrom)
+		}
+		_, err = tx.ExecContext(ctx, `
+INSERT INTO attempts (task, n, status, started, ended, error) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (task, n) DO UPDATE SET status = excluded.status, ended = excluded.ended,
+	error = excluded.error, started = coalesce(attempts.started, excluded.started)`,
+			t.pk, a.N, string(a.Status), nanos(a.Started), nanos(a.Ended), a.Error)
+		if err != nil {
+			return err
+		}
+		if a.N < t.attempt {
+			return nil // a later attempt speaks for the task
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE tasks SET status = ?, ended = ?, attempt = ? WHERE pk = ?`,
+			string(a.Status), nanos(a.Ended), a.N, t.pk)
+		if err != nil || a.Status != metadata.Succeeded {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM artifacts WHERE task = ?`, t.pk); err != nil {
+			return err
+		}
+		return insertArtifacts(ctx, tx, t.pk, artifacts)
+	})
+	return wrap(err, "recording the end of task %s attempt %d", name, a.N)
+}
+
+// checkArtifacts rejects artifacts without a name or with the same name.
+func checkArtifacts(task string, arts []metadata.Artifact) error {
+	seen := make(map[string]bool, len(arts))
+	for _, a := range arts {
+		if a.Name == "" {
+			return fmt.Errorf("metadata: task %s: an artifact has no name", task)
+		}
+		if seen[a.Name] {
+			return fmt.Errorf("metadata: task %s: two artifacts are named %q", task, a.Name)
+		}
+		seen[a.Name] = true
+	}
+	return nil
+}
+
+func insertArtifacts(ctx context.Context, tx *sql.Tx, task int64, arts []metadata.Artifact) error {
+	if len(arts) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO artifacts (task, name, type, key, size) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, a := range arts {
+		if _, err := stmt.ExecContext(ctx, task, a.Name, a.Type, a.Key, a.Size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CloneTask records a task copied from an origin run by resume: succeeded
+// (whatever t.Status says), with t's start and end times, ClonedFrom and
+// artifacts, and no attempts (t.Attempts is ignored). ErrExists if the
+// task exists.
+func (s *Store) CloneTask(ctx context.Context, t *metadata.Task) error {
+	if err := checkNames("flow", t.Flow, "run id", t.Run, "step", t.Step, "task id", t.ID); err != nil {
+		return err
+	}
+	name := taskName(t.Flow, t.Run, t.Step, t.ID)
+	if t.ClonedFrom == "" {
+		return fmt.Errorf("metadata: task %s: a cloned task needs ClonedFrom, the pathspec of its origin", name)
+	}
+	if err := checkArtifacts(name, t.Artifacts); err != nil {
+		return err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		run, err := runPK(ctx, tx, t.Flow, t.Run)
+		if err != nil {
+			return err
+		}
+		var pk int64
+		err = tx.QueryRowContext(ctx, `
+INSERT INTO tasks (run, step, id, status, started, ended, attempt, cloned_from) VALUES (?, ?, ?, ?, ?, ?, -1, ?)
+ON CONFLICT DO NOTHING RETURNING pk`,
+			run, t.Step, t.ID, string(metadata.Succeeded), nanos(t.Started), nanos(t.Ended), t.ClonedFrom).Scan(&pk)
+		if errors.Is(err, sql.ErrNoRows) {
+			return exists("task %s already exists", name)
+		}
+		if err != nil {
+			return err
+		}
+		return insertArtifacts(ctx, tx, pk, t.Artifacts)
+	})
+	return wrap(err, "recording clone %s of %s", name, t.ClonedFrom)
+}
+
+// GetTask returns a task with its attempts (by number) and artifacts (by
+// name).
+func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*metadata.Task, error) {
+	if err := checkNames("flow", flow, "run id", run, "step", step, "task id", task); err != nil {
+		return nil, err
+	}
+	name := taskName(flow, run, step, task)
+	var t *metadata.Task
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		tasks, err := readTasks(ctx, tx, `AND r.flow = ? AND r.id = ? AND k.step = ? AND k.id = ?`, flow, run, step, task)
+		if err != nil {
+			return err
+		}
+		if len(tasks) == 0 {
+			return notFound("task %s does not exist", name)
+		}
+		t = tasks[0]
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err, "reading task %s", name)
+	}
+	return t, nil
+}
+
+// ListTasks returns the tasks of a run, with their attempts and artifacts,
+// ordered by numeric task id (then by step). ErrNotFound if the run does
+// not exist.
+func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return nil, err
+	}
+	var tasks []*metadata.Task
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		if _, err := runPK(ctx, tx, flow, run); err != nil {
+			return err
+		}
+		var err error
+		tasks, err = readTasks(ctx, tx, `AND r.flow = ? AND r.id = ?`, flow, run)
+		return err
+	})
+	if err != nil {
+		return nil, wrap(err, "listing the tasks of run %s/%s", flow, run)
+	}
+	slices.SortFunc(tasks, func(a, b *metadata.Task) int {
+		return cmp.Or(compareIDs(a.ID, b.ID), strings.Compare(a.Step, b.Step))
+	})
+	return tasks, nil
+}
+
+// readTasks reads the tasks that cond selects (a condition on runs r and
+// tasks k), with their attempts and artifacts, in three queries.
+func readTasks(ctx context.Context, tx *sql.Tx, cond string, args ...any) ([]*metadata.Task, error) {
+	from := func(join string) string {
+		return ` FROM runs r JOIN tasks k ON k.run = r.pk ` + join + ` WHERE 1 ` + cond
+	}
+	byPK := map[int64]*metadata.Task{}
+	var tasks []*metadata.Task
+	err := query(ctx, tx, `SELECT k.pk, r.flow, r.id, k.step, k.id, k.status, k.started, k.ended, k.cloned_from`+from(""), args,
+		func(rows *sql.Rows) error {
+			var (
+				pk             int64
+				t              metadata.Task
+				status         string
+				started, ended sql.NullInt64
+			)
+			if err := rows.Scan(&pk, &t.Flow, &t.Run, &t.Step, &t.ID, &status, &started, &ended, &t.ClonedFrom); err != nil {
+				return err
+			}
+			t.Status = metadata.Status(status)
+			t.Started, t.Ended = fromNanos(started), fromNanos(ended)
+			byPK[pk] = &t
+			tasks = append(tasks, &t)
+			return nil
+		})
+	if err != nil || len(tasks) == 0 {
+		return tasks, err
+	}
+	err = query(ctx, tx, `SELECT a.task, a.n, a.status, a.started, a.ended, a.error`+
+		from(`JOIN attempts a ON a.task = k.pk`)+` ORDER BY a.task, a.n`, args,
+		func(rows *sql.Rows) error {
+			var (
+				pk             int64
+				a              metadata.Attempt
+				status         string
+				started, ended sql.NullInt64
+			)
+			if err := rows.Scan(&pk, &a.N, &status, &started, &ended, &a.Error); err != nil {
+				return err
+			}
+			t := byPK[pk]
+			a.Flow, a.Run, a.Step, a.Task = t.Flow, t.Run, t.Step, t.ID
+			a.Status = metadata.Status(status)
+			a.Started, a.Ended = fromNanos(started), fromNanos(ended)
+			t.Attempts = append(t.Attempts, a)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	err = query(ctx, tx, `SELECT f.task, f.name, f.type, f.key, f.size`+
+		from(`JOIN artifacts f ON f.task = k.pk`)+` ORDER BY f.task, f.name`, args,
+		func(rows *sql.Rows) error {
+			var (
+				pk int64
+				a  metadata.Artifact
+			)
+			if err := rows.Scan(&pk, &a.Name, &a.Type, &a.Key, &a.Size); err != nil {
+				return err
+			}
+			byPK[pk].Artifacts = append(byPK[pk].Artifacts, a)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	return tasks, nil
+}
+
+// query calls fn for each row of a query.
+func query(ctx context.Context, tx *sql.Tx, q string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// compareIDs orders task ids numerically when both are decimal numbers,
+// numbers before other ids, and other ids as strings.
+func compareIDs(a, b string) int {
+	an, bn := isDecimal(a), isDecimal(b)
+	switch {
+	case an && bn:
+		ta, tb := strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+		return cmp.Or(cmp.Compare(len(ta), len(tb)), strings.Compare(ta, tb), strings.Compare(a, b))
+	case an:
+		return -1
+	case bn:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+func isDecimal(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,19 @@
+package runtime
+
+import (
+	"runtime"
+	"syscall"
+
+	"stepwise.dev/stepwise/internal/graph"
+)
+
+// Machine returns what this machine offers to tasks: its cores and memory.
+// GPUs are not detected yet and count as none.
+func Machine() graph.Resources {
+	r := graph.Resources{CPU: float64(runtime.NumCPU())}
+	var si syscall.Sysinfo_t
+	if syscall.Sysinfo(&si) == nil {
+		r.MemoryMB = int64(si.Totalram) * int64(si.Unit) / (1 << 20)
+	}
+	return r
+}
