@@ -199,7 +199,7 @@ func TestCheckRejectsBrokenFlows(t *testing.T) {
 		{"foreach over non-slice", &ForeachNotSlice{}, []string{"step start: foreach over N, which is a int"}},
 		{"wrong item type", &WrongItem{}, []string{"step body: takes an item of type string, but start fans out over Items ([]int); take a int"}},
 		{"no end", &NoEnd{}, []string{"the flow has no end step"}},
-		{"not a method", &NotAMethod{}, []string{"step start: transition: stepwise_test.plain is not a method of *stepwise_test.NotAMethod"}},
+		{"not a method", &NotAMethod{}, []string{"step start: transition: stepwise.dev/stepwise_test.plain is not a method of *stepwise_test.NotAMethod; steps are methods of the flow, passed as f.Method"}},
 		{"ordinary step with two parents", &TwoParents{}, []string{"step mid: has 2 parents (a, b) but takes no inputs; make it a join"}},
 	}
 	for _, tt := range tests {

@@ -157,8 +157,21 @@ func (g *Graph) method(fn any) (reflect.Method, error) {
 func (d *StepDecl) classify() error {
 	t := d.method.Type // includes the receiver
 	bad := func() error {
+		var in, out []string
+		for i := 1; i < t.NumIn(); i++ {
+			in = append(in, t.In(i).String())
+		}
+		for i := 0; i < t.NumOut(); i++ {
+			out = append(out, t.Out(i).String())
+		}
+		sig := "func(" + strings.Join(in, ", ") + ")"
+		if len(out) == 1 {
+			sig += " " + out[0]
+		} else if len(out) > 1 {
+			sig += " (" + strings.Join(out, ", ") + ")"
+		}
 		return &graph.Error{Step: d.step.Name, Msg: fmt.Sprintf("method %s has signature %s; a step is func(ctx context.Context) error, func(ctx context.Context, item T) error after a foreach, or func(ctx context.Context, in stepwise.Inputs[*%s]) error for a join",
-			d.method.Name, strings.Replace(t.String(), "func(*", "func(", 1), d.g.flow.Type().Elem().Name())}
+			d.method.Name, sig, d.g.flow.Type().Elem().Name())}
 	}
 	if t.NumOut() != 1 || t.Out(0) != errorType || t.NumIn() < 2 || t.NumIn() > 3 || t.In(1) != ctxType {
 		return bad()

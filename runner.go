@@ -50,7 +50,8 @@ type ResumeOptions struct {
 // Run runs flow f from Go code (a test, another program) and returns the
 // run as the client sees it. The tasks run as processes of the current
 // binary, so a test binary needs steptest.Main in its TestMain. On failure
-// the run is returned with the error, so its tasks can be inspected.
+// the run is returned with the error, so its tasks can be inspected. The
+// run keeps its stores open for the life of the process.
 func Run(ctx context.Context, f Flow, o *RunOptions) (*client.Run, error) {
 	if o == nil {
 		o = &RunOptions{}
@@ -80,7 +81,7 @@ func start(ctx context.Context, f Flow, o *RunOptions, r *ResumeOptions) (*clien
 	if err != nil {
 		return nil, err
 	}
-	defer l.close()
+	// The stores stay open: the returned run reads through them.
 	flow := reflect.New(decl.flow.Type().Elem())
 	flow.Elem().Set(reflect.ValueOf(f).Elem())
 	for name, v := range o.Params {

@@ -88,7 +88,7 @@ func TestBranchJoinPrints3WithParallelBranches(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run exited %d\n%s%s", code, out, errOut)
 	}
-	if !regexp.MustCompile(`(?m)^Flow BranchJoin, run \d{16}$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^Flow BranchJoin, run \d{16} \(run, user \S+\)$`).MatchString(out) {
 		t.Errorf("run does not announce flow and run id:\n%s", out)
 	}
 	// Order of events: both branches start before either finishes.
