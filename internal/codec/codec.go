@@ -34,15 +34,6 @@ type Encoded struct {
 	Type string
 }
 
-// bytes returns the encoding as one slice. It does not copy when there is a
-// single part.
-func (e Encoded) bytes() []byte {
-	if len(e.Parts) == 1 {
-		return e.Parts[0]
-	}
-	return bytes.Join(e.Parts, nil)
-}
-
 func putHeader(hdr []byte, kind, elem, flags byte) {
 	copy(hdr, magic)
 	hdr[4] = formatVersion
@@ -92,8 +83,10 @@ func encodeCBOR(v any, typeName string) (Encoded, error) {
 // data's memory when data is suitably aligned, so the caller must not reuse
 // or modify data afterwards. Unaligned data is copied.
 //
-// Malformed data gives an error wrapping ErrCorrupt; data holding a value of
-// another type than the target gives an error naming both types.
+// Decode replaces the target's value; after an error its contents are
+// unspecified. Malformed data gives an error wrapping ErrCorrupt; data
+// holding a value of another type than the target gives an error naming
+// both types.
 func Decode(data []byte, ptr any) error {
 	rv := reflect.ValueOf(ptr)
 	if ptr == nil || rv.Kind() != reflect.Pointer || rv.IsNil() {
@@ -120,6 +113,9 @@ func Decode(data []byte, ptr any) error {
 		}
 		return nil
 	}
+	// Replace the target's value rather than merge into it (the decoder
+	// would keep fields, map entries and times absent from the data).
+	target.SetZero()
 	if err := decMode.Unmarshal(payload, ptr); err != nil {
 		return decodeError(err, rv.Type())
 	}

@@ -182,11 +182,50 @@ func TestRoundTrip(t *testing.T) {
 			if _, err := DecodeAny(data); err != nil {
 				t.Fatalf("DecodeAny: %v", err)
 			}
-			// Decoding into a variable that already holds a value works.
-			if err := Decode(data, ptr.Interface()); err != nil {
+			// Decoding into a variable that already holds a value replaces it.
+			prefilled := reflect.New(reflect.TypeOf(tt.v))
+			if err := Decode(encodeBytes(t, other(tt.v)), prefilled.Interface()); err != nil {
+				t.Fatalf("Decode of another value: %v", err)
+			}
+			if err := Decode(data, prefilled.Interface()); err != nil {
 				t.Fatalf("second Decode: %v", err)
 			}
+			if got := prefilled.Elem().Interface(); !reflect.DeepEqual(got, tt.v) {
+				t.Fatalf("decode into a filled variable:\n got %#v\nwant %#v", got, tt.v)
+			}
 		})
+	}
+}
+
+// other returns a value of v's type that differs from v where it can.
+func other(v any) any {
+	switch v.(type) {
+	case Config:
+		return Config{T: when.Add(time.Hour), M: map[string]int{"other": 1}, P: &Inner{Name: "o"}, S: "o", Any: 3.0}
+	case time.Time:
+		return when.Add(time.Hour)
+	case map[string]int:
+		return map[string]int{"other": 1}
+	case []string:
+		return []string{"o", "t", "h"}
+	case string:
+		return "other"
+	}
+	return v
+}
+
+func TestDeepButAllowed(t *testing.T) {
+	var v any = "leaf"
+	for range maxDepth - 1 {
+		v = []any{v}
+	}
+	data := encodeBytes(t, v)
+	got, err := DecodeAny(data)
+	if err != nil {
+		t.Fatalf("DecodeAny of a %d-deep value: %v", maxDepth-1, err)
+	}
+	if !reflect.DeepEqual(got, v) {
+		t.Fatal("deep value changed in the round trip")
 	}
 }
 

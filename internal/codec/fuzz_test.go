@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"math"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func fuzzSeeds(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(enc.bytes())
+		f.Add(bytes.Join(enc.Parts, nil))
 	}
 	f.Add([]byte("STWC\x01\x02\x01\x00\xff\xff\xff\xff\xff\xff\xff\xff"))
 	f.Add([]byte("STWC\x01\x01\x00\x00\x9b\xff\xff\xff\xff\xff\xff\xff\xff"))

@@ -17,6 +17,7 @@ import (
 
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/local"
+	"stepwise.dev/stepwise/internal/datastore/s3"
 	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/metadata/sqlite"
 )
@@ -133,7 +134,11 @@ func LocalDir(ds string) (string, error) {
 // OpenDatastore opens the datastore a setting names.
 func OpenDatastore(ctx context.Context, ds string) (*datastore.Store, error) {
 	if strings.HasPrefix(ds, "s3://") {
-		return nil, fmt.Errorf("datastore %s: S3 is not available in this build", ds)
+		b, err := s3.New(ctx, ds, s3.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return datastore.New(b), nil
 	}
 	if i := strings.Index(ds, "://"); i >= 0 && !strings.HasPrefix(ds, "file://") {
 		return nil, fmt.Errorf("datastore %q: unknown scheme %q; use a directory, file:///dir or s3://bucket/prefix", ds, ds[:i])

@@ -263,13 +263,11 @@ func TestCrashedWriter(t *testing.T) {
 	}
 }
 
-// TestSync checks which puts are fsynced, by counting how each one changes
-// the file system's write-back statistics... which cannot be observed
-// portably; instead check the policy that Put follows.
+// TestSyncPolicy checks which objects Put fsyncs.
 func TestSyncPolicy(t *testing.T) {
 	b := newBackend(t)
 	for key, want := range map[string]bool{
-		"runs/F/1/start/1/task.json":  true,
+		"runs/F/1/start/1/task.json":           true,
 		"blobs/ab/" + strings.Repeat("ab", 32): false,
 		"logs/F/1/start/1/0/stdout/00000000":   false,
 		"other/thing":                          true,

@@ -94,6 +94,7 @@ func New(ctx context.Context, rawURL string, o Options) (*Backend, error) {
 			so.BaseEndpoint = aws.String(endpoint)
 			so.UsePathStyle = true // S3-compatible stores on a host:port want path-style addressing
 		}
+		so.DisableLogOutputChecksumValidationSkipped = true
 	})
 	prefix := strings.Trim(u.Path, "/")
 	if prefix != "" {
@@ -112,7 +113,9 @@ func firstEnv(names ...string) string {
 }
 
 // String is the location, s3://bucket/prefix.
-func (b *Backend) String() string { return "s3://" + b.bucket + "/" + strings.TrimSuffix(b.prefix, "/") }
+func (b *Backend) String() string {
+	return "s3://" + b.bucket + "/" + strings.TrimSuffix(b.prefix, "/")
+}
 
 // CreateBucket makes the bucket if it does not exist (for tests and set-up).
 func (b *Backend) CreateBucket(ctx context.Context) error {
@@ -242,111 +245,86 @@ func (b *Backend) putMultipart(ctx context.Context, k string, r io.Reader, size 
 }
 
 // Get opens the object; large objects are read with parallel ranged
-// requests. A missing key matches fs.ErrNotExist.
+// requests into memory first. A missing key matches fs.ErrNotExist.
 func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	k, err := b.key(key)
 	if err != nil {
 		return nil, 0, err
 	}
-	head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &k})
-	if err != nil {
-		if isNotFound(err) {
-			return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
-		}
-		return nil, 0, b.wrap("read", k, err)
-	}
-	size := aws.ToInt64(head.ContentLength)
-	if size <= b.opts.PartSize {
-		out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k, IfMatch: head.ETag})
+	for attempt := 0; ; attempt++ {
+		head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &k})
 		if err != nil {
 			if isNotFound(err) {
 				return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
 			}
 			return nil, 0, b.wrap("read", k, err)
 		}
-		return out.Body, size, nil
-	}
-	return b.parallelReader(ctx, k, aws.ToString(head.ETag), size), size, nil
-}
-
-// parallelReader fetches ranges of an object concurrently and hands them
-// out in order.
-func (b *Backend) parallelReader(ctx context.Context, k, etag string, size int64) io.ReadCloser {
-	ctx, cancel := context.WithCancel(ctx)
-	nparts := int((size + b.opts.PartSize - 1) / b.opts.PartSize)
-	results := make([]chan chunk, nparts)
-	for i := range results {
-		results[i] = make(chan chunk, 1)
-	}
-	sem := make(chan struct{}, b.opts.Concurrency)
-	go func() {
-		for i := 0; i < nparts; i++ {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+		size := aws.ToInt64(head.ContentLength)
+		if size <= b.opts.PartSize {
+			out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k})
+			if err != nil {
+				if isNotFound(err) {
+					return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
+				}
+				return nil, 0, b.wrap("read", k, err)
 			}
-			go func(i int) {
-				start := int64(i) * b.opts.PartSize
-				end := min(start+b.opts.PartSize, size) - 1
-				rng := fmt.Sprintf("bytes=%d-%d", start, end)
-				out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k, Range: &rng, IfMatch: &etag})
-				if err != nil {
-					results[i] <- chunk{err: b.wrap("read range of", k, err)}
-					return
-				}
-				buf := make([]byte, end-start+1)
-				_, err = io.ReadFull(out.Body, buf)
-				out.Body.Close()
-				if err != nil {
-					err = b.wrap("read range of", k, err)
-				}
-				results[i] <- chunk{data: buf, err: err}
-			}(i)
+			return out.Body, aws.ToInt64(out.ContentLength), nil
 		}
-	}()
-	return &rangeReader{results: results, sem: sem, cancel: cancel}
-}
-
-type chunk struct {
-	data []byte
-	err  error
-}
-
-type rangeReader struct {
-	results []chan chunk
-	next    int
-	cur     []byte
-	sem     chan struct{}
-	cancel  context.CancelFunc
-	err     error
-}
-
-func (r *rangeReader) Read(p []byte) (int, error) {
-	for len(r.cur) == 0 {
-		if r.err != nil {
-			return 0, r.err
+		buf, err := b.getRanges(ctx, k, aws.ToString(head.ETag), size)
+		if isChanged(err) && attempt < 5 {
+			continue // overwritten while we read: read the new version whole
 		}
-		if r.next == len(r.results) {
-			return 0, io.EOF
+		if err != nil {
+			return nil, 0, err
 		}
-		c := <-r.results[r.next]
-		<-r.sem
-		r.next++
-		if c.err != nil {
-			r.err = c.err
-			return 0, c.err
-		}
-		r.cur = c.data
+		return io.NopCloser(bytes.NewReader(buf)), size, nil
 	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	return n, nil
 }
 
-func (r *rangeReader) Close() error {
-	r.cancel()
-	return nil
+func isChanged(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed"
+}
+
+// getRanges reads an object with parallel ranged requests, all pinned to
+// one version by its ETag.
+func (b *Backend) getRanges(ctx context.Context, k, etag string, size int64) ([]byte, error) {
+	buf := make([]byte, size)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, b.opts.Concurrency)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for start := int64(0); start < size; start += b.opts.PartSize {
+		end := min(start+b.opts.PartSize, size)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			rng := fmt.Sprintf("bytes=%d-%d", start, end-1)
+			out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k, Range: &rng, IfMatch: &etag})
+			if err == nil {
+				_, err = io.ReadFull(out.Body, buf[start:end])
+				out.Body.Close()
+			}
+			if err != nil {
+				once.Do(func() { firstErr = b.wrap("read range of", k, err); cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return buf, firstErr
 }
 
 // Exists reports whether key holds an object.

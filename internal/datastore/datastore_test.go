@@ -1,0 +1,99 @@
+package datastore_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"stepwise.dev/stepwise/internal/datastore"
+	"stepwise.dev/stepwise/internal/datastore/storetest"
+)
+
+// memBackend keeps objects in memory; Put reads everything before storing.
+type memBackend struct {
+	mu   sync.Mutex
+	objs map[string][]byte
+}
+
+func (m *memBackend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objs[key] = buf
+	return nil
+}
+
+func (m *memBackend) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[key]
+	if !ok {
+		return nil, 0, fmt.Errorf("mem: %s: %w", key, fs.ErrNotExist)
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+}
+
+func (m *memBackend) Exists(ctx context.Context, key string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.objs[key]
+	return ok, nil
+}
+
+func (m *memBackend) List(ctx context.Context, prefix string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var keys []string
+	for k := range m.objs {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+func (m *memBackend) String() string { return "mem:" }
+
+// The suite runs over a backend other than the local one too.
+func TestMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) datastore.Backend { return &memBackend{objs: map[string][]byte{}} })
+}
+
+func TestNeedsSync(t *testing.T) {
+	for key, want := range map[string]bool{
+		datastore.TaskObjectKey(datastore.TaskPath{Flow: "F", Run: "1", Step: "s", Task: "2"}):                                    true,
+		datastore.BlobObjectKey(strings.Repeat("0f", 32)):                                                                         false,
+		datastore.LogChunkKey(datastore.LogPrefix(datastore.TaskPath{Flow: "F", Run: "1", Step: "s", Task: "2"}, 0, "stdout"), 3): false,
+	} {
+		if got := datastore.NeedsSync(key); got != want {
+			t.Errorf("NeedsSync(%s) = %v, want %v", key, got, want)
+		}
+	}
+}
+
+func TestKeys(t *testing.T) {
+	p := datastore.TaskPath{Flow: "F", Run: "1", Step: "s", Task: "2"}
+	if got := p.String(); got != "F/1/s/2" {
+		t.Errorf("String = %q", got)
+	}
+	if got := datastore.TaskObjectKey(p); got != "runs/F/1/s/2/task.json" {
+		t.Errorf("TaskObjectKey = %q", got)
+	}
+	k := strings.Repeat("ab", 32)
+	if got := datastore.BlobObjectKey(k); got != "blobs/ab/"+k {
+		t.Errorf("BlobObjectKey = %q", got)
+	}
+}
