@@ -119,6 +119,19 @@ func (d *StepDecl) Timeout(limit time.Duration) *StepDecl {
 	return d
 }
 
+// Catch lets the flow go on when the step fails for good (after its
+// retries): the error message is stored in field, an exported string field
+// of the flow, and the task counts as done with the artifacts it received.
+// Steps after it can look at field to see what went wrong.
+func (d *StepDecl) Catch(field string) *StepDecl {
+	d.step.Catch = field
+	ft, ok := d.g.flow.Type().Elem().FieldByName(field)
+	if !ok || !ft.IsExported() || ft.Type.Kind() != reflect.String {
+		d.g.errs = append(d.g.errs, &graph.Error{Step: d.step.Name, Msg: fmt.Sprintf("catch into %q, which is not an exported string field of %s", field, d.g.flow.Type().Elem().Name())})
+	}
+	return d
+}
+
 func (g *Graph) target(d *StepDecl, fn any) string {
 	m, err := g.method(fn)
 	if err != nil {

@@ -175,6 +175,7 @@ func (c *cli) check(args []string) int {
 func (c *cli) runFlags(fs *flag.FlagSet, req *runRequest) *tagList {
 	fs.IntVar(&req.maxWorkers, "max-workers", 16, "tasks that may run at the same time")
 	fs.BoolVar(&req.quiet, "quiet", false, "do not print a line when each task starts and finishes")
+	fs.IntVar(&req.maxSplits, "max-num-splits", 10000, "the most tasks one foreach may fan out to")
 	tags := &tagList{}
 	fs.Var(tags, "tag", "add a tag to the run (repeatable)")
 	return tags
@@ -277,6 +278,7 @@ func (c *cli) step(ctx context.Context, args []string) int {
 	fs.StringVar(&inputs, "input", "", "parent tasks, step/task, comma-separated")
 	fs.IntVar(&spec.SplitIndex, "split-index", -1, "element index when the parent is a foreach")
 	fs.IntVar(&spec.Attempt, "attempt", 0, "attempt number")
+	fs.StringVar(&spec.CatchError, "catch-error", "", "record this failure instead of running the step")
 	fs.StringVar(&c.metadata, "metadata", "", "metadata store: local or the URL of a service")
 	if code := c.parse(fs, args); code >= 0 {
 		return code
@@ -325,13 +327,14 @@ func (c *cli) step(ctx context.Context, args []string) int {
 type runRecord struct {
 	Flow    string            `json:"flow"`
 	Run     string            `json:"run"`
-	Params  map[string]string `json:"params"`
-	Started time.Time         `json:"started"`
+	Params    map[string]string `json:"params"`
+	Started   time.Time         `json:"started"`
+	MaxSplits int               `json:"max_splits,omitempty"` // widest foreach allowed
 }
 
 func runKey(flow, run string) string { return "runs/" + flow + "/" + run + "/run.json" }
 
-func loadRunParams(ctx context.Context, store *datastore.Store, flow, run string) (map[string]string, error) {
+func loadRun(ctx context.Context, store *datastore.Store, flow, run string) (*runRecord, error) {
 	r, _, err := store.Backend().Get(ctx, runKey(flow, run))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -344,5 +347,5 @@ func loadRunParams(ctx context.Context, store *datastore.Store, flow, run string
 	if err := json.NewDecoder(r).Decode(&rec); err != nil {
 		return nil, fmt.Errorf("stepwise: the record of run %s is damaged: %w", run, err)
 	}
-	return rec.Params, nil
+	return &rec, nil
 }

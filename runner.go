@@ -31,6 +31,8 @@ type RunOptions struct {
 	Tags []string
 	// MaxWorkers bounds the tasks running at once (default 16).
 	MaxWorkers int
+	// MaxNumSplits bounds the width of one foreach (default 10,000).
+	MaxNumSplits int
 	// Datastore overrides the datastore setting (a directory for tests).
 	Datastore string
 	// Output receives the tasks' output and progress (default io.Discard).
@@ -93,7 +95,7 @@ func start(ctx context.Context, f Flow, o *RunOptions, r *ResumeOptions) (*clien
 			return nil, fmt.Errorf("stepwise: parameter %s: %w", name, err)
 		}
 	}
-	req := runRequest{params: paramValues(l.params, flow), tags: o.Tags, maxWorkers: o.MaxWorkers, quiet: true}
+	req := runRequest{params: paramValues(l.params, flow), tags: o.Tags, maxWorkers: o.MaxWorkers, maxSplits: o.MaxNumSplits, quiet: true}
 	if r != nil {
 		req.resume = &resumeRequest{step: r.Step, origin: r.OriginRunID}
 	}
@@ -183,6 +185,7 @@ type runRequest struct {
 	params     map[string]string
 	tags       []string
 	maxWorkers int
+	maxSplits  int
 	quiet      bool
 	resume     *resumeRequest
 }
@@ -197,6 +200,9 @@ type resumeRequest struct {
 func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) {
 	if req.maxWorkers <= 0 {
 		req.maxWorkers = 16
+	}
+	if req.maxSplits <= 0 {
+		req.maxSplits = 10000
 	}
 	capacity := runtime.Machine()
 	if err := runtime.CheckCapacity(l.gr, capacity); err != nil {
@@ -220,7 +226,7 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 	if plan != nil {
 		run.Origin = plan.origin.ID
 	}
-	if err := l.newRun(ctx, run); err != nil {
+	if err := l.newRun(ctx, run, req.maxSplits); err != nil {
 		return "", err
 	}
 	runID := run.ID
@@ -241,6 +247,9 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 			cmd := exec.Command(l.exe, "step", "--datastore", l.dsArg, "--metadata", l.metaArg, "--run-id", runID,
 				"--step", t.Step, "--task-id", t.ID, "--input", strings.Join(t.Inputs, ","),
 				"--split-index", strconv.Itoa(t.SplitIndex), "--attempt", strconv.Itoa(t.Attempt))
+			if t.CatchError != "" {
+				cmd.Args = append(cmd.Args, "--catch-error", t.CatchError)
+			}
 			cmd.Env = append(os.Environ(), FlowEnv+"="+l.gr.Flow, config.EnvUser+"="+l.cfg.User.Value)
 			return cmd
 		},
@@ -255,8 +264,8 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 			p := datastore.TaskPath{Flow: l.gr.Flow, Run: runID, Step: t.Step, Task: t.ID}
 			return newLogWriter(l.store.Backend(), datastore.LogPrefix(p, t.Attempt, "stdout")), newLogWriter(l.store.Backend(), datastore.LogPrefix(p, t.Attempt, "stderr"))
 		},
-		Failed: func(ctx context.Context, t *runtime.Task, err error) {
-			l.recordFailure(ctx, runID, t, err)
+		Failed: func(ctx context.Context, t *runtime.Task, err error) string {
+			return l.recordFailure(ctx, runID, t, err)
 		},
 	}
 	if plan != nil {
@@ -310,7 +319,7 @@ func progName() string {
 
 // newRun records the run under a new id: microseconds since the epoch, so
 // ids sort by start time; a taken id moves on to the next microsecond.
-func (l *launcher) newRun(ctx context.Context, run *metadata.Run) error {
+func (l *launcher) newRun(ctx context.Context, run *metadata.Run, maxSplits int) error {
 	for {
 		now := time.Now()
 		run.ID = strconv.FormatInt(now.UnixMicro(), 10)
@@ -323,7 +332,7 @@ func (l *launcher) newRun(ctx context.Context, run *metadata.Run) error {
 		if err != nil {
 			return fmt.Errorf("flow %s: cannot record the run: %w", l.gr.Flow, err)
 		}
-		data, _ := json.Marshal(runRecord{Flow: run.Flow, Run: run.ID, Params: run.Params, Started: run.Started})
+		data, _ := json.Marshal(runRecord{Flow: run.Flow, Run: run.ID, Params: run.Params, Started: run.Started, MaxSplits: maxSplits})
 		if err := l.store.Backend().Put(ctx, runKey(run.Flow, run.ID), strings.NewReader(string(data)), int64(len(data))); err != nil {
 			return fmt.Errorf("flow %s: cannot record the run in the datastore %s: %w", l.gr.Flow, l.store.Backend(), err)
 		}
@@ -332,25 +341,24 @@ func (l *launcher) newRun(ctx context.Context, run *metadata.Run) error {
 }
 
 // recordFailure records a failed attempt when the task process could not
-// (it was killed, timed out or did not start).
-func (l *launcher) recordFailure(ctx context.Context, runID string, t *runtime.Task, err error) {
+// (it was killed, timed out or did not start), and returns the best
+// description of the failure: the task's own when it recorded one.
+func (l *launcher) recordFailure(ctx context.Context, runID string, t *runtime.Task, err error) string {
 	ctx = context.WithoutCancel(ctx)
 	task, gerr := l.meta.GetTask(ctx, l.gr.Flow, runID, t.Step, t.ID)
 	if gerr == nil {
 		for _, a := range task.Attempts {
-			if a.N == t.Attempt && a.Status != metadata.Running {
-				return // the task recorded its own failure
+			if a.N == t.Attempt && a.Status == metadata.Failed && a.Error != "" {
+				return a.Error // the task recorded its own failure
 			}
 		}
 	}
 	a := metadata.Attempt{Flow: l.gr.Flow, Run: runID, Step: t.Step, Task: t.ID, N: t.Attempt, Status: metadata.Failed,
 		Started: t.Started.UTC(), Ended: time.Now().UTC(), Error: err.Error()}
-	if gerr != nil {
-		_ = l.meta.StartAttempt(ctx, metadata.Attempt{Flow: a.Flow, Run: a.Run, Step: a.Step, Task: a.Task, N: a.N, Status: metadata.Running, Started: a.Started})
-	}
 	if ferr := l.meta.FinishAttempt(ctx, a, nil); ferr != nil {
 		fmt.Fprintf(l.errOut, "stepwise: cannot record the failure of task %s: %v\n", t.Path(), ferr)
 	}
+	return err.Error()
 }
 
 // codeVersion identifies the code of a run: the binary's hash, and the git

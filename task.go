@@ -56,6 +56,7 @@ type taskSpec struct {
 	Inputs     []string // parent tasks as "step/task"
 	SplitIndex int      // element index when the parent is a foreach, else -1
 	Attempt    int
+	CatchError string // set when the step failed for good and catches it: store this instead of running
 }
 
 // StepError is a failure of a step's own code: an error it returned or a
@@ -128,10 +129,11 @@ func (x *executor) run(ctx context.Context, spec taskSpec) ([]datastore.Artifact
 	if s == nil {
 		return nil, fmt.Errorf("stepwise: flow %s has no step %q (steps: %s)", x.gr.Flow, spec.Step, stepNames(x.gr))
 	}
-	runParams, err := loadRunParams(ctx, x.store, x.gr.Flow, spec.Run)
+	run, err := loadRun(ctx, x.store, x.gr.Flow, spec.Run)
 	if err != nil {
 		return nil, err
 	}
+	runParams := run.Params
 	parents := make([]*datastore.TaskRecord, len(spec.Inputs))
 	for i, in := range spec.Inputs {
 		step, task, ok := strings.Cut(in, "/")
@@ -203,7 +205,12 @@ func (x *executor) run(ctx context.Context, spec taskSpec) ([]datastore.Artifact
 		info.Indexes = append(info.Indexes, f.Index)
 		info.Index = f.Index
 	}
-	if err := call(context.WithValue(ctx, taskKey{}, info), s.Name, x.method(s.Name).Func, args); err != nil {
+	if spec.CatchError != "" {
+		if s.Catch == "" {
+			return nil, fmt.Errorf("stepwise: step %s does not catch failures, but its task was started to record one", s.Name)
+		}
+		flow.Elem().FieldByName(s.Catch).SetString(spec.CatchError)
+	} else if err := call(context.WithValue(ctx, taskKey{}, info), s.Name, x.method(s.Name).Func, args); err != nil {
 		return nil, err
 	}
 
@@ -211,6 +218,9 @@ func (x *executor) run(ctx context.Context, spec taskSpec) ([]datastore.Artifact
 		v := flow.Elem().FieldByName(s.Foreach)
 		if v.Len() == 0 {
 			return nil, fmt.Errorf("step %s: foreach over %s, which is empty; a foreach needs at least one element", s.Name, s.Foreach)
+		}
+		if limit := run.MaxSplits; limit > 0 && v.Len() > limit {
+			return nil, fmt.Errorf("step %s: foreach over %s has %d elements, more than the limit of %d tasks; raise it with --max-num-splits if you mean it", s.Name, s.Foreach, v.Len(), limit)
 		}
 		rec.Splits = v.Len()
 	}

@@ -159,6 +159,9 @@ func New(flow string, steps []*Step) (*Graph, error) {
 		if s != end && len(s.Next) == 0 {
 			add(s.Name, "has no transition; add .Next(...) to its declaration (only end has none)")
 		}
+		if s.Catch != "" && s.Foreach != "" {
+			add(s.Name, "is a foreach and catches its failure into %s; a foreach cannot go on without its elements, so remove Catch or move the risky work into the foreach body", s.Catch)
+		}
 		if s.Foreach != "" && len(s.Next) != 1 {
 			add(s.Name, "fans out over %s to %d steps; a foreach goes to exactly one step", s.Foreach, len(s.Next))
 		}

@@ -17,3 +17,10 @@ func Machine() graph.Resources {
 	}
 	return r
 }
+
+// taskProcAttr puts a task in its own process group, so that stopping a
+// task stops all it started, and makes it die with the runtime, so that a
+// killed run leaves no orphans behind.
+func taskProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}

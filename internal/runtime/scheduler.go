@@ -34,6 +34,9 @@ type Task struct {
 	Inputs     []string // parent tasks as "step/task"
 	SplitIndex int      // element index when the parent is a foreach, else -1
 	Attempt    int
+	// CatchError is set on the attempt that records a caught failure: the
+	// task stores the error instead of running the step.
+	CatchError string
 	Frames     []Frame
 	Started    time.Time
 }
@@ -65,8 +68,9 @@ type Config struct {
 	// kept; they are closed when the process ends.
 	Logs func(t *Task) (stdout, stderr io.WriteCloser)
 	// Failed, when set, is told of every failed attempt, with the reason
-	// seen from outside the task (exit status, timeout, kill).
-	Failed func(ctx context.Context, t *Task, err error)
+	// seen from outside the task (exit status, timeout, kill). It returns
+	// the best description of the failure (the task's own, if it recorded one).
+	Failed func(ctx context.Context, t *Task, err error) string
 	// RetryDelay is the wait before the first retry of a failed task; it
 	// doubles with each further attempt. Zero means 2 seconds.
 	RetryDelay time.Duration
@@ -249,7 +253,7 @@ func (s *scheduler) start(ctx context.Context, t *Task) {
 		}
 	}
 	cmd := s.cfg.Command(t)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = taskProcAttr()
 	out := s.cfg.Console.TaskOutput(prefix)
 	var logs []io.WriteCloser
 	if s.cfg.Logs != nil {
@@ -303,8 +307,9 @@ func (s *scheduler) finish(ctx context.Context, r result) error {
 	s.used.GPU -= res.GPU
 	prefix := fmt.Sprintf("[%s/%s/%s] ", s.cfg.RunID, t.Step, t.ID)
 	if r.err != nil {
+		reason := r.err.Error()
 		if s.cfg.Failed != nil {
-			s.cfg.Failed(ctx, t, r.err)
+			reason = s.cfg.Failed(ctx, t, r.err)
 		}
 		step := s.cfg.Graph.Step(t.Step)
 		if t.Attempt < step.Retries && ctx.Err() == nil {
@@ -314,6 +319,14 @@ func (s *scheduler) finish(ctx context.Context, r result) error {
 			retry := *t
 			retry.Attempt++
 			time.AfterFunc(delay, func() { s.retries <- &retry })
+			return nil
+		}
+		if step.Catch != "" && t.CatchError == "" && ctx.Err() == nil {
+			s.cfg.Console.Event(fmt.Sprintf("%stask failed (%v); the failure is caught into %s and the run goes on", prefix, r.err, step.Catch))
+			caught := *t
+			caught.Attempt++
+			caught.CatchError = reason
+			s.ready = append(s.ready, &caught)
 			return nil
 		}
 		s.cfg.Console.Event(prefix + "task failed: " + r.err.Error())
