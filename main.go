@@ -325,8 +325,8 @@ func (c *cli) step(ctx context.Context, args []string) int {
 
 // runRecord is what the datastore keeps about a run as a whole.
 type runRecord struct {
-	Flow    string            `json:"flow"`
-	Run     string            `json:"run"`
+	Flow      string            `json:"flow"`
+	Run       string            `json:"run"`
 	Params    map[string]string `json:"params"`
 	Started   time.Time         `json:"started"`
 	MaxSplits int               `json:"max_splits,omitempty"` // widest foreach allowed
