@@ -17,7 +17,8 @@ import (
 type resumePlan struct {
 	origin *metadata.Run
 	from   string
-	rerun  map[string]bool                  // steps that run again: from and everything after it
+	rerun  map[string]bool                  // steps that run again when the step was named: it and everything after it
+	cloned map[string]bool                  // tasks of the new run ("step/id") that were cloned
 	tasks  map[string]*datastore.TaskRecord // origin's succeeded tasks by step and foreach indexes
 	meta   map[datastore.TaskPath]*metadata.Task
 }
@@ -62,7 +63,14 @@ func (l *launcher) planResume(ctx context.Context, req *resumeRequest) (*resumeP
 			return nil, fmt.Errorf("resume: run %s of flow %s succeeded in full; name the step to resume from, e.g. resume %s", origin.ID, flow, l.gr.Steps[len(l.gr.Steps)-1].Name)
 		}
 	}
-	p := &resumePlan{origin: origin, from: from, rerun: descendants(l.gr, from), tasks: map[string]*datastore.TaskRecord{}, meta: map[datastore.TaskPath]*metadata.Task{}}
+	// A named step runs again with everything after it. Without a step,
+	// every task that succeeded in the origin and whose inputs were cloned
+	// is cloned too: only what failed or never ran runs again.
+	rerun := map[string]bool{}
+	if req.step != "" {
+		rerun = descendants(l.gr, from)
+	}
+	p := &resumePlan{origin: origin, from: from, rerun: rerun, cloned: map[string]bool{}, tasks: map[string]*datastore.TaskRecord{}, meta: map[datastore.TaskPath]*metadata.Task{}}
 	for _, t := range tasks {
 		if t.Status != metadata.Succeeded || p.rerun[t.Step] {
 			continue
@@ -146,6 +154,11 @@ func (l *launcher) clone(ctx context.Context, p *resumePlan, runID string, t *ru
 	if p.rerun[t.Step] {
 		return false, nil
 	}
+	for _, in := range t.Inputs {
+		if !p.cloned[in] {
+			return false, nil // an input ran again, so this task must too
+		}
+	}
 	idx := make([]int, len(t.Frames))
 	for i, f := range t.Frames {
 		idx[i] = f.Index
@@ -165,5 +178,6 @@ func (l *launcher) clone(ctx context.Context, p *resumePlan, runID string, t *ru
 	if err := l.meta.CloneTask(ctx, clone); err != nil {
 		return false, fmt.Errorf("cannot record clone of task %s: %w", orig.Path, err)
 	}
+	p.cloned[t.Path()] = true
 	return true, nil
 }
