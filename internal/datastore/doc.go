@@ -1,7 +1,53 @@
 // Package datastore stores artifacts content-addressed, and the per-task
 // records that say which artifact a task produced under which name.
 //
-// The storage itself is a [Backend]: plain objects under string keys. The
-// local directory backend lives in package local, the S3 backend in package
-// s3; package storetest holds the conformance suite every backend passes.
+// The storage itself is a [Backend]: plain objects under string keys, put
+// atomically (a reader sees a whole object or none). The local directory
+// backend lives in package local, the S3 backend in package s3; package
+// storetest holds the conformance suite every backend passes. Tasks run as
+// separate processes, possibly on several machines: everything here is
+// safe with concurrent writers anywhere.
+//
+// # Key layout
+//
+//	blobs/<2 hex>/<64 hex>                                   artifact values, by content key
+//	runs/<Flow>/<Run>/<Step>/<Task>/task.json                task records
+//	logs/<Flow>/<Run>/<Step>/<Task>/<attempt>/<stream>/<8 digits>  log chunks (see LogPrefix)
+//
+// # Blobs
+//
+// A blob is the encoded value of one artifact, given as parts to
+// [Store.PutBlob]. Its content key is the lowercase hex SHA-256 of the
+// concatenated parts; a value stored by many tasks or runs is kept once
+// (PutBlob hashes, asks the backend whether the object exists, and writes
+// nothing if it does). The object is a 28-byte header (magic "SWBL",
+// format version, codec raw or zstd, blob length, payload length, CRC-32C
+// of the header) and the payload: the blob itself, or zstd frames (fastest
+// level, 4 MiB of blob each, compressed on all cores). PutBlob compresses
+// only when a sample of the blob (four 16 KiB windows) shrinks by 10% or
+// more, so random data does not pay for compression. [Store.GetBlob]
+// reads into one buffer of the blob's length, checks the lengths, and
+// checks the SHA-256 against the key (hashing beside the reading); any
+// damage is an error wrapping [ErrCorrupt].
+//
+// # Task records
+//
+// A task record ([TaskRecord]) is JSON:
+//
+//	{
+//	  "format": 1,
+//	  "sha256": "<hex SHA-256 of the compact JSON of record>",
+//	  "record": {"path": {"flow": ..., "run": ..., "step": ..., "task": ...},
+//	             "attempt": 0, "artifacts": [{"name", "key", "type", "size"}...],
+//	             "foreach": [{"step", "index", "count"}...]}
+//	}
+//
+// Artifacts are sorted by name, foreach frames go outermost first.
+// [Store.GetTask] verifies the checksum and that the record is the one of
+// the task asked for.
+//
+// # Durability
+//
+// Task records are made durable (fsynced) before PutTask returns. Blobs
+// and log chunks are not: see [NeedsSync] for the measurements behind that.
 package datastore

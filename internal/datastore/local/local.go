@@ -35,11 +35,10 @@ const writeChunk = 8 << 20
 // Backend stores objects as files under a directory.
 type Backend struct {
 	dir string
-	// sync reports whether an object must be fsynced before Put returns.
-	//
-	// Blobs are not fsynced (datastore.NeedsSync). Measured on the 2-core
-	// dev VM (ext4 on virtio), saving a 1 GiB blob of random bytes through
-	// Store.PutBlob: see the numbers in doc.go of package datastore.
+	// sync reports whether an object must be fsynced before Put returns:
+	// datastore.NeedsSync, so task records are and blobs are not (that
+	// doc comment has the measurements; BenchmarkPutBlob/*/fsync repeats
+	// them).
 	sync func(key string) bool
 }
 
@@ -121,7 +120,7 @@ func pathErr(what, path string, err error) error {
 		hint = "; free space on that disk, or choose another directory with STEPWISE_DATASTORE (or --datastore)"
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EROFS):
 		hint = "; make the directory writable for this user, or choose another directory with STEPWISE_DATASTORE (or --datastore)"
-	case errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST):
+	case errors.Is(err, syscall.ENOTDIR):
 		hint = "; part of that path is a file, not a directory: choose another directory with STEPWISE_DATASTORE (or --datastore)"
 	}
 	return &pathError{msg: fmt.Sprintf("local datastore: cannot %s %s: %v%s", what, path, cause, hint), err: err}
