@@ -298,6 +298,8 @@ func (c *cli) step(ctx context.Context, args []string) int {
 		fmt.Fprintln(c.stderr, err)
 		return 1
 	}
+	ph := newPhases()
+	defer ph.print(c.stderr)
 	cfg, err := config.Load()
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
@@ -314,8 +316,9 @@ func (c *cli) step(ctx context.Context, args []string) int {
 		fmt.Fprintln(c.stderr, err)
 		return 1
 	}
-	defer meta.Close()
-	x := &executor{decl: c.decl, gr: c.gr, store: store, meta: meta, params: ps}
+	defer func() { meta.Close(); ph.mark("close") }()
+	ph.mark("open")
+	x := &executor{decl: c.decl, gr: c.gr, store: store, meta: meta, params: ps, ph: ph}
 	if err := x.execute(ctx, spec); err != nil {
 		fmt.Fprintln(c.stderr, err)
 		return 1

@@ -83,6 +83,7 @@ type executor struct {
 	store  *datastore.Store
 	meta   metadata.Store
 	params []param
+	ph     *phases
 }
 
 // execute runs one attempt of a task and records it in the metadata store.
@@ -92,6 +93,7 @@ func (x *executor) execute(ctx context.Context, spec taskSpec) error {
 	if err := x.meta.StartAttempt(ctx, a); err != nil {
 		return fmt.Errorf("stepwise: cannot record the start of task %s/%s/%s: %w", spec.Run, spec.Step, spec.Task, err)
 	}
+	x.ph.mark("start-attempt")
 	refs, err := x.run(ctx, spec)
 	a.Ended = time.Now().UTC()
 	a.Status = metadata.Succeeded
@@ -108,6 +110,7 @@ func (x *executor) execute(ctx context.Context, spec taskSpec) error {
 	if ferr := x.meta.FinishAttempt(context.WithoutCancel(ctx), a, arts); ferr != nil {
 		return errors.Join(err, fmt.Errorf("stepwise: cannot record the end of task %s/%s/%s: %w", spec.Run, spec.Step, spec.Task, ferr))
 	}
+	x.ph.mark("finish-attempt")
 	return err
 }
 
@@ -205,6 +208,7 @@ func (x *executor) run(ctx context.Context, spec taskSpec) ([]datastore.Artifact
 		info.Indexes = append(info.Indexes, f.Index)
 		info.Index = f.Index
 	}
+	x.ph.mark("load")
 	if spec.CatchError != "" {
 		if s.Catch == "" {
 			return nil, fmt.Errorf("stepwise: step %s does not catch failures, but its task was started to record one", s.Name)
@@ -224,12 +228,15 @@ func (x *executor) run(ctx context.Context, spec taskSpec) ([]datastore.Artifact
 		}
 		rec.Splits = v.Len()
 	}
+	x.ph.mark("step")
 	if rec.Artifacts, err = x.save(ctx, flow); err != nil {
 		return nil, err
 	}
+	x.ph.mark("save")
 	if err := x.store.PutTask(ctx, rec); err != nil {
 		return nil, fmt.Errorf("stepwise: task %s: cannot store its record: %w", rec.Path, err)
 	}
+	x.ph.mark("record")
 	return rec.Artifacts, nil
 }
 

@@ -311,6 +311,26 @@ type BlobInfo struct {
 // StatBlob reads the header of a stored blob (not its content). A missing
 // blob matches fs.ErrNotExist, a damaged header wraps ErrCorrupt.
 func (s *Store) StatBlob(ctx context.Context, key string) (BlobInfo, error) {
+	if rr, ok := s.b.(RangeReader); ok {
+		if err := checkBlobKey(key); err != nil {
+			return BlobInfo{}, err
+		}
+		b, size, err := rr.GetRange(ctx, BlobObjectKey(key), 0, blobHeaderSize)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return BlobInfo{}, fmt.Errorf("datastore: blob %s is not in %s: %w", key, s.b, err)
+			}
+			return BlobInfo{}, fmt.Errorf("datastore: cannot read blob %s from %s: %w", key, s.b, err)
+		}
+		if len(b) < blobHeaderSize {
+			return BlobInfo{}, s.corrupt(key, fmt.Errorf("it is %d bytes long, shorter than a header (truncated?)", size))
+		}
+		hdr, err := parseBlobHeader(b, size)
+		if err != nil {
+			return BlobInfo{}, s.corrupt(key, err)
+		}
+		return BlobInfo{Size: hdr.size, StoredSize: blobHeaderSize + hdr.payload, Compressed: hdr.codec == codecZstd}, nil
+	}
 	rc, hdr, err := s.openBlob(ctx, key)
 	if err != nil {
 		return BlobInfo{}, err

@@ -29,6 +29,13 @@ type Backend interface {
 	String() string
 }
 
+// RangeReader is implemented by backends that read part of an object
+// cheaply (S3); the store uses it to read a blob's header alone. It returns
+// at most n bytes from off, and the object's whole size.
+type RangeReader interface {
+	GetRange(ctx context.Context, key string, off, n int64) ([]byte, int64, error)
+}
+
 // ErrCorrupt is wrapped by the errors for stored data that fails its
 // checks (checksum, length, format).
 var ErrCorrupt = errors.New("datastore: corrupted data")

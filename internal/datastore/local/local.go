@@ -4,7 +4,9 @@
 // Put writes a temporary file ".tmp-<random>" beside the target and
 // renames it over the target, so readers in any process see the whole
 // object or nothing. Temporary files are invisible to List, Get and Exists;
-// one left behind by a crashed writer is harmless.
+// one left behind by a crashed writer is harmless (and not removed).
+// Objects that datastore.NeedsSync names (task records) are fsynced, and
+// so are their directories; blobs and log chunks are not.
 package local
 
 import (

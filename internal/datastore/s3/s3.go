@@ -327,6 +327,41 @@ func (b *Backend) getRanges(ctx context.Context, k, etag string, size int64) ([]
 	return buf, firstErr
 }
 
+// GetRange reads at most n bytes from off, and returns them with the
+// object's size.
+func (b *Backend) GetRange(ctx context.Context, key string, off, n int64) ([]byte, int64, error) {
+	k, err := b.key(key)
+	if err != nil {
+		return nil, 0, err
+	}
+	rng := fmt.Sprintf("bytes=%d-%d", off, off+n-1)
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k, Range: &rng})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
+		}
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+			return nil, 0, nil // empty object
+		}
+		return nil, 0, b.wrap("read", k, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, n))
+	if err != nil {
+		return nil, 0, b.wrap("read", k, err)
+	}
+	size := int64(len(data))
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		if i := strings.LastIndexByte(cr, '/'); i >= 0 {
+			fmt.Sscan(cr[i+1:], &size)
+		}
+	}
+	return data, size, nil
+}
+
+var _ datastore.RangeReader = (*Backend)(nil)
+
 // Exists reports whether key holds an object.
 func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
 	k, err := b.key(key)
