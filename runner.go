@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"stepwise.dev/stepwise/client"
@@ -127,6 +128,7 @@ type launcher struct {
 	live    bool
 	exe     string
 	metaArg string
+	code    func() metadata.Code // the code version, computed in the background
 }
 
 func newLauncher(ctx context.Context, f Flow, decl *Graph, gr *graph.Graph, ds string, out, errOut io.Writer) (*launcher, error) {
@@ -146,17 +148,18 @@ func newLauncher(ctx context.Context, f Flow, decl *Graph, gr *graph.Graph, ds s
 	} else if abs, err := config.LocalDir(cfg.Datastore.Value); err == nil {
 		cfg.Datastore.Value = abs
 	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("flow %s: cannot find this program's binary to start tasks: %w", gr.Flow, err)
+	}
+	code := sync.OnceValue(func() metadata.Code { return codeVersion(exe) })
+	go code() // hashing the binary and asking git overlap with opening the stores
 	store, meta, err := config.OpenStores(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		meta.Close()
-		return nil, fmt.Errorf("flow %s: cannot find this program's binary to start tasks: %w", gr.Flow, err)
-	}
 	return &launcher{flow: f, decl: decl, gr: gr, params: ps, cfg: cfg, store: store, meta: meta,
-		dsArg: cfg.Datastore.Value, metaArg: cfg.Metadata.Value, out: out, errOut: errOut, exe: exe}, nil
+		dsArg: cfg.Datastore.Value, metaArg: cfg.Metadata.Value, out: out, errOut: errOut, exe: exe, code: code}, nil
 }
 
 func (l *launcher) close() { l.meta.Close() }
@@ -204,6 +207,8 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 	if req.maxSplits <= 0 {
 		req.maxSplits = 10000
 	}
+	ph := newPhases()
+	defer ph.print(l.errOut)
 	capacity := runtime.Machine()
 	if err := runtime.CheckCapacity(l.gr, capacity); err != nil {
 		return "", fmt.Errorf("flow %s: cannot run: %w", l.gr.Flow, err)
@@ -222,13 +227,15 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 		req.params = plan.origin.Params
 	}
 	run := &metadata.Run{Flow: l.gr.Flow, Status: metadata.Running, User: l.cfg.User.Value,
-		SystemTags: []string{"user:" + l.cfg.User.Value}, Tags: req.tags, Params: req.params, Code: codeVersion(l.exe)}
+		SystemTags: []string{"user:" + l.cfg.User.Value}, Tags: req.tags, Params: req.params, Code: l.code()}
 	if plan != nil {
 		run.Origin = plan.origin.ID
 	}
+	ph.mark("prepare")
 	if err := l.newRun(ctx, run, req.maxSplits); err != nil {
 		return "", err
 	}
+	ph.mark("create-run")
 	runID := run.ID
 	what := "run"
 	if plan != nil {
@@ -272,6 +279,7 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 		cfg.Clone = func(ctx context.Context, t *runtime.Task) (bool, error) { return l.clone(ctx, plan, runID, t) }
 	}
 	err := runtime.Run(ctx, cfg)
+	ph.mark("tasks")
 	status := metadata.Succeeded
 	if err != nil {
 		status = metadata.Failed
@@ -280,6 +288,7 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 	if ferr := l.meta.FinishRun(context.WithoutCancel(ctx), l.gr.Flow, runID, status, time.Now().UTC()); ferr != nil && err == nil {
 		err = ferr
 	}
+	ph.mark("finish-run")
 	l.report(runID, started, err)
 	return runID, err
 }
@@ -365,19 +374,25 @@ func (l *launcher) recordFailure(ctx context.Context, runID string, t *runtime.T
 // commit when run from a checkout.
 func codeVersion(exe string) metadata.Code {
 	var c metadata.Code
-	if f, err := os.Open(exe); err == nil {
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err == nil {
-			c.BinarySHA256 = hex.EncodeToString(h.Sum(nil))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if f, err := os.Open(exe); err == nil {
+			h := sha256.New()
+			if _, err := io.Copy(h, f); err == nil {
+				c.BinarySHA256 = hex.EncodeToString(h.Sum(nil))
+			}
+			f.Close()
 		}
-		f.Close()
-	}
-	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
-		c.GitCommit = strings.TrimSpace(string(out))
-		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil {
-			c.GitDirty = len(strings.TrimSpace(string(st))) > 0
+	})
+	wg.Go(func() {
+		if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+			c.GitCommit = strings.TrimSpace(string(out))
+			if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil {
+				c.GitDirty = len(strings.TrimSpace(string(st))) > 0
+			}
 		}
-	}
+	})
+	wg.Wait()
 	return c
 }
 
