@@ -179,6 +179,7 @@ type refusal struct {
 	msg  string
 }
 
+// Error returns the message.
 func (e *refusal) Error() string { return e.msg }
 
 // Is makes not-found and exists refusals match metadata.ErrNotFound and
@@ -231,7 +232,7 @@ func checkText(what, s string) error {
 	return nil
 }
 
-// checkName rejects an empty name, or one that is too long or holds control
+// checkNames rejects an empty name, or one that is too long or holds control
 // characters or text PostgreSQL cannot store; pairs are (what, value).
 func checkNames(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
