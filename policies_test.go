@@ -24,7 +24,7 @@ type Policies struct {
 func (f *Policies) Graph(g *stepwise.Graph) {
 	g.Step(f.Start).Next(f.Flaky)
 	g.Step(f.Flaky).Retry(2).Next(f.Slow)
-	g.Step(f.Slow).Timeout(300 * time.Millisecond).Next(f.Risky)
+	g.Step(f.Slow).Timeout(4 * time.Second).Next(f.Risky)
 	g.Step(f.Risky).Catch("Caught").Next(f.Fan)
 	g.Step(f.Fan).Foreach("Items", f.Each)
 	g.Step(f.Each).Next(f.Gather)
@@ -105,7 +105,7 @@ func TestRetrySucceedsOnThirdAttempt(t *testing.T) {
 func TestTimeoutKillsSleepingStep(t *testing.T) {
 	start := time.Now()
 	run, err := runPolicies(t, "timeout")
-	if err == nil || !strings.Contains(err.Error(), "timed out after 300ms") {
+	if err == nil || !strings.Contains(err.Error(), "timed out after 4s") {
 		t.Fatalf("run error %v, want a timeout", err)
 	}
 	if took := time.Since(start); took > 30*time.Second {

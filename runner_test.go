@@ -83,6 +83,9 @@ func testEnv(t *testing.T, user string) (datastore, marksFile string) {
 	t.Setenv("STEPWISE_METADATA", "")
 	marksFile = filepath.Join(dir, "marks")
 	t.Setenv("STEPWISE_TEST_MARKS", marksFile)
+	if os.Getenv("STEPWISE_TEST_TEAM") != "" {
+		return teamEnv(t), marksFile
+	}
 	return filepath.Join(dir, "ds"), marksFile
 }
 

@@ -34,6 +34,9 @@ var commands = []command{
 	{"dump", "PATHSPEC", "print the artifacts of a task (or the tasks of a run)", dumpCmd},
 	{"logs", "PATHSPEC", "print the output of a task attempt", logsCmd},
 	{"tag", "add|remove|list PATHSPEC [TAG...]", "change or list the tags of a run", tagCmd},
+	{"service", "[--addr HOST:PORT] [--database URL] [--token T]", "serve the metadata API over HTTP, backed by PostgreSQL", serviceCmd},
+	{"configure", "[--set-datastore D] [--set-metadata M] [--set-user U] [--set-token T]", "write the config file", configureCmd},
+	{"config", "show", "print the settings in force and where each came from", configShowCmd},
 }
 
 // env is what every subcommand gets.

@@ -19,6 +19,7 @@ import (
 	"stepwise.dev/stepwise/internal/datastore/local"
 	"stepwise.dev/stepwise/internal/datastore/s3"
 	"stepwise.dev/stepwise/internal/metadata"
+	"stepwise.dev/stepwise/internal/metadata/service"
 	"stepwise.dev/stepwise/internal/metadata/sqlite"
 )
 
@@ -67,21 +68,31 @@ func Path() string {
 	return filepath.Join(home, ".stepwise", "config.json")
 }
 
+// ReadFile reads a config file; a missing one is empty.
+func ReadFile(path string) (File, error) {
+	var f File
+	if path == "" {
+		return f, nil
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return f, fmt.Errorf("config: cannot read %s: %w", path, err)
+	default:
+		if err := json.Unmarshal(data, &f); err != nil {
+			return f, fmt.Errorf("config: %s is not valid JSON (%v); fix it or write it again with 'stepwise configure'", path, err)
+		}
+	}
+	return f, nil
+}
+
 // Load reads the config file (if any) and the environment.
 func Load() (*Config, error) {
 	c := &Config{File: Path()}
-	var f File
-	if c.File != "" {
-		data, err := os.ReadFile(c.File)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("config: cannot read %s: %w", c.File, err)
-		default:
-			if err := json.Unmarshal(data, &f); err != nil {
-				return nil, fmt.Errorf("config: %s is not valid JSON (%v); fix it or write it again with 'stepwise configure'", c.File, err)
-			}
-		}
+	f, err := ReadFile(c.File)
+	if err != nil {
+		return nil, err
 	}
 	u := "unknown"
 	if cu, err := user.Current(); err == nil && cu.Username != "" {
@@ -157,8 +168,15 @@ func OpenDatastore(ctx context.Context, ds string) (*datastore.Store, error) {
 // OpenMetadata opens the metadata store a setting names; a local store
 // lives in the local datastore's directory.
 func OpenMetadata(ctx context.Context, c *Config) (metadata.Store, error) {
+	if strings.HasPrefix(c.Metadata.Value, "http://") || strings.HasPrefix(c.Metadata.Value, "https://") {
+		cl, err := service.NewClient(c.Metadata.Value, c.Token.Value, nil)
+		if err != nil {
+			return nil, fmt.Errorf("metadata %q (from %s): %w", c.Metadata.Value, c.Metadata.Source, err)
+		}
+		return cl, nil
+	}
 	if c.Metadata.Value != "local" {
-		return nil, fmt.Errorf("metadata %q (from %s): only \"local\" is available in this build", c.Metadata.Value, c.Metadata.Source)
+		return nil, fmt.Errorf("metadata %q (from %s): use \"local\" or the URL of a metadata service (http://host:port)", c.Metadata.Value, c.Metadata.Source)
 	}
 	if strings.HasPrefix(c.Datastore.Value, "s3://") {
 		return nil, fmt.Errorf("metadata: the local metadata store needs a local datastore, but the datastore is %s; set %s to a metadata service", c.Datastore.Value, EnvMetadata)

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"stepwise.dev/stepwise/internal/metadata/postgres"
+	"stepwise.dev/stepwise/internal/metadata/service"
+)
+
+func serviceCmd(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("service")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	dsn := fs.String("database", os.Getenv("STEPWISE_DATABASE_URL"), "PostgreSQL URL (default $STEPWISE_DATABASE_URL)")
+	var tokens multi
+	fs.Var(&tokens, "token", "a bearer token clients must send (repeatable; default: $STEPWISE_SERVICE_TOKENS, comma-separated); none means no authentication")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
+	}
+	if *dsn == "" {
+		return &usageError{"say which PostgreSQL database to use: --database postgres://user@host:5432/stepwise or STEPWISE_DATABASE_URL"}
+	}
+	if len(tokens) == 0 {
+		for _, t := range strings.Split(os.Getenv("STEPWISE_SERVICE_TOKENS"), ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tokens = append(tokens, t)
+			}
+		}
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	store, err := postgres.Open(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if len(tokens) == 0 {
+		logger.Warn("no tokens configured: every client may read and write; set --token or STEPWISE_SERVICE_TOKENS")
+	}
+	logger.Info("stepwise metadata service", "addr", *addr, "tokens", len(tokens))
+	return service.Serve(ctx, *addr, service.NewHandler(store, service.Options{Tokens: tokens, Logger: logger}))
+}

@@ -1,0 +1,174 @@
+package stepwise_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"stepwise.dev/stepwise/client"
+	"stepwise.dev/stepwise/internal/datastore/s3"
+	"stepwise.dev/stepwise/internal/metadata/postgres"
+	"stepwise.dev/stepwise/internal/metadata/service"
+	"stepwise.dev/stepwise/internal/testservers"
+)
+
+var teamPrefix atomic.Int64
+
+// teamEnv points the test at team mode: artifacts on a real MinIO, and a
+// metadata service on a fresh PostgreSQL database, with a token. It
+// returns the datastore URL.
+func teamEnv(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	srv := testservers.MinIO(t)
+	store, err := postgres.Open(ctx, testservers.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	api := httptest.NewServer(service.NewHandler(store, service.Options{Tokens: []string{"team-secret"}}))
+	t.Cleanup(api.Close)
+	t.Setenv("STEPWISE_METADATA", api.URL)
+	t.Setenv("STEPWISE_TOKEN", "team-secret")
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)
+	ds := fmt.Sprintf("s3://stepwise-team/t%d-%d", os.Getpid(), teamPrefix.Add(1))
+	b, err := s3.New(ctx, ds, s3.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// TestTeamMode runs the end-to-end tests again against MinIO and the
+// metadata service on PostgreSQL.
+func TestTeamMode(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"resume from a failed branch", TestResumeFromFailedBranch},
+		{"resume inside a foreach", TestResumeInsideForeach},
+		{"resume errors", TestResumeErrors},
+		{"namespaces and tags", TestNamespacesAndTags},
+		{"branches in parallel", TestBranchesRunInParallelProcesses},
+		{"killed task keeps logs", TestKilledTaskKeepsItsLogs},
+		{"every transition and value kind", TestEveryTransitionKindAndValueKind},
+		{"merge", TestMerge},
+		{"retry", TestRetrySucceedsOnThirdAttempt},
+		{"catch", TestCatchStoresTheErrorAndGoesOn},
+	}
+	t.Setenv("STEPWISE_TEST_TEAM", "1")
+	for _, tt := range tests {
+		t.Run(tt.name, tt.fn)
+	}
+}
+
+// TestTwoMachines: two working directories stand for two machines that
+// share the team's datastore and metadata service. A run made in one is
+// listed, dumped and resumed from the other.
+func TestTwoMachines(t *testing.T) {
+	testEnv(t, "ann")
+	t.Setenv("STEPWISE_DATASTORE", teamEnv(t))
+	bins := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", bins+"/", "./examples/branchjoin", "./cmd/stepwise")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	machineA, machineB := t.TempDir(), t.TempDir()
+	sh := func(dir, name string, args ...string) string {
+		t.Helper()
+		c := exec.Command(filepath.Join(bins, name), args...)
+		c.Dir = dir
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v in %s: %v\n%s", name, args, dir, err, out)
+		}
+		return string(out)
+	}
+	out := sh(machineA, "branchjoin", "run", "--tag", "shared")
+	id := regexp.MustCompile(`run (\d+)`).FindStringSubmatch(out)[1]
+	if list := sh(machineB, "stepwise", "runs", "BranchJoin", "--tag", "shared"); !strings.Contains(list, "BranchJoin/"+id) {
+		t.Errorf("machine B does not list the run of machine A:\n%s", list)
+	}
+	if dump := sh(machineB, "stepwise", "dump", "BranchJoin/"+id+"/end"); !strings.Contains(dump, "Out") || !strings.Contains(dump, " 3") {
+		t.Errorf("machine B cannot dump the run of machine A:\n%s", dump)
+	}
+	if logs := sh(machineB, "stepwise", "logs", "BranchJoin/"+id+"/end"); !strings.Contains(logs, "3") {
+		t.Errorf("machine B cannot read the logs of machine A:\n%s", logs)
+	}
+	res := sh(machineB, "branchjoin", "resume", "join", "--origin-run-id", id)
+	if !strings.Contains(res, "] 3") || !strings.Contains(res, "cloned from the origin run") {
+		t.Errorf("resume on machine B:\n%s", res)
+	}
+	for _, dir := range []string{machineA, machineB} {
+		if _, err := os.Stat(filepath.Join(dir, ".stepwise")); err == nil {
+			t.Errorf("%s has a local .stepwise: team mode must keep nothing locally", dir)
+		}
+	}
+}
+
+// TestMinIORestartDuringRun restarts the object store in the middle of a
+// run: the run completes thanks to retries, or fails with a clear error and
+// resumes to completion; either way no artifact is lost or damaged.
+func TestMinIORestartDuringRun(t *testing.T) {
+	testEnv(t, "ann")
+	t.Setenv("STEPWISE_DATASTORE", teamEnv(t))
+	srv := testservers.MinIO(t)
+	if srv.Dir == "" {
+		t.Fatal("this test restarts MinIO, so it needs the one the test binary starts; unset STEPWISE_TEST_S3_ENDPOINT")
+	}
+	work, marks := t.TempDir(), t.TempDir()
+	cmd, out := startSleepy(t, work, "run", "--n", "8", "--nap", "200ms", "--dir", marks, "--max-workers", "2")
+	waitFor(t, 60*time.Second, "two items to start", func() bool { return len(startedFiles(marks)) >= 2 })
+	if err := srv.Restart(context.Background(), 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	runErr := cmd.Wait()
+	ctx := context.Background()
+	c, err := client.Open(ctx, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if runErr != nil {
+		t.Logf("the run failed during the restart (allowed if clear):\n%s", out)
+		if !strings.Contains(out.String(), "s3") && !strings.Contains(out.String(), "connect") {
+			t.Errorf("the failure does not say what happened:\n%s", out)
+		}
+		res := exec.Command(sleepy(t), "resume")
+		res.Dir = work
+		if rout, err := res.CombinedOutput(); err != nil {
+			t.Fatalf("resume after the restart: %v\n%s", err, rout)
+		}
+	}
+	run, err := c.Flow("Sleepy").LatestRun(ctx)
+	if err != nil || !run.Successful() {
+		t.Fatalf("latest run %+v, %v; want a successful run\n%s", run, err, out)
+	}
+	end, _ := run.EndTask(ctx)
+	if sum, err := client.Get[int](ctx, end, "Sum"); err != nil || sum != 360 {
+		t.Errorf("Sum = %d, %v; want 360", sum, err)
+	}
+	tasks, _ := run.Tasks(ctx)
+	for _, tk := range tasks {
+		for _, a := range tk.Artifacts {
+			if _, err := tk.Raw(ctx, a.Name); err != nil {
+				t.Errorf("artifact %s of %s: %v", a.Name, tk.Pathspec(), err)
+			}
+		}
+	}
+}
