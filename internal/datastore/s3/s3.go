@@ -244,87 +244,120 @@ func (b *Backend) putMultipart(ctx context.Context, k string, r io.Reader, size 
 	return nil
 }
 
-// Get opens the object; large objects are read with parallel ranged
-// requests into memory first. A missing key matches fs.ErrNotExist.
+// Get opens the object; large objects are streamed with parallel ranged
+// requests. A missing key matches fs.ErrNotExist.
 func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	k, err := b.key(key)
 	if err != nil {
 		return nil, 0, err
 	}
-	for attempt := 0; ; attempt++ {
-		head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &k})
+	head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &k})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
+		}
+		return nil, 0, b.wrap("read", k, err)
+	}
+	size := aws.ToInt64(head.ContentLength)
+	if size <= b.opts.PartSize {
+		out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k})
 		if err != nil {
 			if isNotFound(err) {
 				return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
 			}
 			return nil, 0, b.wrap("read", k, err)
 		}
-		size := aws.ToInt64(head.ContentLength)
-		if size <= b.opts.PartSize {
-			out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k})
-			if err != nil {
-				if isNotFound(err) {
-					return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
-				}
-				return nil, 0, b.wrap("read", k, err)
-			}
-			return out.Body, aws.ToInt64(out.ContentLength), nil
-		}
-		buf, err := b.getRanges(ctx, k, aws.ToString(head.ETag), size)
-		if isChanged(err) && attempt < 5 {
-			continue // overwritten while we read: read the new version whole
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		return io.NopCloser(bytes.NewReader(buf)), size, nil
+		return out.Body, aws.ToInt64(out.ContentLength), nil
 	}
+	return b.rangeReader(ctx, k, aws.ToString(head.ETag), size), size, nil
 }
 
-func isChanged(err error) bool {
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed"
-}
-
-// getRanges reads an object with parallel ranged requests, all pinned to
-// one version by its ETag.
-func (b *Backend) getRanges(ctx context.Context, k, etag string, size int64) ([]byte, error) {
-	buf := make([]byte, size)
+// rangeReader streams a large object: ranged requests, pinned to one
+// version by its ETag, run ahead in parallel while the caller reads (and
+// hashes) the earlier ones in order. An object replaced during the read
+// gives an error, never mixed bytes.
+func (b *Backend) rangeReader(ctx context.Context, k, etag string, size int64) io.ReadCloser {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	n := int((size + b.opts.PartSize - 1) / b.opts.PartSize)
+	r := &rangeReader{chunks: make([]chan chunk, n), cancel: cancel}
+	for i := range r.chunks {
+		r.chunks[i] = make(chan chunk, 1)
+	}
 	sem := make(chan struct{}, b.opts.Concurrency)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
-	for start := int64(0); start < size; start += b.opts.PartSize {
-		end := min(start+b.opts.PartSize, size)
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			rng := fmt.Sprintf("bytes=%d-%d", start, end-1)
-			out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k, Range: &rng, IfMatch: &etag})
-			if err == nil {
-				_, err = io.ReadFull(out.Body, buf[start:end])
-				out.Body.Close()
+	go func() {
+		for i := 0; i < n; i++ {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				for j := i; j < n; j++ {
+					r.chunks[j] <- chunk{err: ctx.Err()}
+				}
+				return
 			}
-			if err != nil {
-				once.Do(func() { firstErr = b.wrap("read range of", k, err); cancel() })
-			}
-		}()
+			start := int64(i) * b.opts.PartSize
+			end := min(start+b.opts.PartSize, size)
+			go func(i int) {
+				rng := fmt.Sprintf("bytes=%d-%d", start, end-1)
+				out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k, Range: &rng, IfMatch: &etag})
+				var buf []byte
+				if err == nil {
+					buf = make([]byte, end-start)
+					_, err = io.ReadFull(out.Body, buf)
+					out.Body.Close()
+				}
+				if err != nil {
+					err = b.wrap("read range of", k, err)
+				}
+				r.chunks[i] <- chunk{data: buf, err: err, release: func() { <-sem }}
+			}(i)
+		}
+	}()
+	return r
+}
+
+type chunk struct {
+	data    []byte
+	err     error
+	release func()
+}
+
+type rangeReader struct {
+	chunks []chan chunk
+	next   int
+	cur    []byte
+	err    error
+	cancel context.CancelFunc
+}
+
+func (r *rangeReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.next == len(r.chunks) {
+			return 0, io.EOF
+		}
+		c := <-r.chunks[r.next]
+		if c.release != nil {
+			c.release()
+		}
+		r.next++
+		if c.err != nil {
+			r.err = c.err
+			r.cancel()
+			return 0, c.err
+		}
+		r.cur = c.data
 	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
-	}
-	return buf, firstErr
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// Close stops the requests still running.
+func (r *rangeReader) Close() error {
+	r.cancel()
+	return nil
 }
 
 // GetRange reads at most n bytes from off, and returns them with the
