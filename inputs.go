@@ -10,7 +10,9 @@ import (
 // Inputs are what a join step receives: one flow value per parent task,
 // each holding the artifacts that task produced. A join after a branch has
 // one input per branch, reachable by the parent step's name; a join after a
-// foreach has one input per element, in the order of the elements.
+// foreach has one input per element, in the order of the elements. Inputs
+// are for reading: an artifact with the same value in several inputs may
+// share memory between them.
 type Inputs[T any] struct {
 	items []T
 	steps []string            // parent step of each input

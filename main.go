@@ -290,9 +290,7 @@ func (c *cli) step(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "step: --run-id, --step and --task-id are required\n")
 		return 2
 	}
-	if inputs != "" {
-		spec.Inputs = strings.Split(inputs, ",")
-	}
+
 	ps, err := params(c.decl.flow.Type().Elem())
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
@@ -317,6 +315,23 @@ func (c *cli) step(ctx context.Context, args []string) int {
 		return 1
 	}
 	defer func() { meta.Close(); ph.mark("close") }()
+	if key, ok := strings.CutPrefix(inputs, "@"); ok {
+		r, _, err := store.Backend().Get(ctx, key)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "step: cannot read the input list %s: %v\n", key, err)
+			return 1
+		}
+		data, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			fmt.Fprintf(c.stderr, "step: cannot read the input list %s: %v\n", key, err)
+			return 1
+		}
+		inputs = string(data)
+	}
+	if inputs != "" {
+		spec.Inputs = strings.Split(inputs, ",")
+	}
 	ph.mark("open")
 	x := &executor{decl: c.decl, gr: c.gr, store: store, meta: meta, params: ps, ph: ph}
 	if err := x.execute(ctx, spec); err != nil {

@@ -250,15 +250,25 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 		Capacity:   capacity,
 		Console:    runtime.NewConsole(l.out, l.live, req.quiet),
 		RetryDelay: retryDelay(),
-		Command: func(t *runtime.Task) *exec.Cmd {
+		Command: func(ctx context.Context, t *runtime.Task) (*exec.Cmd, error) {
+			inputs := strings.Join(t.Inputs, ",")
+			if len(t.Inputs) > maxInlineInputs {
+				// A wide join's inputs go through the datastore, not the
+				// command line, which has a length limit.
+				key := inputsKey(l.gr.Flow, runID, t.Step, t.ID)
+				if err := l.store.Backend().Put(ctx, key, strings.NewReader(inputs), int64(len(inputs))); err != nil {
+					return nil, fmt.Errorf("cannot store the input list of task %s: %w", t.Path(), err)
+				}
+				inputs = "@" + key
+			}
 			cmd := exec.Command(l.exe, "step", "--datastore", l.dsArg, "--metadata", l.metaArg, "--run-id", runID,
-				"--step", t.Step, "--task-id", t.ID, "--input", strings.Join(t.Inputs, ","),
+				"--step", t.Step, "--task-id", t.ID, "--input", inputs,
 				"--split-index", strconv.Itoa(t.SplitIndex), "--attempt", strconv.Itoa(t.Attempt))
 			if t.CatchError != "" {
 				cmd.Args = append(cmd.Args, "--catch-error", t.CatchError)
 			}
 			cmd.Env = append(os.Environ(), FlowEnv+"="+l.gr.Flow, config.EnvUser+"="+l.cfg.User.Value)
-			return cmd
+			return cmd, nil
 		},
 		Splits: func(ctx context.Context, t *runtime.Task) (int, error) {
 			rec, err := l.store.GetTask(ctx, datastore.TaskPath{Flow: l.gr.Flow, Run: runID, Step: t.Step, Task: t.ID})
@@ -394,6 +404,14 @@ func codeVersion(exe string) metadata.Code {
 	})
 	wg.Wait()
 	return c
+}
+
+// maxInlineInputs is the most input tasks passed on a task's command line;
+// more are written to the datastore under inputsKey.
+const maxInlineInputs = 64
+
+func inputsKey(flow, run, step, task string) string {
+	return "runs/" + flow + "/" + run + "/" + step + "/" + task + "/inputs"
 }
 
 // retryDelay is the wait before a first retry; STEPWISE_RETRY_DELAY

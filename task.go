@@ -84,6 +84,9 @@ type executor struct {
 	meta   metadata.Store
 	params []param
 	ph     *phases
+	// decoded holds the values loaded so far, by content key, so that the
+	// inputs of a join share what they have in common.
+	decoded map[string]reflect.Value
 }
 
 // execute runs one attempt of a task and records it in the metadata store.
@@ -172,7 +175,7 @@ func (x *executor) run(ctx context.Context, spec taskSpec) ([]datastore.Artifact
 		keys := make([]map[string]string, len(parents))
 		for i, p := range parents {
 			items[i] = reflect.New(x.flowType().Elem())
-			if keys[i], err = x.load(ctx, items[i], p); err != nil {
+			if keys[i], err = x.load(ctx, items[i], p, true); err != nil {
 				return nil, err
 			}
 			if err := setParams(x.params, items[i], runParams); err != nil {
@@ -184,7 +187,7 @@ func (x *executor) run(ctx context.Context, spec taskSpec) ([]datastore.Artifact
 		args = append(args, in.build(items, steps, keys))
 	case len(parents) == 1:
 		p := parents[0]
-		if _, err := x.load(ctx, flow, p); err != nil {
+		if _, err := x.load(ctx, flow, p, false); err != nil {
 			return nil, err
 		}
 		rec.Foreach = p.Foreach
@@ -261,8 +264,10 @@ func call(ctx context.Context, step string, fn reflect.Value, args []reflect.Val
 }
 
 // load sets the fields of flow from the artifacts of a task, and returns
-// each artifact's content key.
-func (x *executor) load(ctx context.Context, flow reflect.Value, rec *datastore.TaskRecord) (map[string]string, error) {
+// each artifact's content key. With share (for the inputs of a join, which
+// are for reading), a value already loaded under the same key, such as a
+// big slice every input carries, is shared instead of loaded again.
+func (x *executor) load(ctx context.Context, flow reflect.Value, rec *datastore.TaskRecord, share bool) (map[string]string, error) {
 	keys := make(map[string]string, len(rec.Artifacts))
 	v := flow.Elem()
 	for _, a := range rec.Artifacts {
@@ -271,12 +276,22 @@ func (x *executor) load(ctx context.Context, flow reflect.Value, rec *datastore.
 		if !f.IsValid() || !f.CanSet() {
 			continue // an artifact the current code no longer has
 		}
+		if d, ok := x.decoded[a.Key]; share && ok && d.Type() == f.Type() {
+			f.Set(d)
+			continue
+		}
 		data, err := x.store.GetBlob(ctx, a.Key)
 		if err != nil {
 			return nil, fmt.Errorf("stepwise: cannot load artifact %s of task %s: %w", a.Name, rec.Path, err)
 		}
 		if err := codec.Decode(data, f.Addr().Interface()); err != nil {
 			return nil, fmt.Errorf("stepwise: cannot load artifact %s of task %s into field %s %s (stored as %s): %w", a.Name, rec.Path, a.Name, f.Type(), a.Type, err)
+		}
+		if share {
+			if x.decoded == nil {
+				x.decoded = map[string]reflect.Value{}
+			}
+			x.decoded[a.Key] = f
 		}
 	}
 	return keys, nil

@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
-	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,12 +88,11 @@ func BenchmarkForeach(b *testing.B) {
 	}
 }
 
+// randomFloats are normally distributed, like model weights.
 func randomFloats(n int) []float64 {
-	buf := make([]byte, 8*n)
-	rand.Read(buf)
 	out := make([]float64, n)
 	for i := range out {
-		out[i] = math.Float64frombits(binary.LittleEndian.Uint64(buf[8*i:]) &^ (0x7ff << 52)) // finite
+		out[i] = rand.NormFloat64()
 	}
 	return out
 }
@@ -111,7 +108,11 @@ func BenchmarkArtifact(b *testing.B) {
 			b.SetBytes(int64(size))
 			for b.Loop() {
 				b.StopTimer()
-				be, err := local.New(b.TempDir()) // a fresh store: no dedup
+				dir, err := os.MkdirTemp("", "stepwise-bench-artifact-")
+				if err != nil {
+					b.Fatal(err)
+				}
+				be, err := local.New(dir) // a fresh store: no dedup
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -124,6 +125,9 @@ func BenchmarkArtifact(b *testing.B) {
 				if _, _, err := st.PutBlob(ctx, enc.Parts); err != nil {
 					b.Fatal(err)
 				}
+				b.StopTimer()
+				os.RemoveAll(dir) // one artifact at a time, as a task writes it
+				b.StartTimer()
 			}
 		})
 		b.Run("load/"+name, func(b *testing.B) {

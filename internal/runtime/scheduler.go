@@ -53,7 +53,7 @@ type Config struct {
 	// past it wait. Zero fields mean no limit.
 	Capacity graph.Resources
 	// Command builds the (not yet started) process of a task.
-	Command func(t *Task) *exec.Cmd
+	Command func(ctx context.Context, t *Task) (*exec.Cmd, error)
 	// Splits reads how many elements a finished foreach task fanned out to.
 	Splits func(ctx context.Context, t *Task) (int, error)
 	// Console shows task output and progress.
@@ -252,7 +252,11 @@ func (s *scheduler) start(ctx context.Context, t *Task) {
 			return
 		}
 	}
-	cmd := s.cfg.Command(t)
+	cmd, err := s.cfg.Command(ctx, t)
+	if err != nil {
+		go func() { s.done <- result{t: t, err: err} }()
+		return
+	}
 	cmd.SysProcAttr = taskProcAttr()
 	out := s.cfg.Console.TaskOutput(prefix)
 	var logs []io.WriteCloser
