@@ -139,6 +139,11 @@ func New(flow string, steps []*Step) (*Graph, error) {
 			t.Parents = append(t.Parents, s.Name)
 		}
 	}
+	for _, s := range steps {
+		if s.Name != "end" && len(s.Next) == 0 {
+			add(s.Name, "has no transition; add .Next(...) to its declaration (only end has none)")
+		}
+	}
 	start, end := g.index["start"], g.index["end"]
 	if start == nil {
 		add("", "the flow has no start step; every flow begins with a method named Start declared with g.Step")
@@ -156,9 +161,6 @@ func New(flow string, steps []*Step) (*Graph, error) {
 		add("end", "has a transition to %s; end must be the last step", strings.Join(end.Next, ", "))
 	}
 	for _, s := range steps {
-		if s != end && len(s.Next) == 0 {
-			add(s.Name, "has no transition; add .Next(...) to its declaration (only end has none)")
-		}
 		if s.Catch != "" && s.Foreach != "" {
 			add(s.Name, "is a foreach and catches its failure into %s; a foreach cannot go on without its elements, so remove Catch or move the risky work into the foreach body", s.Catch)
 		}

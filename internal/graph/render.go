@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +13,8 @@ import (
 // order, with its transition and what it declares.
 func (g *Graph) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "Flow %s: %d steps\n\n", g.Flow, len(g.Steps))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	for _, s := range g.Steps {
 		var what string
 		switch s.Kind() {
@@ -50,7 +52,15 @@ func (g *Graph) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, what, extra)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " ")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // String shows resources as "cpu=2 memory=4096MiB gpu=1".

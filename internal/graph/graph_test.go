@@ -1,0 +1,101 @@
+package graph
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file; run go test -update if the change is right.\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// nested is a grid search: nested foreach, a branch inside it, joins, and
+// every step setting.
+func nested() []*Step {
+	return []*Step{
+		{Name: "start", Method: "Start", Next: []string{"per_rate"}, Foreach: "Rates"},
+		{Name: "per_rate", Method: "PerRate", Next: []string{"fit"}, Foreach: "Depths", Item: "float64"},
+		{Name: "fit", Method: "Fit", Next: []string{"a", "b"}, Item: "int", Resources: Resources{CPU: 2, MemoryMB: 4096, GPU: 1}, Retries: 2, Timeout: Duration(time.Hour)},
+		{Name: "a", Method: "A", Next: []string{"both"}, Catch: "Err"},
+		{Name: "b", Method: "B", Next: []string{"both"}},
+		{Name: "both", Method: "Both", Next: []string{"join_depths"}, Join: true},
+		{Name: "join_depths", Method: "JoinDepths", Next: []string{"join_rates"}, Join: true},
+		{Name: "join_rates", Method: "JoinRates", Next: []string{"end"}, Join: true},
+		{Name: "end", Method: "End"},
+	}
+}
+
+func TestRenderGolden(t *testing.T) {
+	g, err := New("Grid", nested())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text, js bytes.Buffer
+	g.WriteText(&text)
+	g.WriteJSON(&js)
+	golden(t, "grid.txt.golden", text.Bytes())
+	golden(t, "grid.json.golden", js.Bytes())
+}
+
+func TestSplitsAndDepths(t *testing.T) {
+	g, err := New("Grid", nested())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		step   string
+		closes string
+		depth  int
+	}{{"fit", "", 2}, {"both", "fit", 2}, {"join_depths", "per_rate", 1}, {"join_rates", "start", 0}, {"end", "", 0}} {
+		s := g.Step(tt.step)
+		if s.Closes != tt.closes || s.Depth != tt.depth {
+			t.Errorf("%s: closes %q depth %d, want %q %d", tt.step, s.Closes, s.Depth, tt.closes, tt.depth)
+		}
+	}
+	var order []string
+	for _, s := range g.Topo() {
+		order = append(order, s.Name)
+	}
+	if got := strings.Join(order, " "); got != "start per_rate fit a b both join_depths join_rates end" {
+		t.Errorf("topological order %s", got)
+	}
+}
+
+func TestErrorsAreAllReported(t *testing.T) {
+	steps := []*Step{
+		{Name: "start", Next: []string{"a", "b"}},
+		{Name: "a", Next: []string{"ghost"}},
+		{Name: "b"},
+		{Name: "end"},
+	}
+	_, err := New("Broken", steps)
+	es, ok := err.(Errors)
+	if !ok || len(es) != 2 {
+		t.Fatalf("got %v, want two errors", err)
+	}
+	for _, want := range []string{`step a: transition to "ghost"`, "step b: has no transition"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors lack %q:\n%v", want, err)
+		}
+	}
+}
