@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,7 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	steptest.Main(m, &Flaky{}, &FlakyForeach{}, &Rendezvous{}, &Killed{}, &Kinds{}, &Merging{}, &Policies{}, &Filler{}, &Squares{})
+	steptest.Main(m, &Flaky{}, &FlakyForeach{}, &Rendezvous{}, &Killed{}, &Kinds{}, &Merging{}, &Policies{}, &Filler{}, &Squares{}, &Greedy{}, &Huge{})
 }
 
 // mark appends a line to the file named by env var STEPWISE_TEST_MARKS, so
@@ -93,9 +94,21 @@ func TestResumeFromFailedBranch(t *testing.T) {
 	ctx := context.Background()
 	ds, marksFile := testEnv(t, "ann")
 	t.Setenv("STEPWISE_TEST_FAIL", "b")
-	first, err := stepwise.Run(ctx, &Flaky{}, &stepwise.RunOptions{Datastore: ds, Params: map[string]string{"seed": "10"}})
+	var out strings.Builder
+	first, err := stepwise.Run(ctx, &Flaky{}, &stepwise.RunOptions{Datastore: ds, Params: map[string]string{"seed": "10"}, Output: &out})
 	if err == nil {
 		t.Fatal("first run succeeded; step b should have failed")
+	}
+	for _, w := range []string{"/b/3 failed", "Last output of the task:", "b is broken (STEPWISE_TEST_FAIL=b)", "resume --origin-run-id " + first.ID} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("the failed run's output lacks %q:\n%s", w, out.String())
+		}
+	}
+	if len(first.Code.BinarySHA256) != 64 {
+		t.Errorf("run records binary hash %q", first.Code.BinarySHA256)
+	}
+	if head, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil && first.Code.GitCommit != strings.TrimSpace(string(head)) {
+		t.Errorf("run records git commit %q, want %q", first.Code.GitCommit, head)
 	}
 	if first == nil || first.Status != "failed" {
 		t.Fatalf("first run = %+v, want a failed run", first)
