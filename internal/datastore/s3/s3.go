@@ -95,6 +95,10 @@ func New(ctx context.Context, rawURL string, o Options) (*Backend, error) {
 			so.UsePathStyle = true // S3-compatible stores on a host:port want path-style addressing
 		}
 		so.DisableLogOutputChecksumValidationSkipped = true
+		// Blobs carry their own SHA-256, checked on every load: the SDK's
+		// extra CRC on every request would only cost CPU.
+		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	prefix := strings.Trim(u.Path, "/")
 	if prefix != "" {
