@@ -137,6 +137,7 @@ type scheduler struct {
 	retries  chan *Task
 	retrying int
 	stats    Stats
+	began    time.Time
 }
 
 // Stats counts what a run did.
@@ -158,6 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	s := &scheduler{cfg: cfg, running: map[*Task]*exec.Cmd{}, joins: map[string]*join{}, done: make(chan result), retries: make(chan *Task)}
 	s.stats.Steps = map[string]int{}
+	s.began = time.Now()
 	s.add(&Task{Step: "start", SplitIndex: -1})
 	defer cfg.Console.StopStatus()
 	for {
@@ -194,7 +196,11 @@ func (s *scheduler) status() {
 	if len(names) > 4 {
 		names = append(names[:4], fmt.Sprintf("+%d", len(names)-4))
 	}
-	s.cfg.Console.Status(fmt.Sprintf("run %s: %d done, %d running (%s), %d waiting", s.cfg.RunID, s.stats.Done, len(s.running), strings.Join(names, " "), len(s.ready)))
+	running := fmt.Sprintf("%d running", len(s.running))
+	if len(names) > 0 {
+		running += " (" + strings.Join(names, " ") + ")"
+	}
+	s.cfg.Console.Status(fmt.Sprintf("run %s, %s: %d done, %s, %d waiting", s.cfg.RunID, time.Since(s.began).Round(100*time.Millisecond), s.stats.Done, running, len(s.ready)))
 }
 
 func (s *scheduler) add(t *Task) {
