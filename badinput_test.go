@@ -144,3 +144,28 @@ func TestCorruptedTaskRecordIsDetected(t *testing.T) {
 		t.Errorf("resume over a corrupted task record: %v", err)
 	}
 }
+
+// Unstorable has a field that no encoding can store.
+type Unstorable struct {
+	Name  string
+	Hooks chan int
+}
+
+func (f *Unstorable) Graph(g *stepwise.Graph) {
+	g.Step(f.Start).Next(f.End)
+	g.Step(f.End)
+}
+func (f *Unstorable) Start(context.Context) error { f.Name = "x"; return nil }
+func (f *Unstorable) End(context.Context) error   { return nil }
+
+func TestUnstorableFieldNamesFieldAndType(t *testing.T) {
+	ds, _ := testEnv(t, "ann")
+	run, err := stepwise.Run(context.Background(), &Unstorable{}, &stepwise.RunOptions{Datastore: ds})
+	if err == nil {
+		t.Fatal("a flow with a channel field ran")
+	}
+	start, _ := run.Step(context.Background(), "start")
+	if msg := start[0].Attempts[0].Error; !strings.Contains(msg, "field Hooks (chan int) cannot be stored as an artifact: codec: cannot encode a value of type chan int") {
+		t.Errorf("error %q", msg)
+	}
+}

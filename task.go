@@ -309,7 +309,7 @@ func (x *executor) save(ctx context.Context, flow reflect.Value) ([]datastore.Ar
 		}
 		enc, err := codec.Encode(v.Field(i).Interface())
 		if err != nil {
-			return nil, fmt.Errorf("artifact %s (field %s of type %s) cannot be stored: %w", f.Name, f.Name, f.Type, err)
+			return nil, fmt.Errorf("field %s (%s) cannot be stored as an artifact: %w", f.Name, f.Type, err)
 		}
 		key, _, err := x.store.PutBlob(ctx, enc.Parts)
 		if err != nil {
