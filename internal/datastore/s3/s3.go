@@ -248,48 +248,62 @@ func (b *Backend) putMultipart(ctx context.Context, k string, r io.Reader, size 
 	return nil
 }
 
-// Get opens the object; large objects are streamed with parallel ranged
-// requests. A missing key matches fs.ErrNotExist.
+// Get opens the object. One request reads a small object whole (and the
+// first part of a large one); the rest of a large object is streamed with
+// parallel ranged requests. A missing key matches fs.ErrNotExist.
 func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	k, err := b.key(key)
 	if err != nil {
 		return nil, 0, err
 	}
-	head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &k})
+	rng := fmt.Sprintf("bytes=0-%d", b.opts.PartSize-1)
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k, Range: &rng})
+	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+			// An empty object has no byte 0.
+			out, err = b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k})
+		}
+	}
 	if err != nil {
 		if isNotFound(err) {
 			return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
 		}
 		return nil, 0, b.wrap("read", k, err)
 	}
-	size := aws.ToInt64(head.ContentLength)
-	if size <= b.opts.PartSize {
-		out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k})
-		if err != nil {
-			if isNotFound(err) {
-				return nil, 0, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
-			}
-			return nil, 0, b.wrap("read", k, err)
+	size := aws.ToInt64(out.ContentLength)
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		if i := strings.LastIndexByte(cr, '/'); i >= 0 {
+			fmt.Sscan(cr[i+1:], &size)
 		}
-		return out.Body, aws.ToInt64(out.ContentLength), nil
 	}
-	return b.rangeReader(ctx, k, aws.ToString(head.ETag), size), size, nil
+	if size <= b.opts.PartSize {
+		return out.Body, size, nil
+	}
+	first := make([]byte, b.opts.PartSize)
+	_, err = io.ReadFull(out.Body, first)
+	out.Body.Close()
+	if err != nil {
+		return nil, 0, b.wrap("read", k, err)
+	}
+	return b.rangeReader(ctx, k, aws.ToString(out.ETag), size, first), size, nil
 }
 
-// rangeReader streams a large object: ranged requests, pinned to one
-// version by its ETag, run ahead in parallel while the caller reads (and
-// hashes) the earlier ones in order. An object replaced during the read
+// rangeReader streams a large object whose first part was read already:
+// ranged requests, pinned to one version by its ETag, run ahead in parallel
+// while the caller reads (and hashes) the earlier ones in order. An object replaced during the read
 // gives an error, never mixed bytes.
-func (b *Backend) rangeReader(ctx context.Context, k, etag string, size int64) io.ReadCloser {
+func (b *Backend) rangeReader(ctx context.Context, k, etag string, size int64, first []byte) io.ReadCloser {
 	ctx, cancel := context.WithCancel(ctx)
 	n := int((size + b.opts.PartSize - 1) / b.opts.PartSize)
 	r := &rangeReader{chunks: make([]chan chunk, n), cancel: cancel}
 	for i := range r.chunks {
 		r.chunks[i] = make(chan chunk, 1)
 	}
+	r.chunks[0] <- chunk{data: first}
 	sem := make(chan struct{}, b.opts.Concurrency)
 	go func() {
-		for i := 0; i < n; i++ {
+		for i := 1; i < n; i++ {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
