@@ -90,14 +90,20 @@ func TestNotWritable(t *testing.T) {
 	})
 
 	t.Run("ReadOnlyDir", func(t *testing.T) {
-		if os.Geteuid() == 0 {
-			t.Skip("root writes to read-only directories")
-		}
 		b := newBackend(t)
-		if err := os.Chmod(b.dir, 0o555); err != nil {
-			t.Fatal(err)
+		if os.Geteuid() == 0 {
+			// Root writes through permissions, but not to a read-only
+			// file system.
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", b.dir).CombinedOutput(); err != nil {
+				t.Fatalf("mount a read-only tmpfs: %v %s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("umount", "-l", b.dir).Run() })
+		} else {
+			if err := os.Chmod(b.dir, 0o555); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(b.dir, 0o755) })
 		}
-		t.Cleanup(func() { os.Chmod(b.dir, 0o755) })
 		err := b.Put(ctx, "k", strings.NewReader("x"), 1)
 		if err == nil || !strings.Contains(err.Error(), b.dir) || !strings.Contains(err.Error(), "writable") {
 			t.Fatalf("Put in a read-only directory: %v", err)
@@ -199,23 +205,25 @@ func TestLeftoverTemp(t *testing.T) {
 
 const crashEnv = "STEPWISE_TEST_CRASH_DIR"
 
-// TestCrashHelper is the writer that TestCrashedWriter kills.
-func TestCrashHelper(t *testing.T) {
-	dir := os.Getenv(crashEnv)
-	if dir == "" {
-		t.Skip("helper of TestCrashedWriter")
+// TestMain also serves as the writer that TestCrashedWriter kills: started
+// with crashEnv set, the test binary begins a Put and waits to be killed.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashEnv); dir != "" {
+		b, err := New(dir)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		r := io.MultiReader(bytes.NewReader(make([]byte, 3<<20)), readerFunc(func([]byte) (int, error) {
+			fmt.Println("written")
+			time.Sleep(time.Minute) // killed meanwhile
+			return 0, io.EOF
+		}))
+		b.Put(context.Background(), "blobs/ab/obj", r, 6<<20)
+		fmt.Println("not killed")
+		os.Exit(1)
 	}
-	b, err := New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := io.MultiReader(bytes.NewReader(make([]byte, 3<<20)), readerFunc(func([]byte) (int, error) {
-		fmt.Println("written")
-		time.Sleep(time.Minute) // killed meanwhile
-		return 0, io.EOF
-	}))
-	b.Put(context.Background(), "blobs/ab/obj", r, 6<<20)
-	t.Fatal("not killed")
+	os.Exit(m.Run())
 }
 
 type readerFunc func([]byte) (int, error)
@@ -226,7 +234,7 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 func TestCrashedWriter(t *testing.T) {
 	ctx := context.Background()
 	b := newBackend(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), crashEnv+"="+b.dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
