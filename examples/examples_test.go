@@ -47,7 +47,7 @@ func run(t *testing.T, dir, example string, args ...string) (string, string, int
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bins, example), args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "STEPWISE_DATASTORE=")
+	cmd.Env = append(os.Environ(), "STEPWISE_DATASTORE=", "STEPWISE_METADATA=", "STEPWISE_TOKEN=", "STEPWISE_CONFIG="+filepath.Join(dir, "no-config.json"))
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
