@@ -139,9 +139,19 @@ func TestCorruptedTaskRecordIsDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(rec, []byte(strings.Replace(string(data), `"start"`, `"strat"`, 1)), 0o644)
-	_, err = stepwise.Resume(ctx, &Flaky{}, &stepwise.ResumeOptions{RunOptions: stepwise.RunOptions{Datastore: ds}, Step: "a", OriginRunID: run.ID})
-	if err == nil || !strings.Contains(err.Error(), "start/1") || !strings.Contains(err.Error(), "corrupt") {
-		t.Errorf("resume over a corrupted task record: %v", err)
+	// Reading it is an error that names it.
+	var out strings.Builder
+	resumed, err := stepwise.Resume(ctx, &Flaky{}, &stepwise.ResumeOptions{RunOptions: stepwise.RunOptions{Datastore: ds, Output: &out}, Step: "a", OriginRunID: run.ID})
+	if err != nil {
+		t.Fatalf("resume over a corrupted task record: %v", err)
+	}
+	// Resume says so, and runs that task again instead of reusing it.
+	if !strings.Contains(out.String(), "Flaky/"+run.ID+"/start/1 of the origin run cannot be reused") || !strings.Contains(out.String(), "corrupt") {
+		t.Errorf("resume did not report the damaged record:\n%s", out.String())
+	}
+	starts, _ := resumed.Step(ctx, "start")
+	if starts[0].ClonedFrom != "" || starts[0].Status != "succeeded" {
+		t.Errorf("start of the resumed run: cloned from %q, status %s; want it run again", starts[0].ClonedFrom, starts[0].Status)
 	}
 }
 

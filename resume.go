@@ -78,7 +78,10 @@ func (l *launcher) planResume(ctx context.Context, req *resumeRequest) (*resumeP
 		path := datastore.TaskPath{Flow: flow, Run: origin.ID, Step: t.Step, Task: t.ID}
 		rec, err := l.store.GetTask(ctx, path)
 		if err != nil {
-			return nil, fmt.Errorf("resume: cannot read task %s of the origin run: %w", path, err)
+			// A record lost or damaged (say, by a machine crash): the task
+			// cannot be reused, so it runs again.
+			fmt.Fprintf(l.errOut, "resume: task %s of the origin run cannot be reused, so it runs again: %v\n", path, err)
+			continue
 		}
 		idx := make([]int, len(rec.Foreach))
 		for i, f := range rec.Foreach {

@@ -74,7 +74,8 @@ func TestMemory(t *testing.T) {
 
 func TestNeedsSync(t *testing.T) {
 	for key, want := range map[string]bool{
-		datastore.TaskObjectKey(datastore.TaskPath{Flow: "F", Run: "1", Step: "s", Task: "2"}):                                    true,
+		datastore.TaskObjectKey(datastore.TaskPath{Flow: "F", Run: "1", Step: "s", Task: "2"}): false,
+		"runs/F/1/run.json": true,
 		datastore.BlobObjectKey(strings.Repeat("0f", 32)):                                                                         false,
 		datastore.LogChunkKey(datastore.LogPrefix(datastore.TaskPath{Flow: "F", Run: "1", Step: "s", Task: "2"}, 0, "stdout"), 3): false,
 	} {

@@ -48,6 +48,7 @@
 //
 // # Durability
 //
-// Task records are made durable (fsynced) before PutTask returns. Blobs
-// and log chunks are not: see [NeedsSync] for the measurements behind that.
+// Run manifests are made durable (fsynced) before Put returns. Blobs, task
+// records and log chunks are not: see [NeedsSync] for the measurements
+// behind that and for how damage from a machine crash is caught.
 package datastore

@@ -5,8 +5,8 @@
 // renames it over the target, so readers in any process see the whole
 // object or nothing. Temporary files are invisible to List, Get and Exists;
 // one left behind by a crashed writer is harmless (and not removed).
-// Objects that datastore.NeedsSync names (task records) are fsynced, and
-// so are their directories; blobs and log chunks are not.
+// Objects that datastore.NeedsSync names (run manifests) are fsynced, and
+// so are their directories; blobs, task records and log chunks are not.
 package local
 
 import (
@@ -38,7 +38,7 @@ const writeChunk = 8 << 20
 type Backend struct {
 	dir string
 	// sync reports whether an object must be fsynced before Put returns:
-	// datastore.NeedsSync, so task records are and blobs are not (that
+	// datastore.NeedsSync, so run manifests are and blobs are not (that
 	// doc comment has the measurements; BenchmarkPutBlob/*/fsync repeats
 	// them).
 	sync func(key string) bool

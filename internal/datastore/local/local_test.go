@@ -275,10 +275,11 @@ func TestCrashedWriter(t *testing.T) {
 func TestSyncPolicy(t *testing.T) {
 	b := newBackend(t)
 	for key, want := range map[string]bool{
-		"runs/F/1/start/1/task.json":           true,
+		"runs/F/1/run.json":                    true,
+		"runs/F/1/start/1/task.json":           false,
 		"blobs/ab/" + strings.Repeat("ab", 32): false,
 		"logs/F/1/start/1/0/stdout/00000000":   false,
-		"other/thing":                          true,
+		"other/thing":                          false,
 	} {
 		if got := b.sync(key); got != want {
 			t.Errorf("sync(%s) = %v, want %v", key, got, want)
