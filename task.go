@@ -93,11 +93,15 @@ type executor struct {
 func (x *executor) execute(ctx context.Context, spec taskSpec) error {
 	a := metadata.Attempt{Flow: x.gr.Flow, Run: spec.Run, Step: spec.Step, Task: spec.Task, N: spec.Attempt,
 		Status: metadata.Running, Started: time.Now().UTC()}
-	if err := x.meta.StartAttempt(ctx, a); err != nil {
-		return fmt.Errorf("stepwise: cannot record the start of task %s/%s/%s: %w", spec.Run, spec.Step, spec.Task, err)
+	// The start is recorded while the task loads its inputs and runs: a
+	// metadata write may wait for other tasks' writes.
+	started := make(chan error, 1)
+	go func() { started <- x.meta.StartAttempt(ctx, a) }()
+	refs, err := x.run(ctx, spec)
+	if serr := <-started; serr != nil {
+		return errors.Join(err, fmt.Errorf("stepwise: cannot record the start of task %s/%s/%s: %w", spec.Run, spec.Step, spec.Task, serr))
 	}
 	x.ph.mark("start-attempt")
-	refs, err := x.run(ctx, spec)
 	a.Ended = time.Now().UTC()
 	a.Status = metadata.Succeeded
 	var arts []metadata.Artifact
