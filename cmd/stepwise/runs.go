@@ -60,5 +60,8 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
 		rows = append(rows, []string{r.Pathspec(), r.Status, r.Started.Local().Format("2006-01-02 15:04:05"), took, strings.Join(r.Tags, " ")})
 	}
 	e.table("RUN\tSTATUS\tSTARTED\tTOOK\tTAGS", rows)
+	if *limit > 0 && len(runs) == *limit {
+		fmt.Fprintf(e.stderr, "(the newest %d runs; --limit 0 lists all)\n", *limit)
+	}
 	return nil
 }
