@@ -329,11 +329,14 @@ func (l *launcher) report(runID string, started time.Time, err error) {
 		runID, l.gr.Flow, took, progName(), runID)
 }
 
+// progName is how the user started this program, for the commands we
+// suggest: the binary's path, or "go run <package>" under go run (whose
+// binary is temporary).
 func progName() string {
 	if len(os.Args) > 0 && !strings.Contains(os.Args[0], "go-build") {
 		return os.Args[0]
 	}
-	return "go run . "
+	return "go run <this flow's package>"
 }
 
 // newRun records the run under a new id: microseconds since the epoch, so
