@@ -85,6 +85,15 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
+// workStore is where a flow program run in work keeps its data: the
+// configured datastore (team mode) or work/.stepwise.
+func workStore(work string) string {
+	if ds := os.Getenv("STEPWISE_DATASTORE"); ds != "" {
+		return ds
+	}
+	return filepath.Join(work, ".stepwise")
+}
+
 func startedFiles(dir string) []string {
 	m, _ := filepath.Glob(filepath.Join(dir, "started-*"))
 	return m
@@ -117,7 +126,7 @@ func TestInterruptStopsTasksAndSaysHowToResume(t *testing.T) {
 			t.Errorf("task process %d still runs after the interrupt", pid)
 		}
 	}
-	c, err := client.Open(context.Background(), client.Options{Datastore: filepath.Join(work, ".stepwise")})
+	c, err := client.Open(context.Background(), client.Options{Datastore: workStore(work)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +146,7 @@ func TestKill9ThenResumeCompletes(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	ctx := context.Background()
-	c, err := client.Open(ctx, client.Options{Datastore: filepath.Join(work, ".stepwise")})
+	c, err := client.Open(ctx, client.Options{Datastore: workStore(work)})
 	if err != nil {
 		t.Fatal(err)
 	}

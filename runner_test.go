@@ -85,7 +85,9 @@ func testEnv(t *testing.T, user string) (datastore, marksFile string) {
 	marksFile = filepath.Join(dir, "marks")
 	t.Setenv("STEPWISE_TEST_MARKS", marksFile)
 	if os.Getenv("STEPWISE_TEST_TEAM") != "" {
-		return teamEnv(t), marksFile
+		ds := teamEnv(t)
+		t.Setenv("STEPWISE_DATASTORE", ds) // for flow programs started by the tests
+		return ds, marksFile
 	}
 	return filepath.Join(dir, "ds"), marksFile
 }

@@ -70,6 +70,16 @@ func TestTeamMode(t *testing.T) {
 		{"merge", TestMerge},
 		{"retry", TestRetrySucceedsOnThirdAttempt},
 		{"catch", TestCatchStoresTheErrorAndGoesOn},
+		{"timeout", TestTimeoutKillsSleepingStep},
+		{"panic", TestPanicBecomesAFailedTaskWithItsStack},
+		{"foreach width cap", TestForeachWidthCap},
+		{"declared cpu", TestDeclaredCPUIsNeverOversubscribed},
+		{"step bigger than the machine", TestStepBiggerThanTheMachineIsRefusedBeforeTheRun},
+		{"bad parameters", TestBadParameters},
+		{"unstorable field", TestUnstorableFieldNamesFieldAndType},
+		{"interrupt", TestInterruptStopsTasksAndSaysHowToResume},
+		{"kill -9 then resume", TestKill9ThenResumeCompletes},
+		{"two runs at once", TestTwoRunsAtOnceInOneDirectory},
 	}
 	t.Setenv("STEPWISE_TEST_TEAM", "1")
 	for _, tt := range tests {
