@@ -18,22 +18,43 @@ import (
 
 const s3Size = 1 << 30
 
-// BenchmarkS3 saves and loads a 1 GiB random blob through the datastore on
-// a local MinIO (parallel multipart upload, parallel ranged reads).
-func BenchmarkS3(b *testing.B) {
-	ctx := context.Background()
+// minio returns an S3 backend on the test MinIO, in a bucket it creates.
+func minio(b *testing.B, url string, o s3.Options) *s3.Backend {
 	srv := testservers.MinIO(b)
 	b.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	b.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 	b.Setenv("AWS_REGION", "us-east-1")
-	be, err := s3.New(ctx, "s3://stepwise-bench/blobs", s3.Options{Endpoint: srv.Endpoint})
+	o.Endpoint = srv.Endpoint
+	be, err := s3.New(context.Background(), url, o)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := be.CreateBucket(ctx); err != nil {
+	if err := be.CreateBucket(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	st := datastore.New(be)
+	return be
+}
+
+// parallel runs f(0..n-1) at once and fails on the first error.
+func parallel(b *testing.B, n int, f func(i int) error) {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = f(i) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkS3 saves and loads a 1 GiB random blob through the datastore on
+// a local MinIO (parallel multipart upload, parallel ranged reads).
+func BenchmarkS3(b *testing.B) {
+	ctx := context.Background()
+	st := datastore.New(minio(b, "s3://stepwise-bench/blobs", s3.Options{}))
 	data := make([]byte, s3Size)
 	rand.Read(data)
 	var key string
@@ -67,34 +88,12 @@ func BenchmarkS3(b *testing.B) {
 // checks.
 func BenchmarkS3Plain(b *testing.B) {
 	ctx := context.Background()
-	srv := testservers.MinIO(b)
-	b.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	b.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	b.Setenv("AWS_REGION", "us-east-1")
 	const workers = 8
 	part := s3Size / workers
-	be, err := s3.New(ctx, "s3://stepwise-bench/plain", s3.Options{Endpoint: srv.Endpoint, PartSize: int64(part)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := be.CreateBucket(ctx); err != nil {
-		b.Fatal(err)
-	}
+	be := minio(b, "s3://stepwise-bench/plain", s3.Options{PartSize: int64(part)})
 	data := make([]byte, s3Size)
 	rand.Read(data)
-	each := func(f func(i int) error) {
-		var wg sync.WaitGroup
-		errs := make([]error, workers)
-		for i := range workers {
-			wg.Go(func() { errs[i] = f(i) })
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	each := func(f func(i int) error) { parallel(b, workers, f) }
 	b.Run("put-1GiB", func(b *testing.B) {
 		b.SetBytes(s3Size)
 		for b.Loop() {
@@ -128,19 +127,7 @@ func BenchmarkPlainCopy(b *testing.B) {
 	rand.Read(data)
 	const workers = 8
 	part := s3Size / workers
-	each := func(f func(i int) error) {
-		var wg sync.WaitGroup
-		errs := make([]error, workers)
-		for i := range workers {
-			wg.Go(func() { errs[i] = f(i) })
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	each := func(f func(i int) error) { parallel(b, workers, f) }
 	name := func(i int) string { return filepath.Join(dir, fmt.Sprintf("part-%d", i)) }
 	b.Run("write-1GiB", func(b *testing.B) {
 		b.SetBytes(s3Size)
