@@ -232,47 +232,47 @@ func checkText(what, s string) error {
 	return nil
 }
 
-// checkNames rejects an empty name, or one that is too long or holds control
-// characters or text PostgreSQL cannot store; pairs are (what, value).
+// checkName is the store's own rule for a name that is not empty (a flow,
+// run id, step, task id, tag or artifact name): text PostgreSQL can store,
+// at most maxName characters, and no control characters.
+func checkName(what, v string) error {
+	if err := checkText(what, v); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(v); n > maxName {
+		return invalid("%s %.40q... is %d characters long, more than %d", what, v, n, maxName)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return invalid("%s %q holds a control character", what, v)
+		}
+	}
+	return nil
+}
+
+// checkNames rejects an empty name, or one checkName refuses; pairs are
+// (what, value).
 func checkNames(pairs ...string) error {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		what, v := pairs[i], pairs[i+1]
-		if v == "" {
-			return invalid("no %s given", what)
-		}
-		if err := checkText(what, v); err != nil {
-			return err
-		}
-		if n := utf8.RuneCountInString(v); n > maxName {
-			return invalid("%s %.40q... is %d characters long, more than %d", what, v, n, maxName)
-		}
-		for _, r := range v {
-			if unicode.IsControl(r) {
-				return invalid("%s %q holds a control character", what, v)
-			}
-		}
-	}
-	return nil
+	return asInvalid(metadata.CheckNames(checkName, pairs...))
 }
 
-// checkTag rejects a tag that is empty, too long, not UTF-8 or holds control
-// characters.
+// checkTag rejects a tag that is empty or that checkName refuses.
 func checkTag(run, tag string) error {
-	if tag == "" {
-		return invalid("run %s: empty tag", run)
-	}
-	if err := checkNames("tag", tag); err != nil {
-		return invalid("run %s: %s", run, strings.TrimPrefix(err.Error(), "metadata: "))
-	}
-	return nil
+	return asInvalid(metadata.CheckTag(checkName, run, tag))
 }
 
+// checkStatus rejects a status other than the three known.
 func checkStatus(st metadata.Status, what string) error {
-	switch st {
-	case metadata.Running, metadata.Succeeded, metadata.Failed:
+	return asInvalid(metadata.CheckStatus(st, what))
+}
+
+// asInvalid marks an error of the checks of package metadata as one about
+// bad input.
+func asInvalid(err error) error {
+	if err == nil {
 		return nil
 	}
-	return invalid("%s: unknown status %q (want %s, %s or %s)", what, st, metadata.Running, metadata.Succeeded, metadata.Failed)
+	return &refusal{kind: kindInvalid, msg: err.Error()}
 }
 
 // The times the store can hold, as int64 unix nanoseconds.
@@ -299,12 +299,4 @@ func fromNanos(n *int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, *n).UTC()
-}
-
-// orNow returns t, or the current time when t is zero.
-func orNow(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Now().UTC()
-	}
-	return t
 }

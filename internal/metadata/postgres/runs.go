@@ -29,7 +29,7 @@ func (s *Store) CreateRun(ctx context.Context, r *metadata.Run) error {
 	if err := checkStatus(r.Status, "run "+name); err != nil {
 		return err
 	}
-	r.Started = orNow(r.Started)
+	r.Started = metadata.TimeOrNow(r.Started)
 	started, err := nanos("run "+name+": start time", r.Started)
 	if err != nil {
 		return err
@@ -114,7 +114,7 @@ func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata
 	if status != metadata.Succeeded && status != metadata.Failed {
 		return invalid("run %s: a run finishes as %s or %s, not %q", name, metadata.Succeeded, metadata.Failed, status)
 	}
-	end, err := nanos("run "+name+": end time", orNow(ended))
+	end, err := nanos("run "+name+": end time", metadata.TimeOrNow(ended))
 	if err != nil {
 		return err
 	}

@@ -13,16 +13,12 @@ import (
 	"stepwise.dev/stepwise/internal/metadata"
 )
 
-func taskName(flow, run, step, task string) string {
-	return flow + "/" + run + "/" + step + "/" + task
-}
-
 // checkAttempt checks an attempt's names, number and error message.
 func checkAttempt(a metadata.Attempt) error {
 	if err := checkNames("flow", a.Flow, "run id", a.Run, "step", a.Step, "task id", a.Task); err != nil {
 		return err
 	}
-	name := taskName(a.Flow, a.Run, a.Step, a.Task)
+	name := metadata.TaskPathspec(a.Flow, a.Run, a.Step, a.Task)
 	if a.N < 0 || a.N > math.MaxInt32 {
 		return invalid("task %s: attempt %d: attempts are numbered from 0 to %d", name, a.N, math.MaxInt32)
 	}
@@ -64,8 +60,8 @@ func (s *Store) StartAttempt(ctx context.Context, a metadata.Attempt) error {
 	if err := checkAttempt(a); err != nil {
 		return err
 	}
-	name := taskName(a.Flow, a.Run, a.Step, a.Task)
-	started, err := nanos("task "+name+": start time", orNow(a.Started))
+	name := metadata.TaskPathspec(a.Flow, a.Run, a.Step, a.Task)
+	started, err := nanos("task "+name+": start time", metadata.TimeOrNow(a.Started))
 	if err != nil {
 		return err
 	}
@@ -110,7 +106,7 @@ func (s *Store) FinishAttempt(ctx context.Context, a metadata.Attempt, artifacts
 	if err := checkAttempt(a); err != nil {
 		return err
 	}
-	name := taskName(a.Flow, a.Run, a.Step, a.Task)
+	name := metadata.TaskPathspec(a.Flow, a.Run, a.Step, a.Task)
 	if a.Status != metadata.Succeeded && a.Status != metadata.Failed {
 		return invalid("task %s: attempt %d finishes as %s or %s, not %q", name, a.N, metadata.Succeeded, metadata.Failed, a.Status)
 	}
@@ -118,7 +114,7 @@ func (s *Store) FinishAttempt(ctx context.Context, a metadata.Attempt, artifacts
 	if err != nil {
 		return err
 	}
-	ended, err := nanos("task "+name+": end time", orNow(a.Ended))
+	ended, err := nanos("task "+name+": end time", metadata.TimeOrNow(a.Ended))
 	if err != nil {
 		return err
 	}
@@ -166,26 +162,19 @@ ON CONFLICT (task, n) DO UPDATE SET status = excluded.status, ended = excluded.e
 // checkArtifacts rejects artifacts without a name, with the same name, or
 // with text PostgreSQL cannot store.
 func checkArtifacts(task string, arts []metadata.Artifact) error {
-	seen := make(map[string]bool, len(arts))
-	for _, a := range arts {
-		if a.Name == "" {
-			return invalid("task %s: an artifact has no name", task)
-		}
-		if err := checkNames("artifact name", a.Name); err != nil {
-			return invalid("task %s: %s", task, strings.TrimPrefix(err.Error(), "metadata: "))
-		}
-		if seen[a.Name] {
-			return invalid("task %s: two artifacts are named %q", task, a.Name)
-		}
-		seen[a.Name] = true
-		if err := checkText("task "+task+": artifact "+a.Name+": type", a.Type); err != nil {
-			return err
-		}
-		if err := checkText("task "+task+": artifact "+a.Name+": key", a.Key); err != nil {
-			return err
-		}
+	return asInvalid(metadata.CheckArtifacts(checkArtifact, task, arts))
+}
+
+// checkArtifact is the store's own rule for an artifact with a name: a name
+// checkName accepts, and type and key PostgreSQL can store.
+func checkArtifact(a metadata.Artifact) error {
+	if err := checkName("artifact name", a.Name); err != nil {
+		return err
 	}
-	return nil
+	if err := checkText("artifact "+a.Name+": type", a.Type); err != nil {
+		return err
+	}
+	return checkText("artifact "+a.Name+": key", a.Key)
 }
 
 // insertArtifacts adds artifacts to a task, in one statement.
@@ -213,7 +202,7 @@ func (s *Store) CloneTask(ctx context.Context, t *metadata.Task) error {
 	if err := checkNames("flow", t.Flow, "run id", t.Run, "step", t.Step, "task id", t.ID); err != nil {
 		return err
 	}
-	name := taskName(t.Flow, t.Run, t.Step, t.ID)
+	name := metadata.TaskPathspec(t.Flow, t.Run, t.Step, t.ID)
 	if t.ClonedFrom == "" {
 		return invalid("task %s: a cloned task needs ClonedFrom, the pathspec of its origin", name)
 	}
@@ -258,7 +247,7 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 	if err := checkNames("flow", flow, "run id", run, "step", step, "task id", task); err != nil {
 		return nil, err
 	}
-	name := taskName(flow, run, step, task)
+	name := metadata.TaskPathspec(flow, run, step, task)
 	var t *metadata.Task
 	err := s.read(ctx, func(tx pgx.Tx) error {
 		tasks, err := readTasks(ctx, tx, `r.flow = $1 AND r.id = $2 AND k.step = $3 AND k.id = $4`, flow, run, step, task)
@@ -297,7 +286,7 @@ func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Ta
 		return nil, s.wrap(err, "listing the tasks of run %s/%s", flow, run)
 	}
 	slices.SortFunc(tasks, func(a, b *metadata.Task) int {
-		return cmp.Or(compareIDs(a.ID, b.ID), strings.Compare(a.Step, b.Step))
+		return cmp.Or(metadata.CompareTaskIDs(a.ID, b.ID), strings.Compare(a.Step, b.Step))
 	})
 	return tasks, nil
 }
@@ -382,32 +371,4 @@ func query(ctx context.Context, tx pgx.Tx, q string, args []any, fn func(pgx.Row
 		}
 	}
 	return rows.Err()
-}
-
-// compareIDs orders task ids numerically when both are decimal numbers,
-// numbers before other ids, and other ids as strings.
-func compareIDs(a, b string) int {
-	an, bn := isDecimal(a), isDecimal(b)
-	switch {
-	case an && bn:
-		ta, tb := strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
-		return cmp.Or(cmp.Compare(len(ta), len(tb)), strings.Compare(ta, tb), strings.Compare(a, b))
-	case an:
-		return -1
-	case bn:
-		return 1
-	}
-	return strings.Compare(a, b)
-}
-
-func isDecimal(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -16,20 +16,20 @@ import (
 // CreateRun records a new run (ErrExists if its id is taken). A zero
 // Started is set to now and an empty Status to running, in r too.
 func (s *Store) CreateRun(ctx context.Context, r *metadata.Run) error {
-	if err := checkNames("flow", r.Flow, "run id", r.ID); err != nil {
+	if err := metadata.CheckNames(nil, "flow", r.Flow, "run id", r.ID); err != nil {
 		return err
 	}
 	name := r.Flow + "/" + r.ID
 	if r.Status == "" {
 		r.Status = metadata.Running
 	}
-	if err := checkStatus(r.Status, "run "+name); err != nil {
+	if err := metadata.CheckStatus(r.Status, "run "+name); err != nil {
 		return err
 	}
-	r.Started = orNow(r.Started)
+	r.Started = metadata.TimeOrNow(r.Started)
 	for _, tags := range [][]string{r.SystemTags, r.Tags} {
 		for _, t := range tags {
-			if err := checkTag(name, t); err != nil {
+			if err := metadata.CheckTag(nil, name, t); err != nil {
 				return err
 			}
 		}
@@ -86,14 +86,14 @@ func insertTags(ctx context.Context, tx *sql.Tx, run int64, tags []string, syste
 // FinishRun sets a run's final status (succeeded or failed) and end time
 // (now when zero).
 func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata.Status, ended time.Time) error {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
 		return err
 	}
 	name := flow + "/" + run
 	if status != metadata.Succeeded && status != metadata.Failed {
 		return fmt.Errorf("metadata: run %s: a run finishes as %s or %s, not %q", name, metadata.Succeeded, metadata.Failed, status)
 	}
-	ended = orNow(ended)
+	ended = metadata.TimeOrNow(ended)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, ended = ? WHERE flow = ? AND id = ?`,
 			string(status), nanos(ended), flow, run)
@@ -159,7 +159,7 @@ func scanRun(sc scanner) (*metadata.Run, error) {
 
 // GetRun returns a run (ErrNotFound if none).
 func (s *Store) GetRun(ctx context.Context, flow, run string) (*metadata.Run, error) {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
 		return nil, err
 	}
 	var r *metadata.Run
@@ -243,12 +243,12 @@ func runPK(ctx context.Context, tx *sql.Tx, flow, run string) (int64, error) {
 // AddTags adds user tags to a run. Tags it has already are left as they
 // are.
 func (s *Store) AddTags(ctx context.Context, flow, run string, tags []string) error {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
 		return err
 	}
 	name := flow + "/" + run
 	for _, t := range tags {
-		if err := checkTag(name, t); err != nil {
+		if err := metadata.CheckTag(nil, name, t); err != nil {
 			return err
 		}
 	}
@@ -266,7 +266,7 @@ func (s *Store) AddTags(ctx context.Context, flow, run string, tags []string) er
 // ignored; if any tag is one of its system tags, nothing is removed and the
 // error says system tags cannot be removed.
 func (s *Store) RemoveTags(ctx context.Context, flow, run string, tags []string) error {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
 		return err
 	}
 	name := flow + "/" + run
@@ -340,13 +340,4 @@ func listRunsQuery(f metadata.RunFilter) (string, []any) {
 		args = append(args, f.Limit)
 	}
 	return q, args
-}
-
-// checkStatus rejects a status other than the three known.
-func checkStatus(st metadata.Status, what string) error {
-	switch st {
-	case metadata.Running, metadata.Succeeded, metadata.Failed:
-		return nil
-	}
-	return fmt.Errorf("metadata: %s: unknown status %q (want %s, %s or %s)", what, st, metadata.Running, metadata.Succeeded, metadata.Failed)
 }

@@ -44,8 +44,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -241,33 +239,6 @@ func wrap(err error, format string, args ...any) error {
 	return fmt.Errorf("metadata: %s: %w", fmt.Sprintf(format, args...), err)
 }
 
-// checkNames rejects empty identifiers; pairs are (what, value).
-func checkNames(pairs ...string) error {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i+1] == "" {
-			return fmt.Errorf("metadata: no %s given", pairs[i])
-		}
-	}
-	return nil
-}
-
-// checkTag rejects tags that are empty, not UTF-8, or hold control
-// characters.
-func checkTag(run, tag string) error {
-	if tag == "" {
-		return fmt.Errorf("metadata: run %s: empty tag", run)
-	}
-	if !utf8.ValidString(tag) {
-		return fmt.Errorf("metadata: run %s: tag %q is not valid UTF-8", run, tag)
-	}
-	for _, r := range tag {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("metadata: run %s: tag %q holds a control character", run, tag)
-		}
-	}
-	return nil
-}
-
 // nanos converts a time to what the database stores: unix nanoseconds, or
 // NULL for the zero time.
 func nanos(t time.Time) any {
@@ -283,12 +254,4 @@ func fromNanos(n sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n.Int64).UTC()
-}
-
-// orNow returns t, or the current time when t is zero.
-func orNow(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Now().UTC()
-	}
-	return t
 }

@@ -12,16 +12,13 @@ import (
 	"stepwise.dev/stepwise/internal/metadata"
 )
 
-func taskName(flow, run, step, task string) string {
-	return flow + "/" + run + "/" + step + "/" + task
-}
-
+// checkAttempt checks an attempt's names and number.
 func checkAttempt(a metadata.Attempt) error {
-	if err := checkNames("flow", a.Flow, "run id", a.Run, "step", a.Step, "task id", a.Task); err != nil {
+	if err := metadata.CheckNames(nil, "flow", a.Flow, "run id", a.Run, "step", a.Step, "task id", a.Task); err != nil {
 		return err
 	}
 	if a.N < 0 {
-		return fmt.Errorf("metadata: task %s: attempt %d: attempts are numbered from 0", taskName(a.Flow, a.Run, a.Step, a.Task), a.N)
+		return fmt.Errorf("metadata: task %s: attempt %d: attempts are numbered from 0", metadata.TaskPathspec(a.Flow, a.Run, a.Step, a.Task), a.N)
 	}
 	return nil
 }
@@ -51,8 +48,8 @@ func (s *Store) StartAttempt(ctx context.Context, a metadata.Attempt) error {
 	if err := checkAttempt(a); err != nil {
 		return err
 	}
-	name := taskName(a.Flow, a.Run, a.Step, a.Task)
-	a.Started = orNow(a.Started)
+	name := metadata.TaskPathspec(a.Flow, a.Run, a.Step, a.Task)
+	a.Started = metadata.TimeOrNow(a.Started)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		run, err := runPK(ctx, tx, a.Flow, a.Run)
 		if err != nil {
@@ -103,13 +100,13 @@ func (s *Store) FinishAttempt(ctx context.Context, a metadata.Attempt, artifacts
 	if err := checkAttempt(a); err != nil {
 		return err
 	}
-	name := taskName(a.Flow, a.Run, a.Step, a.Task)
+	name := metadata.TaskPathspec(a.Flow, a.Run, a.Step, a.Task)
 	if a.Status != metadata.Succeeded && a.Status != metadata.Failed {
 		return fmt.Errorf("metadata: task %s: attempt %d finishes as %s or %s, not %q", name, a.N, metadata.Succeeded, metadata.Failed, a.Status)
 	}
-	a.Ended = orNow(a.Ended)
+	a.Ended = metadata.TimeOrNow(a.Ended)
 	if a.Status == metadata.Succeeded {
-		if err := checkArtifacts(name, artifacts); err != nil {
+		if err := metadata.CheckArtifacts(nil, name, artifacts); err != nil {
 			return err
 		}
 	}
@@ -157,21 +154,6 @@ ON CONFLICT (task, n) DO UPDATE SET status = excluded.status, ended = excluded.e
 	return wrap(err, "recording the end of task %s attempt %d", name, a.N)
 }
 
-// checkArtifacts rejects artifacts without a name or with the same name.
-func checkArtifacts(task string, arts []metadata.Artifact) error {
-	seen := make(map[string]bool, len(arts))
-	for _, a := range arts {
-		if a.Name == "" {
-			return fmt.Errorf("metadata: task %s: an artifact has no name", task)
-		}
-		if seen[a.Name] {
-			return fmt.Errorf("metadata: task %s: two artifacts are named %q", task, a.Name)
-		}
-		seen[a.Name] = true
-	}
-	return nil
-}
-
 func insertArtifacts(ctx context.Context, tx *sql.Tx, task int64, arts []metadata.Artifact) error {
 	if len(arts) == 0 {
 		return nil
@@ -194,14 +176,14 @@ func insertArtifacts(ctx context.Context, tx *sql.Tx, task int64, arts []metadat
 // artifacts, and no attempts (t.Attempts is ignored). ErrExists if the
 // task exists.
 func (s *Store) CloneTask(ctx context.Context, t *metadata.Task) error {
-	if err := checkNames("flow", t.Flow, "run id", t.Run, "step", t.Step, "task id", t.ID); err != nil {
+	if err := metadata.CheckNames(nil, "flow", t.Flow, "run id", t.Run, "step", t.Step, "task id", t.ID); err != nil {
 		return err
 	}
-	name := taskName(t.Flow, t.Run, t.Step, t.ID)
+	name := metadata.TaskPathspec(t.Flow, t.Run, t.Step, t.ID)
 	if t.ClonedFrom == "" {
 		return fmt.Errorf("metadata: task %s: a cloned task needs ClonedFrom, the pathspec of its origin", name)
 	}
-	if err := checkArtifacts(name, t.Artifacts); err != nil {
+	if err := metadata.CheckArtifacts(nil, name, t.Artifacts); err != nil {
 		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -228,10 +210,10 @@ ON CONFLICT DO NOTHING RETURNING pk`,
 // GetTask returns a task with its attempts (by number) and artifacts (by
 // name).
 func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*metadata.Task, error) {
-	if err := checkNames("flow", flow, "run id", run, "step", step, "task id", task); err != nil {
+	if err := metadata.CheckNames(nil, "flow", flow, "run id", run, "step", step, "task id", task); err != nil {
 		return nil, err
 	}
-	name := taskName(flow, run, step, task)
+	name := metadata.TaskPathspec(flow, run, step, task)
 	var t *metadata.Task
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		tasks, err := readTasks(ctx, tx, `AND r.flow = ? AND r.id = ? AND k.step = ? AND k.id = ?`, flow, run, step, task)
@@ -254,7 +236,7 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 // ordered by numeric task id (then by step). ErrNotFound if the run does
 // not exist.
 func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
 		return nil, err
 	}
 	var tasks []*metadata.Task
@@ -270,7 +252,7 @@ func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Ta
 		return nil, wrap(err, "listing the tasks of run %s/%s", flow, run)
 	}
 	slices.SortFunc(tasks, func(a, b *metadata.Task) int {
-		return cmp.Or(compareIDs(a.ID, b.ID), strings.Compare(a.Step, b.Step))
+		return cmp.Or(metadata.CompareTaskIDs(a.ID, b.ID), strings.Compare(a.Step, b.Step))
 	})
 	return tasks, nil
 }
@@ -357,32 +339,4 @@ func query(ctx context.Context, tx *sql.Tx, q string, args []any, fn func(*sql.R
 		}
 	}
 	return rows.Err()
-}
-
-// compareIDs orders task ids numerically when both are decimal numbers,
-// numbers before other ids, and other ids as strings.
-func compareIDs(a, b string) int {
-	an, bn := isDecimal(a), isDecimal(b)
-	switch {
-	case an && bn:
-		ta, tb := strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
-		return cmp.Or(cmp.Compare(len(ta), len(tb)), strings.Compare(ta, tb), strings.Compare(a, b))
-	case an:
-		return -1
-	case bn:
-		return 1
-	}
-	return strings.Compare(a, b)
-}
-
-func isDecimal(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
