@@ -60,7 +60,7 @@ var filterQuery = []string{"tag", "status", "since", "until", "limit"}
 // routes are the routes of the API (besides /healthz), described in
 // docs/metadata-api.yaml.
 func routes() []route {
-	r := func(method, path string, query []string, serve func(*handler, *recorder, *http.Request, *params) *apiError) route {
+	r := func(method, path string, query []string, serve func(*handler, *recorder, *http.Request, names) *apiError) route {
 		return route{method: method, pattern: strings.Split(strings.TrimPrefix(path, "/"), "/"), query: query, serve: serve}
 	}
 	return []route{
@@ -89,20 +89,20 @@ type names struct {
 // check checks the path parameters a route has.
 func (p *params) check() (names, *apiError) {
 	n := names{flow: p.get("flow"), run: p.get("run"), step: p.get("step"), task: p.get("task")}
-	if e := checkName("flow name", n.flow); e != nil {
-		return n, e
+	checks := []struct {
+		param, what string
+		check       func(what, v string) *apiError
+	}{
+		{"flow", "flow name", checkName},
+		{"run", "run id", checkID},
+		{"step", "step name", checkName},
+		{"task", "task id", checkID},
 	}
-	if slices.Contains(p.names, "run") {
-		if e := checkID("run id", n.run); e != nil {
-			return n, e
-		}
-	}
-	if slices.Contains(p.names, "step") {
-		if e := checkName("step name", n.step); e != nil {
-			return n, e
-		}
-		if e := checkID("task id", n.task); e != nil {
-			return n, e
+	for _, c := range checks {
+		if slices.Contains(p.names, c.param) {
+			if e := c.check(c.what, p.get(c.param)); e != nil {
+				return n, e
+			}
 		}
 	}
 	if slices.Contains(p.names, "attempt") {
@@ -126,47 +126,48 @@ func escapedPath(segs ...string) string {
 	return b.String()
 }
 
-func (h *handler) listFlows(w *recorder, r *http.Request, _ *params) *apiError {
-	flows, err := h.store.ListFlows(r.Context())
+// reply writes v as JSON with status, or the error of the store call
+// that produced it.
+func (h *handler) reply(w *recorder, r *http.Request, status int, v any, err error) *apiError {
 	if err != nil {
 		return storeError(r, err)
 	}
-	if flows == nil {
-		flows = []string{}
-	}
-	h.writeJSON(w, http.StatusOK, flowList{Flows: flows})
+	h.writeJSON(w, status, v)
 	return nil
 }
 
-func (h *handler) listRuns(w *recorder, r *http.Request, p *params) *apiError {
-	flow := ""
-	if slices.Contains(p.names, "flow") {
-		n, e := p.check()
-		if e != nil {
-			return e
-		}
-		flow = n.flow
+// done answers 204 No Content, or the error of the store call.
+func done(w *recorder, r *http.Request, err error) *apiError {
+	if err != nil {
+		return storeError(r, err)
 	}
-	f, e := runFilter(r, flow)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// body decodes a request's JSON body into req and checks it.
+func body(r *http.Request, req interface{ check() *apiError }) *apiError {
+	if e := decode(r, req); e != nil {
+		return e
+	}
+	return req.check()
+}
+
+func (h *handler) listFlows(w *recorder, r *http.Request, _ names) *apiError {
+	flows, err := h.store.ListFlows(r.Context())
+	return h.reply(w, r, http.StatusOK, flowList{Flows: nonNil(flows)}, err)
+}
+
+func (h *handler) listRuns(w *recorder, r *http.Request, n names) *apiError {
+	f, e := runFilter(r, n.flow)
 	if e != nil {
 		return e
 	}
 	runs, err := h.store.ListRuns(r.Context(), f)
-	if err != nil {
-		return storeError(r, err)
-	}
-	if runs == nil {
-		runs = []*metadata.Run{}
-	}
-	h.writeJSON(w, http.StatusOK, runList{Runs: runs})
-	return nil
+	return h.reply(w, r, http.StatusOK, runList{Runs: nonNil(runs)}, err)
 }
 
-func (h *handler) createRun(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) createRun(w *recorder, r *http.Request, n names) *apiError {
 	var run metadata.Run
 	if e := decode(r, &run); e != nil {
 		return e
@@ -191,127 +192,48 @@ func (h *handler) createRun(w *recorder, r *http.Request, p *params) *apiError {
 	return nil
 }
 
-func (h *handler) getRun(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) getRun(w *recorder, r *http.Request, n names) *apiError {
 	run, err := h.store.GetRun(r.Context(), n.flow, n.run)
-	if err != nil {
-		return storeError(r, err)
-	}
-	h.writeJSON(w, http.StatusOK, run)
-	return nil
+	return h.reply(w, r, http.StatusOK, run, err)
 }
 
-func (h *handler) finishRun(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) finishRun(w *recorder, r *http.Request, n names) *apiError {
 	var req finishRunRequest
-	if e := decode(r, &req); e != nil {
+	if e := body(r, &req); e != nil {
 		return e
 	}
-	if e := checkStatus("status", req.Status, true); e != nil {
-		return e
-	}
-	if e := checkTime("ended", req.Ended); e != nil {
-		return e
-	}
-	if err := h.store.FinishRun(r.Context(), n.flow, n.run, req.Status, req.Ended); err != nil {
-		return storeError(r, err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return done(w, r, h.store.FinishRun(r.Context(), n.flow, n.run, req.Status, req.Ended))
 }
 
-func (h *handler) addTags(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) addTags(w *recorder, r *http.Request, n names) *apiError {
 	var req tagsRequest
-	if e := decode(r, &req); e != nil {
+	if e := body(r, &req); e != nil {
 		return e
 	}
-	if e := checkTags(req.Tags); e != nil {
-		return e
-	}
-	if err := h.store.AddTags(r.Context(), n.flow, n.run, req.Tags); err != nil {
-		return storeError(r, err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return done(w, r, h.store.AddTags(r.Context(), n.flow, n.run, req.Tags))
 }
 
-func (h *handler) removeTags(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) removeTags(w *recorder, r *http.Request, n names) *apiError {
 	tags := r.URL.Query()["tag"]
 	if e := checkTags(tags); e != nil {
 		return e
 	}
-	if err := h.store.RemoveTags(r.Context(), n.flow, n.run, tags); err != nil {
-		return storeError(r, err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return done(w, r, h.store.RemoveTags(r.Context(), n.flow, n.run, tags))
 }
 
-func (h *handler) listTasks(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) listTasks(w *recorder, r *http.Request, n names) *apiError {
 	tasks, err := h.store.ListTasks(r.Context(), n.flow, n.run)
-	if err != nil {
-		return storeError(r, err)
-	}
-	if tasks == nil {
-		tasks = []*metadata.Task{}
-	}
-	h.writeJSON(w, http.StatusOK, taskList{Tasks: tasks})
-	return nil
+	return h.reply(w, r, http.StatusOK, taskList{Tasks: nonNil(tasks)}, err)
 }
 
-func (h *handler) getTask(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) getTask(w *recorder, r *http.Request, n names) *apiError {
 	t, err := h.store.GetTask(r.Context(), n.flow, n.run, n.step, n.task)
-	if err != nil {
-		return storeError(r, err)
-	}
-	h.writeJSON(w, http.StatusOK, t)
-	return nil
+	return h.reply(w, r, http.StatusOK, t, err)
 }
 
-func (h *handler) cloneTask(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) cloneTask(w *recorder, r *http.Request, n names) *apiError {
 	var req cloneTaskRequest
-	if e := decode(r, &req); e != nil {
-		return e
-	}
-	if req.ClonedFrom == "" {
-		return badRequest("no cloned_from given: a cloned task names its origin, e.g. Flow/1764340315123456/step/3")
-	}
-	if e := checkText("cloned_from", req.ClonedFrom); e != nil {
-		return e
-	}
-	if e := checkTime("started", req.Started); e != nil {
-		return e
-	}
-	if e := checkTime("ended", req.Ended); e != nil {
-		return e
-	}
-	if e := checkArtifacts(req.Artifacts); e != nil {
+	if e := body(r, &req); e != nil {
 		return e
 	}
 	t := &metadata.Task{Flow: n.flow, Run: n.run, Step: n.step, ID: n.task, Status: metadata.Succeeded,
@@ -329,56 +251,74 @@ func (h *handler) cloneTask(w *recorder, r *http.Request, p *params) *apiError {
 	return nil
 }
 
-func (h *handler) startAttempt(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) startAttempt(w *recorder, r *http.Request, n names) *apiError {
 	var req startAttemptRequest
-	if e := decode(r, &req); e != nil {
-		return e
-	}
-	if e := checkTime("started", req.Started); e != nil {
+	if e := body(r, &req); e != nil {
 		return e
 	}
 	a := metadata.Attempt{Flow: n.flow, Run: n.run, Step: n.step, Task: n.task, N: n.attempt,
 		Status: metadata.Running, Started: req.Started}
-	if err := h.store.StartAttempt(r.Context(), a); err != nil {
-		return storeError(r, err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return done(w, r, h.store.StartAttempt(r.Context(), a))
 }
 
-func (h *handler) finishAttempt(w *recorder, r *http.Request, p *params) *apiError {
-	n, e := p.check()
-	if e != nil {
-		return e
-	}
+func (h *handler) finishAttempt(w *recorder, r *http.Request, n names) *apiError {
 	var req finishAttemptRequest
-	if e := decode(r, &req); e != nil {
+	if e := body(r, &req); e != nil {
 		return e
 	}
+	a := metadata.Attempt{Flow: n.flow, Run: n.run, Step: n.step, Task: n.task, N: n.attempt,
+		Status: req.Status, Started: req.Started, Ended: req.Ended, Error: req.Error}
+	return done(w, r, h.store.FinishAttempt(r.Context(), a, req.Artifacts))
+}
+
+// nonNil makes a nil list an empty one, so that it is [] in JSON.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// Checks of the request bodies.
+
+func (req *finishRunRequest) check() *apiError {
+	if e := checkStatus("status", req.Status, true); e != nil {
+		return e
+	}
+	return checkTime("ended", req.Ended)
+}
+
+func (req *tagsRequest) check() *apiError { return checkTags(req.Tags) }
+
+func (req *startAttemptRequest) check() *apiError { return checkTime("started", req.Started) }
+
+func (req *finishAttemptRequest) check() *apiError {
 	if e := checkStatus("status", req.Status, true); e != nil {
 		return e
 	}
 	if e := checkText("error", req.Error); e != nil {
 		return e
 	}
-	if e := checkTime("started", req.Started); e != nil {
+	return checkSpan(req.Started, req.Ended, req.Artifacts)
+}
+
+func (req *cloneTaskRequest) check() *apiError {
+	if req.ClonedFrom == "" {
+		return badRequest("no cloned_from given: a cloned task names its origin, e.g. Flow/1764340315123456/step/3")
+	}
+	if e := checkText("cloned_from", req.ClonedFrom); e != nil {
 		return e
 	}
-	if e := checkTime("ended", req.Ended); e != nil {
+	return checkSpan(req.Started, req.Ended, req.Artifacts)
+}
+
+// checkSpan checks a task's start and end times and its artifacts.
+func checkSpan(started, ended time.Time, arts []metadata.Artifact) *apiError {
+	if e := checkTime("started", started); e != nil {
 		return e
 	}
-	if e := checkArtifacts(req.Artifacts); e != nil {
+	if e := checkTime("ended", ended); e != nil {
 		return e
 	}
-	a := metadata.Attempt{Flow: n.flow, Run: n.run, Step: n.step, Task: n.task, N: n.attempt,
-		Status: req.Status, Started: req.Started, Ended: req.Ended, Error: req.Error}
-	if err := h.store.FinishAttempt(r.Context(), a, req.Artifacts); err != nil {
-		return storeError(r, err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return checkArtifacts(arts)
 }

@@ -314,7 +314,7 @@ type route struct {
 	method  string
 	pattern []string // path segments; "{name}" matches any one segment
 	query   []string // query parameters it takes
-	serve   func(h *handler, w *recorder, r *http.Request, p *params) *apiError
+	serve   func(h *handler, w *recorder, r *http.Request, n names) *apiError
 }
 
 // params are a request's path parameters, unescaped.
@@ -386,7 +386,11 @@ func (h *handler) route(w *recorder, raw http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(raw, r.Body, h.maxBody)
 		}
-		if e := rt.serve(h, w, r, p); e != nil {
+		n, e := p.check()
+		if e == nil {
+			e = rt.serve(h, w, r, n)
+		}
+		if e != nil {
 			h.writeError(w, e)
 		}
 		return
