@@ -714,3 +714,28 @@ func testConcurrent(t *testing.T, s metadata.Store) {
 		}
 	}
 }
+
+// BenchmarkListRuns benchmarks listing the runs of a store that holds
+// 10,000 runs of flow "Big" and 100 of flow "Small", as the stores' tests
+// record them: even ones by ann, odd ones by bob, every tenth tagged "exp".
+func BenchmarkListRuns(b *testing.B, s metadata.Store) {
+	for _, c := range []struct {
+		name string
+		f    metadata.RunFilter
+		n    int
+	}{
+		{"flow", metadata.RunFilter{Flow: "Big"}, 10000},
+		{"flow+tag", metadata.RunFilter{Flow: "Big", Tags: []string{"user:ann"}}, 5000},
+		{"rare-tag", metadata.RunFilter{Tags: []string{"exp"}}, 1010},
+		{"latest-in-namespace", metadata.RunFilter{Flow: "Big", Tags: []string{"user:bob"}, Limit: 1}, 1},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				runs, err := s.ListRuns(b.Context(), c.f)
+				if err != nil || len(runs) != c.n {
+					b.Fatalf("%d runs, %v; want %d", len(runs), err, c.n)
+				}
+			}
+		})
+	}
+}

@@ -380,24 +380,5 @@ func BenchmarkListRuns10k(b *testing.B) {
 	s, _ := openTemp(b)
 	createRuns(b, s, "Big", 10000)
 	createRuns(b, s, "Small", 100)
-	ctx := context.Background()
-	for _, c := range []struct {
-		name string
-		f    metadata.RunFilter
-		n    int
-	}{
-		{"flow", metadata.RunFilter{Flow: "Big"}, 10000},
-		{"flow+tag", metadata.RunFilter{Flow: "Big", Tags: []string{"user:ann"}}, 5000},
-		{"rare-tag", metadata.RunFilter{Tags: []string{"exp"}}, 1010},
-		{"latest-in-namespace", metadata.RunFilter{Flow: "Big", Tags: []string{"user:bob"}, Limit: 1}, 1},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			for b.Loop() {
-				runs, err := s.ListRuns(ctx, c.f)
-				if err != nil || len(runs) != c.n {
-					b.Fatalf("%d runs, %v; want %d", len(runs), err, c.n)
-				}
-			}
-		})
-	}
+	metadatatest.BenchmarkListRuns(b, s)
 }

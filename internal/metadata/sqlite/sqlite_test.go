@@ -372,43 +372,9 @@ func TestTaskRecordCost(t *testing.T) {
 
 func BenchmarkListRuns10k(b *testing.B) {
 	s, _ := openTemp(b)
-	ctx := context.Background()
-	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range 10000 {
-		user := "ann"
-		if i%2 == 1 {
-			user = "bob"
-		}
-		r := &metadata.Run{Flow: "Big", ID: runID(i), Status: metadata.Succeeded, User: user, SystemTags: []string{"user:" + user},
-			Params: map[string]string{"alpha": "0.5", "epochs": "10"}, Started: t0.Add(time.Duration(i) * time.Second),
-			Ended: t0.Add(time.Duration(i)*time.Second + time.Minute), Code: metadata.Code{BinarySHA256: strings.Repeat("ab", 32)}}
-		if i%10 == 0 {
-			r.Tags = []string{"exp"}
-		}
-		if err := s.CreateRun(ctx, r); err != nil {
-			b.Fatal(err)
-		}
-	}
+	createRuns(b, s, "Big", 10000)
 	createRuns(b, s, "Small", 100)
-	for _, c := range []struct {
-		name string
-		f    metadata.RunFilter
-		n    int
-	}{
-		{"flow", metadata.RunFilter{Flow: "Big"}, 10000},
-		{"flow+tag", metadata.RunFilter{Flow: "Big", Tags: []string{"user:ann"}}, 5000},
-		{"rare-tag", metadata.RunFilter{Tags: []string{"exp"}}, 1010},
-		{"latest-in-namespace", metadata.RunFilter{Flow: "Big", Tags: []string{"user:bob"}, Limit: 1}, 1},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			for b.Loop() {
-				runs, err := s.ListRuns(ctx, c.f)
-				if err != nil || len(runs) != c.n {
-					b.Fatalf("%d runs, %v; want %d", len(runs), err, c.n)
-				}
-			}
-		})
-	}
+	metadatatest.BenchmarkListRuns(b, s)
 }
 
 func BenchmarkTaskRecord(b *testing.B) {
