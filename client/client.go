@@ -132,18 +132,28 @@ type Filter struct {
 
 // Runs lists the flow's runs in the namespace, newest first.
 func (f *Flow) Runs(ctx context.Context, filter Filter) ([]*Run, error) {
-	mf := metadata.RunFilter{Flow: f.Name, Tags: slices.Clone(filter.Tags), Status: metadata.Status(filter.Status),
+	return f.c.runs(ctx, f.Name, filter)
+}
+
+// Runs lists the runs of every flow in the namespace, newest first.
+func (c *Client) Runs(ctx context.Context, filter Filter) ([]*Run, error) {
+	return c.runs(ctx, "", filter)
+}
+
+// runs lists the runs of one flow, or of all when flow is "".
+func (c *Client) runs(ctx context.Context, flow string, filter Filter) ([]*Run, error) {
+	mf := metadata.RunFilter{Flow: flow, Tags: slices.Clone(filter.Tags), Status: metadata.Status(filter.Status),
 		Since: filter.Since, Until: filter.Until, Limit: filter.Limit}
-	if f.c.namespace != Global {
-		mf.Tags = append(mf.Tags, f.c.namespace)
+	if c.namespace != Global {
+		mf.Tags = append(mf.Tags, c.namespace)
 	}
-	rs, err := f.c.meta.ListRuns(ctx, mf)
+	rs, err := c.meta.ListRuns(ctx, mf)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*Run, len(rs))
 	for i, r := range rs {
-		out[i] = f.c.wrapRun(r)
+		out[i] = c.wrapRun(r)
 	}
 	return out, nil
 }

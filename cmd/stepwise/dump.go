@@ -20,18 +20,18 @@ func dumpCmd(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return &usageError{"name one pathspec"}
 	}
-	ps, err := client.ParsePathspec(pos[0])
-	if err != nil {
-		return &usageError{err.Error()}
-	}
-	if ps.Run == "" {
-		return &usageError{fmt.Sprintf("pathspec %q names a flow; add /RunID (list runs with 'stepwise runs %s')", pos[0], ps.Flow)}
-	}
 	c, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	ps, err := pathspec(ctx, c, pos[0])
+	if err != nil {
+		return err
+	}
+	if ps.Run == "" {
+		return &usageError{fmt.Sprintf("pathspec %q names a flow; add /RunID or /latest (list runs with 'stepwise runs %s')", pos[0], ps.Flow)}
+	}
 	run, err := c.Flow(ps.Flow).Run(ctx, ps.Run)
 	if err != nil {
 		return err

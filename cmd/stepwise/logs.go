@@ -23,7 +23,11 @@ func logsCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	t, err := c.Task(ctx, pos[0])
+	ps, err := pathspec(ctx, c, pos[0])
+	if err != nil {
+		return err
+	}
+	t, err := c.Task(ctx, ps.String())
 	if err != nil {
 		return err
 	}

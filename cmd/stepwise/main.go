@@ -30,12 +30,12 @@ type command struct {
 
 var commands = []command{
 	{"flows", "", "list the flows that have runs in the namespace", flowsCmd},
-	{"runs", "FLOW", "list a flow's runs, newest first", runsCmd},
+	{"runs", "[FLOW]", "list the runs of a flow (or of all), newest first", runsCmd},
 	{"dump", "PATHSPEC", "print the artifacts of a task (or the tasks of a run)", dumpCmd},
 	{"logs", "PATHSPEC", "print the output of a task attempt", logsCmd},
 	{"tag", "add|remove|list PATHSPEC [TAG...]", "change or list the tags of a run", tagCmd},
-	{"service", "[--addr HOST:PORT] [--database URL] [--token T]", "serve the metadata API over HTTP, backed by PostgreSQL", serviceCmd},
-	{"configure", "[--set-datastore D] [--set-metadata M] [--set-user U] [--set-token T]", "write the config file", configureCmd},
+	{"service", "[flags]", "serve the metadata API over HTTP, backed by PostgreSQL (service --help)", serviceCmd},
+	{"configure", "[flags]", "write the config file (configure --help)", configureCmd},
 	{"config", "show", "print the settings in force and where each came from", configShowCmd},
 }
 
@@ -67,7 +67,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nFlags of every command:\n  --namespace NS   user:NAME (default: yours), a tag, or global\n  --json           print JSON for tools\n  --datastore, --metadata   override the configured stores\n\nA pathspec is Flow/RunID[/step[/TaskID]], e.g. BranchJoin/1764340315123456/start/1.\n")
+	fmt.Fprintf(w, "\nFlags of every command:\n  --namespace NS   user:NAME (default: yours), a tag, or global\n  --json           print JSON for tools\n  --datastore, --metadata   override the configured stores\n\nA pathspec is Flow/RunID[/step[/TaskID]], e.g. BranchJoin/1764340315123456/start/1;\nRunID may be latest, the newest run in the namespace: BranchJoin/latest/end.\n")
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -142,6 +142,28 @@ func (e *env) client(ctx context.Context) (*client.Client, error) {
 		o.Namespace = &ns
 	}
 	return client.Open(ctx, o)
+}
+
+// pathspec parses a pathspec given on the command line, where the run id
+// may be "latest": the flow's newest run in the namespace.
+func pathspec(ctx context.Context, c *client.Client, spec string) (client.Pathspec, error) {
+	flow, rest, _ := strings.Cut(spec, "/")
+	id, tail, more := strings.Cut(rest, "/")
+	if id == "latest" {
+		run, err := c.Flow(flow).LatestRun(ctx)
+		if err != nil {
+			return client.Pathspec{}, err
+		}
+		spec = flow + "/" + run.ID
+		if more {
+			spec += "/" + tail
+		}
+	}
+	ps, err := client.ParsePathspec(spec)
+	if err != nil {
+		return ps, &usageError{err.Error()}
+	}
+	return ps, nil
 }
 
 func (e *env) printJSON(v any) error {

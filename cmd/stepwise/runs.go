@@ -24,8 +24,8 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return &usageError{"name one flow"}
+	if len(pos) > 1 {
+		return &usageError{"name one flow, or none for the runs of every flow"}
 	}
 	switch *status {
 	case "", "running", "succeeded", "failed":
@@ -37,7 +37,15 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	runs, err := c.Flow(pos[0]).Runs(ctx, client.Filter{Tags: tags, Status: *status, Limit: *limit})
+	filter := client.Filter{Tags: tags, Status: *status, Limit: *limit}
+	var runs []*client.Run
+	what := "no flow has runs"
+	if len(pos) == 1 {
+		runs, err = c.Flow(pos[0]).Runs(ctx, filter)
+		what = "flow " + pos[0] + " has no runs"
+	} else {
+		runs, err = c.Runs(ctx, filter)
+	}
 	if err != nil {
 		return err
 	}
@@ -48,7 +56,7 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
 		return e.printJSON(runs)
 	}
 	if len(runs) == 0 {
-		fmt.Fprintf(e.stderr, "flow %s has no runs in namespace %s matching the filters (use --namespace global to see everyone's)\n", pos[0], nsName(c.Namespace()))
+		fmt.Fprintf(e.stderr, "%s in namespace %s matching the filters (use --namespace global to see everyone's)\n", what, nsName(c.Namespace()))
 		return nil
 	}
 	var rows [][]string

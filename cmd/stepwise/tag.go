@@ -18,18 +18,18 @@ func tagCmd(ctx context.Context, e *env, args []string) error {
 		return &usageError{"say add, remove or list, and the run: Flow/RunID"}
 	}
 	op, spec, tags := pos[0], pos[1], pos[2:]
-	ps, err := client.ParsePathspec(spec)
-	if err != nil {
-		return &usageError{err.Error()}
-	}
-	if ps.Run == "" || ps.Step != "" {
-		return &usageError{fmt.Sprintf("tags belong to runs: write Flow/RunID, not %q", spec)}
-	}
 	c, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	ps, err := pathspec(ctx, c, spec)
+	if err != nil {
+		return err
+	}
+	if ps.Run == "" || ps.Step != "" {
+		return &usageError{fmt.Sprintf("tags belong to runs: write Flow/RunID or Flow/latest, not %q", spec)}
+	}
 	run, err := c.Flow(ps.Flow).Run(ctx, ps.Run)
 	if err != nil {
 		return err
