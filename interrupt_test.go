@@ -139,6 +139,7 @@ func TestInterruptStopsTasksAndSaysHowToResume(t *testing.T) {
 
 func TestKill9ThenResumeCompletes(t *testing.T) {
 	testEnv(t, "ann")
+	t.Setenv("STEPWISE_HEARTBEAT_INTERVAL", "100ms")
 	work, marks := t.TempDir(), t.TempDir()
 	// One worker: items run one after another, 300ms each.
 	cmd, out := startSleepy(t, work, "run", "--n", "6", "--nap", "300ms", "--dir", marks, "--max-workers", "1")
@@ -154,6 +155,15 @@ func TestKill9ThenResumeCompletes(t *testing.T) {
 	origin, err := c.Flow("Sleepy").LatestRun(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The killed run stays marked running, and its heartbeat stops, so
+	// that readers soon see it as lost.
+	if origin.Status != "running" || origin.Heartbeat.Sub(origin.Started) < 300*time.Millisecond {
+		t.Errorf("killed run: status %s, heartbeat %s after its start; want running, with heartbeats while it ran", origin.Status, origin.Heartbeat.Sub(origin.Started))
+	}
+	time.Sleep(300 * time.Millisecond)
+	if again, err := c.Flow("Sleepy").Run(ctx, origin.ID); err != nil || !again.Heartbeat.Equal(origin.Heartbeat) {
+		t.Errorf("the heartbeat of the killed run moved on from %v: %+v, %v", origin.Heartbeat, again, err)
 	}
 	done := map[string]string{} // pathspec suffix -> artifact key of Value
 	tasks, _ := origin.Tasks(ctx)

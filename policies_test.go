@@ -102,7 +102,10 @@ func TestRetrySucceedsOnThirdAttempt(t *testing.T) {
 	}
 }
 
+// TestTimeoutKillsSleepingStep also checks that the runtime records its
+// heartbeat while a task runs long.
 func TestTimeoutKillsSleepingStep(t *testing.T) {
+	t.Setenv("STEPWISE_HEARTBEAT_INTERVAL", "200ms")
 	start := time.Now()
 	run, err := runPolicies(t, "timeout")
 	if err == nil || !strings.Contains(err.Error(), "timed out after 4s") {
@@ -117,6 +120,9 @@ func TestTimeoutKillsSleepingStep(t *testing.T) {
 	}
 	if run.Status != "failed" {
 		t.Errorf("run status %s, want failed", run.Status)
+	}
+	if beat := run.Heartbeat.Sub(run.Started); beat < 3*time.Second || run.Lost {
+		t.Errorf("run of %s: last heartbeat %s after its start (lost: %v); want one during the 4s of the slow step", run.Ended.Sub(run.Started), beat, run.Lost)
 	}
 }
 

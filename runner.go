@@ -288,7 +288,9 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 	if plan != nil {
 		cfg.Clone = func(ctx context.Context, t *runtime.Task) (bool, error) { return l.clone(ctx, plan, runID, t) }
 	}
+	stopHeartbeat := l.heartbeat(ctx, runID)
 	err := runtime.Run(ctx, cfg)
+	stopHeartbeat()
 	ph.mark("tasks")
 	status := metadata.Succeeded
 	if err != nil {
@@ -301,6 +303,42 @@ func (l *launcher) execute(ctx context.Context, req runRequest) (string, error) 
 	ph.mark("finish-run")
 	l.report(runID, started, err)
 	return runID, err
+}
+
+// heartbeatInterval is how often the runtime records that a run is alive:
+// metadata.HeartbeatInterval, or STEPWISE_HEARTBEAT_INTERVAL in tests.
+func heartbeatInterval() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("STEPWISE_HEARTBEAT_INTERVAL")); err == nil && d > 0 {
+		return d
+	}
+	return metadata.HeartbeatInterval
+}
+
+// heartbeat records every heartbeatInterval(), until stop is called, that
+// the run's runtime is alive. A failure to record it is reported once and
+// does not stop the run.
+func (l *launcher) heartbeat(ctx context.Context, runID string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(heartbeatInterval())
+		defer tick.Stop()
+		warned := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := l.meta.Heartbeat(ctx, l.gr.Flow, runID, time.Now().UTC())
+			if err != nil && ctx.Err() == nil && !warned {
+				fmt.Fprintf(l.errOut, "warning: cannot record that run %s is alive (the run goes on; readers may take it for lost): %v\n", runID, err)
+				warned = true
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // report prints how the run ended, and on failure how to see and fix it.

@@ -243,13 +243,22 @@ type Run struct {
 	Ended      time.Time
 	Origin     string // the run it resumed, if any
 	Code       metadata.Code
+	// Heartbeat is when the run's runtime last said it was alive (every
+	// 10 seconds while the run goes on); zero before it first did.
+	Heartbeat time.Time `json:",omitzero"`
+	// Lost is true when the run is still marked running but its runtime
+	// has not said it is alive for a minute, when the run was read: the
+	// runtime was killed or its machine stopped. Resume the run to finish
+	// it.
+	Lost bool `json:",omitempty"`
 }
 
 func (c *Client) wrapRun(r *metadata.Run) *Run {
 	tags := append(slices.Clone(r.SystemTags), r.Tags...)
 	slices.Sort(tags)
 	return &Run{c: c, Flow: r.Flow, ID: r.ID, Status: string(r.Status), User: r.User, Tags: slices.Compact(tags),
-		SystemTags: r.SystemTags, Params: r.Params, Started: r.Started, Ended: r.Ended, Origin: r.Origin, Code: r.Code}
+		SystemTags: r.SystemTags, Params: r.Params, Started: r.Started, Ended: r.Ended, Origin: r.Origin, Code: r.Code,
+		Heartbeat: r.Heartbeat, Lost: r.Lost(time.Now())}
 }
 
 func (r *Run) inNamespace(ns string) bool {

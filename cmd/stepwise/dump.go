@@ -59,7 +59,14 @@ func dumpCmd(ctx context.Context, e *env, args []string) error {
 	if e.json {
 		return e.printJSON(map[string]any{"run": run, "tasks": tasks})
 	}
-	fmt.Fprintf(e.stdout, "Run %s: %s, user %s, tags %s\n\n", run.Pathspec(), run.Status, run.User, strings.Join(run.Tags, " "))
+	status := run.Status
+	if run.Lost {
+		status = fmt.Sprintf("lost (still marked running, but its runtime last said it was alive at %s)", run.Heartbeat.Local().Format("2006-01-02 15:04:05"))
+		if run.Heartbeat.IsZero() {
+			status = "lost (still marked running, but its runtime never said it was alive)"
+		}
+	}
+	fmt.Fprintf(e.stdout, "Run %s: %s, user %s, tags %s\n\n", run.Pathspec(), status, run.User, strings.Join(run.Tags, " "))
 	var rows [][]string
 	for _, t := range tasks {
 		note := ""

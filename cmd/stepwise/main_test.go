@@ -8,8 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"stepwise.dev/stepwise/internal/metadata"
+	"stepwise.dev/stepwise/internal/metadata/sqlite"
 )
 
 // setup builds the branchjoin example, runs it once as user ann and once
@@ -136,5 +141,47 @@ func TestDumpJSON(t *testing.T) {
 	}
 	if vals["Out"] != float64(3) {
 		t.Errorf("Out = %v in %s", vals["Out"], out)
+	}
+}
+
+// TestLostRun shows a run whose runtime stopped without finishing it as
+// lost.
+func TestLostRun(t *testing.T) {
+	ann, _ := setup(t)
+	ctx := t.Context()
+	meta, err := sqlite.Open(ctx, filepath.Join(os.Getenv("STEPWISE_DATASTORE"), "metadata.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().Add(-2 * time.Hour)
+	run := &metadata.Run{Flow: "BranchJoin", ID: strconv.FormatInt(started.UnixMicro(), 10), User: "ann",
+		SystemTags: []string{"user:ann"}, Started: started}
+	if err := meta.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := meta.Heartbeat(ctx, run.Flow, run.ID, started.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	meta.Close()
+	lost := "BranchJoin/" + run.ID
+
+	out, errOut, code := stepwise(t, "runs", "BranchJoin")
+	if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(lost)+`\s+lost`).MatchString(out) || !regexp.MustCompile(regexp.QuoteMeta(ann)+`\s+succeeded`).MatchString(out) {
+		t.Errorf("runs: exit %d, want %s lost and %s succeeded:\n%s", code, lost, ann, out)
+	}
+	if !strings.Contains(errOut, "lost: the run's runtime stopped without finishing it") {
+		t.Errorf("runs does not explain lost:\n%s", errOut)
+	}
+	out, _, _ = stepwise(t, "dump", lost)
+	if !strings.Contains(out, "lost (still marked running, but its runtime last said it was alive at") {
+		t.Errorf("dump of a lost run:\n%s", out)
+	}
+	out, _, _ = stepwise(t, "runs", "BranchJoin", "--json")
+	var runs []struct {
+		ID, Status string
+		Lost       bool
+	}
+	if err := json.Unmarshal([]byte(out), &runs); err != nil || len(runs) != 2 || !runs[1].Lost || runs[1].Status != "running" || runs[0].Lost {
+		t.Errorf("runs --json: %+v, %v; want the old run running and lost, after the new one:\n%s", runs, err, out)
 	}
 }

@@ -60,14 +60,23 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	var rows [][]string
+	lost := 0
 	for _, r := range runs {
 		took := "-"
 		if !r.Ended.IsZero() {
 			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
 		}
-		rows = append(rows, []string{r.Pathspec(), r.Status, r.Started.Local().Format("2006-01-02 15:04:05"), took, strings.Join(r.Tags, " ")})
+		status := r.Status
+		if r.Lost {
+			status = "lost"
+			lost++
+		}
+		rows = append(rows, []string{r.Pathspec(), status, r.Started.Local().Format("2006-01-02 15:04:05"), took, strings.Join(r.Tags, " ")})
 	}
 	e.table("RUN\tSTATUS\tSTARTED\tTOOK\tTAGS", rows)
+	if lost > 0 {
+		fmt.Fprintf(e.stderr, "lost: the run's runtime stopped without finishing it (killed, or its machine stopped); finish it with the flow's resume --origin-run-id ID\n")
+	}
 	if *limit > 0 && len(runs) == *limit {
 		fmt.Fprintf(e.stderr, "(the newest %d runs; --limit 0 lists all)\n", *limit)
 	}

@@ -23,6 +23,25 @@ const (
 	Failed    Status = "failed"
 )
 
+// HeartbeatInterval is how often the runtime of a run records that it is
+// alive (Store.Heartbeat). A run still running whose last heartbeat (or
+// start, before the first) is older than LostAfter has lost its runtime:
+// it was killed, or its machine stopped.
+const (
+	HeartbeatInterval = 10 * time.Second
+	LostAfter         = 6 * HeartbeatInterval
+)
+
+// Lost reports whether r is still marked running but its runtime has not
+// said it is alive for LostAfter before now.
+func (r *Run) Lost(now time.Time) bool {
+	last := r.Heartbeat
+	if last.IsZero() || last.Before(r.Started) {
+		last = r.Started
+	}
+	return r.Status == Running && now.Sub(last) > LostAfter
+}
+
 // Sentinel errors, checked with errors.Is.
 var (
 	ErrNotFound = errors.New("metadata: not found")
@@ -48,7 +67,8 @@ type Run struct {
 	Started    time.Time         `json:"started"`
 	Ended      time.Time         `json:"ended,omitzero"`
 	Code       Code              `json:"code"`
-	Origin     string            `json:"origin,omitempty"` // the run this one resumed, if any
+	Origin     string            `json:"origin,omitempty"`   // the run this one resumed, if any
+	Heartbeat  time.Time         `json:"heartbeat,omitzero"` // when its runtime last said it was alive
 }
 
 // Artifact is one artifact a task produced.
@@ -103,6 +123,10 @@ type Store interface {
 	CreateRun(ctx context.Context, r *Run) error
 	// FinishRun sets a run's final status and end time.
 	FinishRun(ctx context.Context, flow, run string, status Status, ended time.Time) error
+	// Heartbeat records that the runtime of a run is alive at time at (now
+	// when zero); a run's heartbeat only moves forward. ErrNotFound if
+	// there is no such run.
+	Heartbeat(ctx context.Context, flow, run string, at time.Time) error
 	// GetRun returns a run (ErrNotFound if none).
 	GetRun(ctx context.Context, flow, run string) (*Run, error)
 	// ListRuns returns runs matching f, newest first.

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"CreateRunExists", testCreateRunExists},
 		{"GetRunNotFound", testGetRunNotFound},
 		{"FinishRun", testFinishRun},
+		{"Heartbeat", testHeartbeat},
 		{"ListRunsOrder", testListRunsOrder},
 		{"ListRunsFilters", testListRunsFilters},
 		{"ListFlows", testListFlows},
@@ -158,6 +159,7 @@ func checkRun(t *testing.T, got, want *metadata.Run) {
 	}
 	checkTime(t, "run "+name+": Started", got.Started, want.Started)
 	checkTime(t, "run "+name+": Ended", got.Ended, want.Ended)
+	checkTime(t, "run "+name+": Heartbeat", got.Heartbeat, want.Heartbeat)
 	if got.Code != want.Code {
 		t.Errorf("run %s: Code = %+v, want %+v", name, got.Code, want.Code)
 	}
@@ -281,6 +283,35 @@ func testFinishRun(t *testing.T, s metadata.Store) {
 	}
 	err := s.FinishRun(t.Context(), "Train", "3", metadata.Succeeded, at(time.Hour))
 	checkErr(t, "FinishRun of a missing run", err, metadata.ErrNotFound, "Train", "3")
+}
+
+func testHeartbeat(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	r := newRun("Train", "1", "ann", t0)
+	mustCreate(t, s, r)
+	checkRun(t, mustGetRun(t, s, "Train", "1"), r) // no heartbeat yet
+	for _, beat := range []time.Duration{time.Minute, 3 * time.Minute, 2 * time.Minute} {
+		if err := s.Heartbeat(ctx, "Train", "1", at(beat)); err != nil {
+			t.Fatalf("Heartbeat: %v", err)
+		}
+	}
+	r.Heartbeat = at(3 * time.Minute) // it only moves forward
+	checkRun(t, mustGetRun(t, s, "Train", "1"), r)
+	runs, err := s.ListRuns(ctx, metadata.RunFilter{Flow: "Train"})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("ListRuns: %d runs, %v", len(runs), err)
+	}
+	checkRun(t, runs[0], r)
+
+	before := time.Now()
+	if err := s.Heartbeat(ctx, "Train", "1", time.Time{}); err != nil {
+		t.Fatalf("Heartbeat now: %v", err)
+	}
+	if got := mustGetRun(t, s, "Train", "1").Heartbeat; got.Before(before.Add(-time.Second)) {
+		t.Errorf("Heartbeat(zero time) recorded %v, want about now (%v)", got, before)
+	}
+	err = s.Heartbeat(ctx, "Train", "2", at(time.Minute))
+	checkErr(t, "Heartbeat of a missing run", err, metadata.ErrNotFound, "Train", "2")
 }
 
 func runIDs(runs []*metadata.Run) []string {

@@ -132,11 +132,36 @@ func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata
 	return s.wrap(err, "finishing run %s", name)
 }
 
+// Heartbeat records that the runtime of a run is alive at time at (now when
+// zero); the heartbeat only moves forward.
+func (s *Store) Heartbeat(ctx context.Context, flow, run string, at time.Time) error {
+	if err := checkNames("flow", flow, "run id", run); err != nil {
+		return err
+	}
+	name := flow + "/" + run
+	beat, err := nanos("run "+name+": heartbeat", metadata.TimeOrNow(at))
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE runs SET heartbeat = greatest(heartbeat, $1) WHERE flow = $2 AND id = $3`,
+			beat, flow, run)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return notFound("run %s does not exist", name)
+		}
+		return nil
+	})
+	return s.wrap(err, "recording the heartbeat of run %s", name)
+}
+
 // runSelect reads runs r with their tags, sorted, system and user tags
 // apart.
 const runSelect = `
 SELECT r.flow, r.id, r.status, r.username, r.params::text, r.started, r.ended,
-	r.code_binary_sha256, r.code_git_commit, r.code_git_dirty, r.origin,
+	r.code_binary_sha256, r.code_git_commit, r.code_git_dirty, r.origin, r.heartbeat,
 	coalesce(g.system_tags, '{}'), coalesce(g.tags, '{}')
 FROM runs r
 LEFT JOIN LATERAL (
@@ -147,19 +172,20 @@ LEFT JOIN LATERAL (
 
 func scanRun(row pgx.Row) (*metadata.Run, error) {
 	var (
-		r       metadata.Run
-		status  string
-		params  string
-		started int64
-		ended   *int64
+		r         metadata.Run
+		status    string
+		params    string
+		started   int64
+		ended     *int64
+		heartbeat *int64
 	)
 	err := row.Scan(&r.Flow, &r.ID, &status, &r.User, &params, &started, &ended,
-		&r.Code.BinarySHA256, &r.Code.GitCommit, &r.Code.GitDirty, &r.Origin, &r.SystemTags, &r.Tags)
+		&r.Code.BinarySHA256, &r.Code.GitCommit, &r.Code.GitDirty, &r.Origin, &heartbeat, &r.SystemTags, &r.Tags)
 	if err != nil {
 		return nil, err
 	}
 	r.Status = metadata.Status(status)
-	r.Started, r.Ended = fromNanos(&started), fromNanos(ended)
+	r.Started, r.Ended, r.Heartbeat = fromNanos(&started), fromNanos(ended), fromNanos(heartbeat)
 	r.Params = map[string]string{}
 	if err := json.Unmarshal([]byte(params), &r.Params); err != nil {
 		return nil, fmt.Errorf("metadata: run %s/%s: decoding params: %w", r.Flow, r.ID, err)

@@ -86,6 +86,7 @@ CREATE TABLE artifacts (
 	PRIMARY KEY (task, name)
 );
 `},
+	{"the heartbeat of a run's runtime", `ALTER TABLE runs ADD COLUMN heartbeat bigint;`},
 }
 
 // migrationLock is the key of the advisory lock that Open holds while it

@@ -27,6 +27,9 @@ type (
 		Status metadata.Status `json:"status"`
 		Ended  time.Time       `json:"ended,omitzero"`
 	}
+	heartbeatRequest struct {
+		At time.Time `json:"at,omitzero"`
+	}
 	tagsRequest struct {
 		Tags []string `json:"tags"`
 	}
@@ -70,6 +73,7 @@ func routes() []route {
 		r(http.MethodPost, runsPath, nil, (*handler).createRun),
 		r(http.MethodGet, runPath, nil, (*handler).getRun),
 		r(http.MethodPost, runPath+"/finish", nil, (*handler).finishRun),
+		r(http.MethodPost, runPath+"/heartbeat", nil, (*handler).heartbeat),
 		r(http.MethodPost, runPath+"/tags", nil, (*handler).addTags),
 		r(http.MethodDelete, runPath+"/tags", []string{"tag"}, (*handler).removeTags),
 		r(http.MethodGet, runPath+"/tasks", nil, (*handler).listTasks),
@@ -205,6 +209,14 @@ func (h *handler) finishRun(w *recorder, r *http.Request, n names) *apiError {
 	return done(w, r, h.store.FinishRun(r.Context(), n.flow, n.run, req.Status, req.Ended))
 }
 
+func (h *handler) heartbeat(w *recorder, r *http.Request, n names) *apiError {
+	var req heartbeatRequest
+	if e := body(r, &req); e != nil {
+		return e
+	}
+	return done(w, r, h.store.Heartbeat(r.Context(), n.flow, n.run, req.At))
+}
+
 func (h *handler) addTags(w *recorder, r *http.Request, n names) *apiError {
 	var req tagsRequest
 	if e := body(r, &req); e != nil {
@@ -287,6 +299,8 @@ func (req *finishRunRequest) check() *apiError {
 	}
 	return checkTime("ended", req.Ended)
 }
+
+func (req *heartbeatRequest) check() *apiError { return checkTime("at", req.At) }
 
 func (req *tagsRequest) check() *apiError { return checkTags(req.Tags) }
 

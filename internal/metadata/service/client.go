@@ -240,6 +240,12 @@ func (c *Client) FinishRun(ctx context.Context, flow, run string, status metadat
 	return c.do(ctx, http.MethodPost, runPathOf(flow, run)+"/finish", nil, finishRunRequest{Status: status, Ended: ended}, nil)
 }
 
+// Heartbeat records that the runtime of a run is alive at time at (now
+// when zero).
+func (c *Client) Heartbeat(ctx context.Context, flow, run string, at time.Time) error {
+	return c.do(ctx, http.MethodPost, runPathOf(flow, run)+"/heartbeat", nil, heartbeatRequest{At: at}, nil)
+}
+
 // GetRun returns a run (ErrNotFound if none).
 func (c *Client) GetRun(ctx context.Context, flow, run string) (*metadata.Run, error) {
 	var r metadata.Run

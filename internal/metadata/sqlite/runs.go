@@ -110,11 +110,35 @@ func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata
 	return wrap(err, "finishing run %s", name)
 }
 
+// Heartbeat records that the runtime of a run is alive at time at (now when
+// zero); the heartbeat only moves forward.
+func (s *Store) Heartbeat(ctx context.Context, flow, run string, at time.Time) error {
+	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
+		return err
+	}
+	name := flow + "/" + run
+	at = metadata.TimeOrNow(at)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET heartbeat = max(coalesce(heartbeat, 0), ?) WHERE flow = ? AND id = ?`,
+			nanos(at), flow, run)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return notFound("run %s does not exist", name)
+		}
+		return nil
+	})
+	return wrap(err, "recording the heartbeat of run %s", name)
+}
+
 // runColumns are the columns scanRun reads; tags come as one string of
 // "1tag" (system) and "0tag" (user) joined with \x1f, which tags cannot
 // hold.
 const runColumns = `r.flow, r.id, r.status, r.username, r.params, r.started, r.ended,
-	r.code_binary_sha256, r.code_git_commit, r.code_git_dirty, r.origin,
+	r.code_binary_sha256, r.code_git_commit, r.code_git_dirty, r.origin, r.heartbeat,
 	(SELECT group_concat(t.system || t.tag, char(31)) FROM run_tags t WHERE t.run = r.pk)`
 
 type scanner interface{ Scan(...any) error }
@@ -124,15 +148,16 @@ func scanRun(sc scanner) (*metadata.Run, error) {
 		r              metadata.Run
 		status, params string
 		started, ended sql.NullInt64
+		heartbeat      sql.NullInt64
 		tags           sql.NullString
 	)
 	err := sc.Scan(&r.Flow, &r.ID, &status, &r.User, &params, &started, &ended,
-		&r.Code.BinarySHA256, &r.Code.GitCommit, &r.Code.GitDirty, &r.Origin, &tags)
+		&r.Code.BinarySHA256, &r.Code.GitCommit, &r.Code.GitDirty, &r.Origin, &heartbeat, &tags)
 	if err != nil {
 		return nil, err
 	}
 	r.Status = metadata.Status(status)
-	r.Started, r.Ended = fromNanos(started), fromNanos(ended)
+	r.Started, r.Ended, r.Heartbeat = fromNanos(started), fromNanos(ended), fromNanos(heartbeat)
 	r.Params = map[string]string{}
 	if params != "{}" && params != "" {
 		if err := json.Unmarshal([]byte(params), &r.Params); err != nil {

@@ -77,6 +77,8 @@ CREATE TABLE artifacts (
 	PRIMARY KEY (task, name)
 ) WITHOUT ROWID;
 `,
+	// 2: the heartbeat of a run's runtime.
+	`ALTER TABLE runs ADD COLUMN heartbeat INTEGER;`,
 }
 
 // schemaVersion reads the database's schema version.
