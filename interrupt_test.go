@@ -185,6 +185,9 @@ func TestKill9ThenResumeCompletes(t *testing.T) {
 	if !strings.Contains(string(rout), "sum 210") {
 		t.Errorf("resumed run does not print sum 210:\n%s", rout)
 	}
+	if !strings.Contains(string(rout), "is marked running, and its runtime was alive") {
+		t.Errorf("resume of a run whose runtime was alive moments ago does not say so:\n%s", rout)
+	}
 	run, err := c.Flow("Sleepy").LatestRun(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/graph"
@@ -48,6 +49,14 @@ func (l *launcher) planResume(ctx context.Context, req *resumeRequest) (*resumeP
 			return nil, err
 		}
 		origin = r
+	}
+	if now := time.Now(); origin.Status == metadata.Running && !origin.Lost(now) {
+		last := origin.Started
+		if origin.Heartbeat.After(last) {
+			last = origin.Heartbeat
+		}
+		fmt.Fprintf(l.errOut, "resume: note: run %s is marked running, and its runtime was alive %s ago; if it still runs, only the tasks it has finished so far are reused\n",
+			origin.ID, now.Sub(last).Round(time.Second))
 	}
 	tasks, err := l.meta.ListTasks(ctx, flow, origin.ID)
 	if err != nil {
