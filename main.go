@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	inspect "stepwise.dev/stepwise/internal/cli"
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/graph"
@@ -45,6 +46,14 @@ Commands:
   show     print the steps and their transitions (--json for tools)
   check    check the graph; exits 1 and names each problem
 
+Commands that read this flow's runs (as the stepwise command does):
+  runs                          list the runs, newest first
+  dump RUN[/step[/TaskID]]      print the artifacts of a task (or the tasks of a run)
+  logs RUN/step[/TaskID]        print the output of a task attempt
+  tag add|remove|list RUN [TAG...]
+RUN is a run id, or latest: the newest run in your namespace (e.g. dump latest/end).
+They take --namespace user:NAME|global and --json.
+
 Every command takes --datastore DIR (default $STEPWISE_DATASTORE or ./.stepwise).
 `
 
@@ -61,7 +70,7 @@ func Command(ctx context.Context, f Flow, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, gerr)
 		return 1
 	}
-	c := &cli{flow: f, decl: decl, gr: gr, gerr: gerr, stdout: stdout, stderr: stderr, prog: prog}
+	c := &program{flow: f, decl: decl, gr: gr, gerr: gerr, stdout: stdout, stderr: stderr, prog: prog}
 	switch args[0] {
 	case "run":
 		return c.run(ctx, args[1:])
@@ -73,6 +82,8 @@ func Command(ctx context.Context, f Flow, args []string, stdout, stderr io.Write
 		return c.check(args[1:])
 	case "step":
 		return c.step(ctx, args[1:])
+	case "runs", "dump", "logs", "tag":
+		return inspect.Run(ctx, inspect.Options{Prog: prog, Flow: gr.Flow, Commands: inspect.Inspect[1:], Usage: fmt.Sprintf(usage, prog)}, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintf(stdout, usage, prog)
 		return 0
@@ -83,7 +94,8 @@ func Command(ctx context.Context, f Flow, args []string, stdout, stderr io.Write
 	}
 }
 
-type cli struct {
+// program is a flow program's command line.
+type program struct {
 	flow           Flow
 	decl           *Graph
 	gr             *graph.Graph
@@ -94,14 +106,14 @@ type cli struct {
 	metadata       string
 }
 
-func (c *cli) flags(name string) *flag.FlagSet {
+func (c *program) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.prog+" "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.StringVar(&c.datastore, "datastore", "", "datastore: a directory or s3://bucket/prefix (default: $STEPWISE_DATASTORE, the config file, or ./.stepwise)")
 	return fs
 }
 
-func (c *cli) parse(fs *flag.FlagSet, args []string) int {
+func (c *program) parse(fs *flag.FlagSet, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -115,7 +127,7 @@ func (c *cli) parse(fs *flag.FlagSet, args []string) int {
 	return -1
 }
 
-func (c *cli) graphErrors() int {
+func (c *program) graphErrors() int {
 	if c.gerr == nil {
 		return 0
 	}
@@ -131,7 +143,7 @@ func (c *cli) graphErrors() int {
 	return 1
 }
 
-func (c *cli) show(args []string) int {
+func (c *program) show(args []string) int {
 	fs := c.flags("show")
 	asJSON := fs.Bool("json", false, "print the graph as JSON")
 	if code := c.parse(fs, args); code >= 0 {
@@ -151,7 +163,7 @@ func (c *cli) show(args []string) int {
 	return c.graphErrors()
 }
 
-func (c *cli) check(args []string) int {
+func (c *program) check(args []string) int {
 	fs := c.flags("check")
 	if code := c.parse(fs, args); code >= 0 {
 		return code
@@ -172,7 +184,7 @@ func (c *cli) check(args []string) int {
 }
 
 // runFlags are the flags shared by run and resume.
-func (c *cli) runFlags(fs *flag.FlagSet, req *runRequest) *tagList {
+func (c *program) runFlags(fs *flag.FlagSet, req *runRequest) *tagList {
 	fs.IntVar(&req.maxWorkers, "max-workers", 16, "tasks that may run at the same time")
 	fs.BoolVar(&req.quiet, "quiet", false, "do not print a line when each task starts and finishes")
 	fs.IntVar(&req.maxSplits, "max-num-splits", 10000, "the most tasks one foreach may fan out to")
@@ -186,7 +198,7 @@ type tagList []string
 func (t *tagList) String() string     { return strings.Join(*t, ",") }
 func (t *tagList) Set(s string) error { *t = append(*t, s); return nil }
 
-func (c *cli) run(ctx context.Context, args []string) int {
+func (c *program) run(ctx context.Context, args []string) int {
 	fs := c.flags("run")
 	var req runRequest
 	tags := c.runFlags(fs, &req)
@@ -223,7 +235,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	return c.execute(ctx, req)
 }
 
-func (c *cli) resume(ctx context.Context, args []string) int {
+func (c *program) resume(ctx context.Context, args []string) int {
 	fs := c.flags("resume")
 	var req runRequest
 	var rr resumeRequest
@@ -247,7 +259,7 @@ func (c *cli) resume(ctx context.Context, args []string) int {
 	return c.execute(ctx, req)
 }
 
-func (c *cli) execute(ctx context.Context, req runRequest) int {
+func (c *program) execute(ctx context.Context, req runRequest) int {
 	l, err := newLauncher(ctx, c.flow, c.decl, c.gr, c.datastore, c.stdout, c.stderr)
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
@@ -268,7 +280,7 @@ func (c *cli) execute(ctx context.Context, req runRequest) int {
 }
 
 // step runs one task in this process; the runtime starts it.
-func (c *cli) step(ctx context.Context, args []string) int {
+func (c *program) step(ctx context.Context, args []string) int {
 	fs := c.flags("step")
 	var spec taskSpec
 	var inputs string

@@ -3,185 +3,98 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"stepwise.dev/stepwise/internal/metadata"
-	"stepwise.dev/stepwise/internal/metadata/sqlite"
+	"stepwise.dev/stepwise/internal/cli"
+	"stepwise.dev/stepwise/internal/testservers"
 )
 
-// setup builds the branchjoin example, runs it once as user ann and once
-// as bob, and returns ann's run pathspec.
-func setup(t *testing.T) (annRun, bobRun string) {
-	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "branchjoin")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/branchjoin").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Setenv("STEPWISE_DATASTORE", filepath.Join(dir, "ds"))
-	t.Setenv("STEPWISE_CONFIG", filepath.Join(dir, "config.json"))
-	t.Setenv("STEPWISE_METADATA", "")
-	var ids []string
-	for _, user := range []string{"ann", "bob"} {
-		cmd := exec.Command(bin, "run", "--tag", "nightly")
-		cmd.Env = append(os.Environ(), "STEPWISE_USER="+user)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("run: %v\n%s", err, out)
-		}
-		ids = append(ids, "BranchJoin/"+regexp.MustCompile(`run (\d+)`).FindStringSubmatch(string(out))[1])
-	}
-	t.Setenv("STEPWISE_USER", "ann")
-	return ids[0], ids[1]
+func stepwise(ctx context.Context, args ...string) (string, int) {
+	var out bytes.Buffer
+	code := cli.Run(ctx, cli.Options{Prog: "stepwise", Commands: commands}, args, &out, &out)
+	return out.String(), code
 }
 
-func stepwise(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	code := run(context.Background(), args, &out, &errOut)
-	return out.String(), errOut.String(), code
-}
-
-func TestCommands(t *testing.T) {
-	ann, bob := setup(t)
-	tests := []struct {
-		name     string
-		args     []string
-		code     int
-		stdout   []string // each must appear
-		stderr   []string
-		notInOut []string
-	}{
-		{"flows", []string{"flows"}, 0, []string{"BranchJoin"}, nil, nil},
-		{"runs in my namespace", []string{"runs", "BranchJoin"}, 0, []string{"RUN", ann, "succeeded", "nightly user:ann"}, nil, []string{bob}},
-		{"runs globally", []string{"runs", "BranchJoin", "--namespace", "global"}, 0, []string{ann, bob}, nil, nil},
-		{"runs of bob", []string{"runs", "--namespace", "user:bob", "BranchJoin"}, 0, []string{bob}, nil, []string{ann}},
-		{"runs by tag", []string{"runs", "BranchJoin", "--tag", "nope"}, 0, nil, []string{"no runs in namespace user:ann matching"}, nil},
-		{"runs bad status", []string{"runs", "BranchJoin", "--status", "done"}, 2, nil, []string{`--status "done": use running, succeeded or failed`}, nil},
-		{"dump run", []string{"dump", ann}, 0, []string{"TASK", ann + "/start/1", ann + "/end/5"}, nil, nil},
-		{"dump task", []string{"dump", ann + "/end"}, 0, []string{"ARTIFACT", "Out", "int", "3"}, nil, nil},
-		{"dump other namespace", []string{"dump", bob + "/end"}, 1, nil, []string{"is not in namespace user:ann (it is in user:bob)", "--namespace user:bob"}, nil},
-		{"dump bad pathspec", []string{"dump", "BranchJoin/abc"}, 2, nil, []string{`run id "abc" is not a number`}, nil},
-		{"dump unknown run", []string{"dump", "BranchJoin/123"}, 1, nil, []string{"run BranchJoin/123 does not exist"}, nil},
-		{"logs", []string{"logs", ann + "/end/5"}, 0, []string{"3\n"}, nil, nil},
-		{"runs of every flow", []string{"runs"}, 0, []string{ann}, nil, []string{bob}},
-		{"runs of every flow, globally", []string{"runs", "--namespace", "global", "--status", "succeeded"}, 0, []string{ann, bob}, nil, nil},
-		{"runs of two flows", []string{"runs", "A", "B"}, 2, nil, []string{"name one flow, or none"}, nil},
-		{"dump latest", []string{"dump", "BranchJoin/latest/end"}, 0, []string{"ARTIFACT", "Out", "3"}, nil, nil},
-		{"dump latest of bob", []string{"dump", "BranchJoin/latest", "--namespace", "user:bob"}, 0, []string{bob + "/start/1"}, nil, nil},
-		{"dump latest of a flow without runs", []string{"dump", "Nope/latest"}, 1, nil, []string{"flow Nope has no run in namespace user:ann"}, nil},
-		{"logs latest", []string{"logs", "BranchJoin/latest/end"}, 0, []string{"3\n"}, nil, nil},
-		{"tag list latest", []string{"tag", "list", "BranchJoin/latest"}, 0, []string{ann, "system tags: user:ann"}, nil, nil},
-		{"tag a task", []string{"tag", "add", ann + "/end", "x"}, 2, nil, []string{"tags belong to runs"}, nil},
-		{"logs bad attempt", []string{"logs", ann + "/end/5", "--attempt", "4"}, 1, nil, []string{"has 1 attempt(s)"}, nil},
-		{"tag add", []string{"tag", "add", ann, "golden"}, 0, []string{"tags:        golden nightly"}, nil, nil},
-		{"tag list", []string{"tag", "list", ann}, 0, []string{"system tags: user:ann", "golden nightly"}, nil, nil},
-		{"tag remove system", []string{"tag", "remove", ann, "user:ann"}, 1, nil, []string{"is a system tag and cannot be removed"}, nil},
-		{"tag remove", []string{"tag", "remove", ann, "golden"}, 0, []string{"tags:        nightly"}, nil, []string{"golden"}},
-		{"tag bad op", []string{"tag", "rename", ann}, 2, nil, []string{`unknown tag operation "rename"`}, nil},
-		{"unknown command", []string{"fly"}, 2, nil, []string{`unknown command "fly"`}, nil},
-		{"unknown flag", []string{"runs", "BranchJoin", "--colour"}, 2, nil, []string{"flag provided but not defined: -colour"}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, errOut, code := stepwise(t, tt.args...)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out, errOut)
-			}
-			for _, w := range tt.stdout {
-				if !strings.Contains(out, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, out)
-				}
-			}
-			for _, w := range tt.stderr {
-				if !strings.Contains(errOut, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, errOut)
-				}
-			}
-			for _, w := range tt.notInOut {
-				if strings.Contains(out, w) {
-					t.Errorf("stdout has %q:\n%s", w, out)
-				}
-			}
-		})
-	}
-}
-
-func TestDumpJSON(t *testing.T) {
-	ann, _ := setup(t)
-	out, errOut, code := stepwise(t, "dump", ann+"/join", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	var got struct {
-		Task      string
-		Artifacts []struct {
-			Name  string
-			Key   string
-			Value any
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &got); err != nil {
-		t.Fatalf("not JSON: %v\n%s", err, out)
-	}
-	vals := map[string]any{}
-	for _, a := range got.Artifacts {
-		if len(a.Key) != 64 {
-			t.Errorf("artifact %s key %q is not a sha256", a.Name, a.Key)
-		}
-		vals[a.Name] = a.Value
-	}
-	if vals["Out"] != float64(3) {
-		t.Errorf("Out = %v in %s", vals["Out"], out)
-	}
-}
-
-// TestLostRun shows a run whose runtime stopped without finishing it as
-// lost.
-func TestLostRun(t *testing.T) {
-	ann, _ := setup(t)
-	ctx := t.Context()
-	meta, err := sqlite.Open(ctx, filepath.Join(os.Getenv("STEPWISE_DATASTORE"), "metadata.db"))
+// TestService starts `stepwise service` on a real PostgreSQL database and
+// checks that it answers, asks for its token, and stops when told to.
+func TestService(t *testing.T) {
+	dsn := testservers.NewDatabase(t)
+	port, err := testservers.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := time.Now().Add(-2 * time.Hour)
-	run := &metadata.Run{Flow: "BranchJoin", ID: strconv.FormatInt(started.UnixMicro(), 10), User: "ann",
-		SystemTags: []string{"user:ann"}, Started: started}
-	if err := meta.CreateRun(ctx, run); err != nil {
-		t.Fatal(err)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int)
+	var out string
+	go func() {
+		var code int
+		out, code = stepwise(ctx, "service", "--addr", addr, "--database", dsn, "--token", "s3cret")
+		done <- code
+	}()
+	get := func(token string) (int, error) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/flows", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
 	}
-	if err := meta.Heartbeat(ctx, run.Flow, run.ID, started.Add(time.Minute)); err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := get(""); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the service did not answer on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	meta.Close()
-	lost := "BranchJoin/" + run.ID
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"wrong", http.StatusUnauthorized}, {"s3cret", http.StatusOK}} {
+		if got, err := get(c.token); err != nil || got != c.want {
+			t.Errorf("GET /v1/flows with token %q: %d, %v; want %d", c.token, got, err, c.want)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("service exited %d after its context ended:\n%s", code, out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the service did not stop when its context ended")
+	}
+}
 
-	out, errOut, code := stepwise(t, "runs", "BranchJoin")
-	if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(lost)+`\s+lost`).MatchString(out) || !regexp.MustCompile(regexp.QuoteMeta(ann)+`\s+succeeded`).MatchString(out) {
-		t.Errorf("runs: exit %d, want %s lost and %s succeeded:\n%s", code, lost, ann, out)
+func TestServiceUsage(t *testing.T) {
+	t.Setenv("STEPWISE_DATABASE_URL", "")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"service"}, "say which PostgreSQL database to use"},
+		{[]string{"service", "extra"}, `unexpected argument "extra"`},
+		{[]string{"service", "--port", "1"}, "flag provided but not defined: -port"},
+	} {
+		out, code := stepwise(t.Context(), c.args...)
+		if code != 2 || !strings.Contains(out, c.want) || !strings.Contains(out, "usage: stepwise service") {
+			t.Errorf("stepwise %s: exit %d, want 2 and %q:\n%s", strings.Join(c.args, " "), code, c.want, out)
+		}
 	}
-	if !strings.Contains(errOut, "lost: the run's runtime stopped without finishing it") {
-		t.Errorf("runs does not explain lost:\n%s", errOut)
-	}
-	out, _, _ = stepwise(t, "dump", lost)
-	if !strings.Contains(out, "lost (still marked running, but its runtime last said it was alive at") {
-		t.Errorf("dump of a lost run:\n%s", out)
-	}
-	out, _, _ = stepwise(t, "runs", "BranchJoin", "--json")
-	var runs []struct {
-		ID, Status string
-		Lost       bool
-	}
-	if err := json.Unmarshal([]byte(out), &runs); err != nil || len(runs) != 2 || !runs[1].Lost || runs[1].Status != "running" || runs[0].Lost {
-		t.Errorf("runs --json: %+v, %v; want the old run running and lost, after the new one:\n%s", runs, err, out)
+	out, code := stepwise(t.Context(), "help")
+	for _, cmd := range []string{"flows", "runs", "dump", "logs", "tag", "service", "configure", "config show"} {
+		if code != 0 || !strings.Contains(out, "\n  "+cmd+" ") {
+			t.Errorf("stepwise help (exit %d) does not list %s:\n%s", code, cmd, out)
+		}
 	}
 }

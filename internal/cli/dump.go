@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	"stepwise.dev/stepwise/client"
 )
 
-func dumpCmd(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("dump")
+func dumpCmd(ctx context.Context, e *Env, args []string) error {
+	fs := e.Flags("dump")
 	maxWidth := fs.Int("width", 80, "cut values longer than this in the table (0: never)")
-	pos, err := parse(fs, args)
+	pos, err := Parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -25,12 +25,12 @@ func dumpCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	ps, err := pathspec(ctx, c, pos[0])
+	ps, err := e.pathspec(ctx, c, pos[0])
 	if err != nil {
 		return err
 	}
 	if ps.Run == "" {
-		return &usageError{fmt.Sprintf("pathspec %q names a flow; add /RunID or /latest (list runs with 'stepwise runs %s')", pos[0], ps.Flow)}
+		return &usageError{fmt.Sprintf("pathspec %q names a flow; add /RunID or /latest (list runs with '%s runs %s')", pos[0], e.prog, ps.Flow)}
 	}
 	run, err := c.Flow(ps.Flow).Run(ctx, ps.Run)
 	if err != nil {
@@ -79,7 +79,7 @@ func dumpCmd(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func dumpTask(ctx context.Context, e *env, t *client.Task, width int) error {
+func dumpTask(ctx context.Context, e *Env, t *client.Task, width int) error {
 	values := make(map[string]any, len(t.Artifacts))
 	for _, a := range t.Artifacts {
 		v, err := t.Raw(ctx, a.Name)

@@ -1,13 +1,13 @@
-package main
+package cli
 
 import (
 	"context"
 	"fmt"
 )
 
-func flowsCmd(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("flows")
-	pos, err := parse(fs, args)
+func flowsCmd(ctx context.Context, e *Env, args []string) error {
+	fs := e.Flags("flows")
+	pos, err := Parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 )
 
 // configShowCmd prints the settings in force and where each came from.
-func configShowCmd(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("config")
-	pos, err := parse(fs, args)
+func configShowCmd(ctx context.Context, e *Env, args []string) error {
+	fs := e.Flags("config")
+	pos, err := Parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -44,14 +44,14 @@ func configShowCmd(ctx context.Context, e *env, args []string) error {
 }
 
 // configureCmd writes the config file.
-func configureCmd(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("configure")
+func configureCmd(ctx context.Context, e *Env, args []string) error {
+	fs := e.Flags("configure")
 	var f config.File
 	fs.StringVar(&f.Datastore, "set-datastore", "", "datastore: a directory or s3://bucket/prefix")
 	fs.StringVar(&f.Metadata, "set-metadata", "", "metadata store: local or http(s)://host:port of a metadata service")
 	fs.StringVar(&f.User, "set-user", "", "user name for the user:NAME namespace")
 	fs.StringVar(&f.Token, "set-token", "", "token for the metadata service")
-	pos, err := parse(fs, args)
+	pos, err := Parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -74,6 +74,6 @@ func configureCmd(ctx context.Context, e *env, args []string) error {
 	if err := config.Save(path, old); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "wrote %s; 'stepwise config show' prints what is in force\n", path)
+	fmt.Fprintf(e.stdout, "wrote %s; '%s config show' prints what is in force\n", path, e.prog)
 	return nil
 }

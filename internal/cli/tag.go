@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 	"stepwise.dev/stepwise/client"
 )
 
-func tagCmd(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("tag")
-	pos, err := parse(fs, args)
+func tagCmd(ctx context.Context, e *Env, args []string) error {
+	fs := e.Flags("tag")
+	pos, err := Parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -23,7 +23,7 @@ func tagCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	ps, err := pathspec(ctx, c, spec)
+	ps, err := e.pathspec(ctx, c, spec)
 	if err != nil {
 		return err
 	}

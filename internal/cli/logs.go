@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -6,12 +6,12 @@ import (
 	"strconv"
 )
 
-func logsCmd(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("logs")
+func logsCmd(ctx context.Context, e *Env, args []string) error {
+	fs := e.Flags("logs")
 	attempt := fs.String("attempt", "last", "which attempt: 0, 1, ... or last")
 	stdoutOnly := fs.Bool("stdout", false, "only the standard output")
 	stderrOnly := fs.Bool("stderr", false, "only the standard error")
-	pos, err := parse(fs, args)
+	pos, err := Parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -23,7 +23,7 @@ func logsCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	ps, err := pathspec(ctx, c, pos[0])
+	ps, err := e.pathspec(ctx, c, pos[0])
 	if err != nil {
 		return err
 	}

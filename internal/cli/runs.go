@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -14,18 +14,21 @@ type multi []string
 func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 
-func runsCmd(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("runs")
+func runsCmd(ctx context.Context, e *Env, args []string) error {
+	fs := e.Flags("runs")
 	var tags multi
 	fs.Var(&tags, "tag", "only runs with this tag (repeatable: all must match)")
 	status := fs.String("status", "", "only runs with this status: running, succeeded or failed")
 	limit := fs.Int("limit", 50, "at most this many runs (0: all)")
-	pos, err := parse(fs, args)
+	pos, err := Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 1 {
 		return &usageError{"name one flow, or none for the runs of every flow"}
+	}
+	if len(pos) == 0 && e.flow != "" {
+		pos = []string{e.flow}
 	}
 	switch *status {
 	case "", "running", "succeeded", "failed":
