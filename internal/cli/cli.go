@@ -204,6 +204,20 @@ func (e *Env) pathspec(ctx context.Context, c *client.Client, spec string) (clie
 	return ps, nil
 }
 
+// open opens the client and resolves a pathspec with it.
+func (e *Env) open(ctx context.Context, spec string) (*client.Client, client.Pathspec, error) {
+	c, err := e.client(ctx)
+	if err != nil {
+		return nil, client.Pathspec{}, err
+	}
+	ps, err := e.pathspec(ctx, c, spec)
+	if err != nil {
+		c.Close()
+		return nil, ps, err
+	}
+	return c, ps, nil
+}
+
 func isDigits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }

@@ -20,15 +20,11 @@ func dumpCmd(ctx context.Context, e *Env, args []string) error {
 	if len(pos) != 1 {
 		return &usageError{"name one pathspec"}
 	}
-	c, err := e.client(ctx)
+	c, ps, err := e.open(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	ps, err := e.pathspec(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
 	if ps.Run == "" {
 		return &usageError{fmt.Sprintf("pathspec %q names a flow; add /RunID or /latest (list runs with '%s runs %s')", pos[0], e.prog, ps.Flow)}
 	}

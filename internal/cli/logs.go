@@ -18,15 +18,11 @@ func logsCmd(ctx context.Context, e *Env, args []string) error {
 	if len(pos) != 1 {
 		return &usageError{"name one task: Flow/RunID/step/TaskID"}
 	}
-	c, err := e.client(ctx)
+	c, ps, err := e.open(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	ps, err := e.pathspec(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
 	t, err := c.Task(ctx, ps.String())
 	if err != nil {
 		return err

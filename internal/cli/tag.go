@@ -18,15 +18,11 @@ func tagCmd(ctx context.Context, e *Env, args []string) error {
 		return &usageError{"say add, remove or list, and the run: Flow/RunID"}
 	}
 	op, spec, tags := pos[0], pos[1], pos[2:]
-	c, err := e.client(ctx)
+	c, ps, err := e.open(ctx, spec)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	ps, err := e.pathspec(ctx, c, spec)
-	if err != nil {
-		return err
-	}
 	if ps.Run == "" || ps.Step != "" {
 		return &usageError{fmt.Sprintf("tags belong to runs: write Flow/RunID or Flow/latest, not %q", spec)}
 	}

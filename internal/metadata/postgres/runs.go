@@ -118,18 +118,23 @@ func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE runs SET status = $1, ended = $2 WHERE flow = $3 AND id = $4`,
-			string(status), end, flow, run)
+	err = s.updateRun(ctx, flow, run, `status = $3, ended = $4`, string(status), end)
+	return s.wrap(err, "finishing run %s", name)
+}
+
+// updateRun sets columns of a run: set is the SET clause, whose args are
+// $3, $4...
+func (s *Store) updateRun(ctx context.Context, flow, run, set string, args ...any) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE runs SET `+set+` WHERE flow = $1 AND id = $2`, append([]any{flow, run}, args...)...)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return notFound("run %s does not exist", name)
+			return notFound("run %s/%s does not exist", flow, run)
 		}
 		return nil
 	})
-	return s.wrap(err, "finishing run %s", name)
 }
 
 // Heartbeat records that the runtime of a run is alive at time at (now when
@@ -143,17 +148,7 @@ func (s *Store) Heartbeat(ctx context.Context, flow, run string, at time.Time) e
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE runs SET heartbeat = greatest(heartbeat, $1) WHERE flow = $2 AND id = $3`,
-			beat, flow, run)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return notFound("run %s does not exist", name)
-		}
-		return nil
-	})
+	err = s.updateRun(ctx, flow, run, `heartbeat = greatest(heartbeat, $3)`, beat)
 	return s.wrap(err, "recording the heartbeat of run %s", name)
 }
 

@@ -93,21 +93,24 @@ func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata
 	if status != metadata.Succeeded && status != metadata.Failed {
 		return fmt.Errorf("metadata: run %s: a run finishes as %s or %s, not %q", name, metadata.Succeeded, metadata.Failed, status)
 	}
-	ended = metadata.TimeOrNow(ended)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, ended = ? WHERE flow = ? AND id = ?`,
-			string(status), nanos(ended), flow, run)
+	err := s.updateRun(ctx, flow, run, `status = ?, ended = ?`, string(status), nanos(metadata.TimeOrNow(ended)))
+	return wrap(err, "finishing run %s", name)
+}
+
+// updateRun sets columns of a run: set is the SET clause, with args.
+func (s *Store) updateRun(ctx context.Context, flow, run, set string, args ...any) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET `+set+` WHERE flow = ? AND id = ?`, append(args, flow, run)...)
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return notFound("run %s does not exist", name)
+			return notFound("run %s/%s does not exist", flow, run)
 		}
 		return nil
 	})
-	return wrap(err, "finishing run %s", name)
 }
 
 // Heartbeat records that the runtime of a run is alive at time at (now when
@@ -116,22 +119,8 @@ func (s *Store) Heartbeat(ctx context.Context, flow, run string, at time.Time) e
 	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
 		return err
 	}
-	name := flow + "/" + run
-	at = metadata.TimeOrNow(at)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET heartbeat = max(coalesce(heartbeat, 0), ?) WHERE flow = ? AND id = ?`,
-			nanos(at), flow, run)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return notFound("run %s does not exist", name)
-		}
-		return nil
-	})
-	return wrap(err, "recording the heartbeat of run %s", name)
+	err := s.updateRun(ctx, flow, run, `heartbeat = max(coalesce(heartbeat, 0), ?)`, nanos(metadata.TimeOrNow(at)))
+	return wrap(err, "recording the heartbeat of run %s/%s", flow, run)
 }
 
 // runColumns are the columns scanRun reads; tags come as one string of
