@@ -770,3 +770,46 @@ func BenchmarkListRuns(b *testing.B, s metadata.Store) {
 		})
 	}
 }
+
+// ConcurrentWriters has n writers record one task each, with two
+// artifacts, in one new run of flow "Wide" at once, as the tasks of a wide
+// foreach do, and checks that every task was recorded whole.
+func ConcurrentWriters(t *testing.T, s metadata.Store, n int) {
+	ctx := t.Context()
+	if err := s.CreateRun(ctx, &metadata.Run{Flow: "Wide", ID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			id := fmt.Sprint(i + 1)
+			a := metadata.Attempt{Flow: "Wide", Run: "1", Step: "work", Task: id, Started: time.Now()}
+			if err := s.StartAttempt(ctx, a); err != nil {
+				t.Errorf("StartAttempt %s: %v", id, err)
+				return
+			}
+			a.Status, a.Ended = metadata.Succeeded, time.Now()
+			arts := []metadata.Artifact{{Name: "x", Type: "int", Key: "x" + id, Size: 8}, {Name: "y", Type: "string", Key: "y" + id, Size: int64(len(id))}}
+			if err := s.FinishAttempt(ctx, a, arts); err != nil {
+				t.Errorf("FinishAttempt %s: %v", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d concurrent writers, StartAttempt+FinishAttempt each: %v", n, time.Since(start))
+	tasks, err := s.ListTasks(ctx, "Wide", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != n {
+		t.Fatalf("ListTasks: %d tasks, want %d", len(tasks), n)
+	}
+	for i, k := range tasks {
+		id := fmt.Sprint(i + 1)
+		if k.ID != id || k.Status != metadata.Succeeded || len(k.Attempts) != 1 || len(k.Artifacts) != 2 ||
+			k.Artifacts[0].Key != "x"+id || k.Artifacts[1].Key != "y"+id {
+			t.Errorf("task %s: %+v", id, k)
+		}
+	}
+}

@@ -246,43 +246,7 @@ func TestNanoseconds(t *testing.T) {
 // once, as the tasks of a wide foreach do.
 func TestConcurrentWriters(t *testing.T) {
 	s, _ := openTemp(t)
-	ctx := t.Context()
-	if err := s.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "1"}); err != nil {
-		t.Fatal(err)
-	}
-	const n = 200
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			id := strconv.Itoa(i + 1)
-			a := metadata.Attempt{Flow: "F", Run: "1", Step: "work", Task: id}
-			if err := s.StartAttempt(ctx, a); err != nil {
-				t.Error(err)
-				return
-			}
-			a.Status = metadata.Succeeded
-			arts := []metadata.Artifact{{Name: "a", Key: "a" + id}, {Name: "b", Key: "b" + id}}
-			if err := s.FinishAttempt(ctx, a, arts); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	t.Logf("%d concurrent StartAttempt+FinishAttempt: %v", n, time.Since(start))
-	tasks, err := s.ListTasks(ctx, "F", "1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tasks) != n {
-		t.Fatalf("%d tasks, want %d", len(tasks), n)
-	}
-	for i, k := range tasks {
-		id := strconv.Itoa(i + 1)
-		if k.ID != id || k.Status != metadata.Succeeded || len(k.Artifacts) != 2 || k.Artifacts[1].Key != "b"+id {
-			t.Errorf("task %d: %+v", i+1, k)
-		}
-	}
+	metadatatest.ConcurrentWriters(t, s, 200)
 }
 
 func runID(i int) string { return strconv.Itoa(1_700_000_000_000_000 + i) }

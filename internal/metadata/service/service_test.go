@@ -14,7 +14,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -568,46 +567,7 @@ func TestStoreFailure(t *testing.T) {
 // TestConcurrentWriters has 200 writers record one task each, with 2
 // artifacts, in one run at once, through the service.
 func TestConcurrentWriters(t *testing.T) {
-	s := newStack(t, nil, Options{})
-	ctx := t.Context()
-	if err := s.client.CreateRun(ctx, &metadata.Run{Flow: "Wide", ID: "1"}); err != nil {
-		t.Fatal(err)
-	}
-	const n = 200
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			id := strconv.Itoa(i + 1)
-			a := metadata.Attempt{Flow: "Wide", Run: "1", Step: "work", Task: id, Started: time.Now()}
-			if err := s.client.StartAttempt(ctx, a); err != nil {
-				t.Errorf("StartAttempt %s: %v", id, err)
-				return
-			}
-			a.Status, a.Ended = metadata.Succeeded, time.Now()
-			arts := []metadata.Artifact{{Name: "x", Type: "int", Key: "x" + id, Size: 8}, {Name: "y", Type: "string", Key: "y" + id, Size: int64(len(id))}}
-			if err := s.client.FinishAttempt(ctx, a, arts); err != nil {
-				t.Errorf("FinishAttempt %s: %v", id, err)
-			}
-		})
-	}
-	wg.Wait()
-	took := time.Since(start)
-	t.Logf("%d concurrent writers, StartAttempt+FinishAttempt each through HTTP: %v", n, took)
-	tasks, err := s.client.ListTasks(ctx, "Wide", "1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tasks) != n {
-		t.Fatalf("ListTasks: %d tasks, want %d", len(tasks), n)
-	}
-	for i, k := range tasks {
-		id := strconv.Itoa(i + 1)
-		if k.ID != id || k.Status != metadata.Succeeded || len(k.Attempts) != 1 || len(k.Artifacts) != 2 ||
-			k.Artifacts[0].Key != "x"+id || k.Artifacts[1].Key != "y"+id {
-			t.Errorf("task %s: %+v", id, k)
-		}
-	}
+	metadatatest.ConcurrentWriters(t, newStack(t, nil, Options{}).client, 200)
 }
 
 // TestServe checks that Serve serves, and finishes the requests in flight
