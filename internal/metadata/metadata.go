@@ -10,6 +10,7 @@ package metadata
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -23,23 +24,59 @@ const (
 	Failed    Status = "failed"
 )
 
-// HeartbeatInterval is how often the runtime of a run records that it is
-// alive (Store.Heartbeat). A run still running whose last heartbeat (or
-// start, before the first) is older than LostAfter has lost its runtime:
-// it was killed, or its machine stopped.
+// HeartbeatInterval is how often the launcher of a run records that the
+// run is alive (Store.Heartbeat), and how often a task process records that
+// its attempt is alive (Store.TaskHeartbeat, which moves the run's heartbeat
+// forward too).
+//
+// LostAfter is how long a run launched by a local launcher may go without a
+// sign of life (its heartbeat, or its start before the first) before it
+// counts as lost: its launcher was killed, or its machine stopped. It is
+// also the window of Attempt.Lost that readers use for a task process.
+//
+// ScheduledLostAfter is that window for a run created by a production
+// scheduler (system tag RuntimeSchedulerTag): such a run has no launcher,
+// only its tasks keep it alive, and between two steps the scheduler may
+// take minutes to start the next task (queueing for a node, pulling an
+// image), so it gets a longer window before it counts as lost.
 const (
-	HeartbeatInterval = 10 * time.Second
-	LostAfter         = 6 * HeartbeatInterval
+	HeartbeatInterval  = 10 * time.Second
+	LostAfter          = 6 * HeartbeatInterval
+	ScheduledLostAfter = 15 * time.Minute
 )
 
-// Lost reports whether r is still marked running but its runtime has not
-// said it is alive for LostAfter before now.
+// RuntimeSchedulerTag is the system tag of a run created by a production
+// scheduler rather than by a launcher; Run.Lost gives such a run
+// ScheduledLostAfter.
+const RuntimeSchedulerTag = "runtime:scheduler"
+
+// Lost reports whether r is still marked running but nothing has said it
+// is alive for LostAfter before now (ScheduledLostAfter for a run with the
+// system tag RuntimeSchedulerTag).
 func (r *Run) Lost(now time.Time) bool {
-	last := r.Heartbeat
-	if last.IsZero() || last.Before(r.Started) {
-		last = r.Started
+	if r.Status != Running {
+		return false
 	}
-	return r.Status == Running && now.Sub(last) > LostAfter
+	after := LostAfter
+	if slices.Contains(r.SystemTags, RuntimeSchedulerTag) {
+		after = ScheduledLostAfter
+	}
+	return now.Sub(lastSign(r.Started, r.Heartbeat)) > after
+}
+
+// Lost reports whether a is still marked running but its process has not
+// said it is alive (by its start or a heartbeat) for longer than after
+// before now: the process was killed, or its machine stopped.
+func (a *Attempt) Lost(now time.Time, after time.Duration) bool {
+	return a.Status == Running && now.Sub(lastSign(a.Started, a.Heartbeat)) > after
+}
+
+// lastSign is the later of a start and a heartbeat.
+func lastSign(started, heartbeat time.Time) time.Time {
+	if heartbeat.After(started) {
+		return heartbeat
+	}
+	return started
 }
 
 // Sentinel errors, checked with errors.Is.
@@ -90,6 +127,9 @@ type Attempt struct {
 	Started time.Time `json:"started"`
 	Ended   time.Time `json:"ended,omitzero"`
 	Error   string    `json:"error,omitempty"` // why it failed
+	// Heartbeat is when the attempt's process last said it was alive
+	// (Store.TaskHeartbeat); zero before it first did.
+	Heartbeat time.Time `json:"heartbeat,omitzero"`
 }
 
 // Task is one task of a run, with the artifacts of its successful attempt.
@@ -127,6 +167,12 @@ type Store interface {
 	// when zero); a run's heartbeat only moves forward. ErrNotFound if
 	// there is no such run.
 	Heartbeat(ctx context.Context, flow, run string, at time.Time) error
+	// TaskHeartbeat records that the process of an attempt is alive at
+	// time at (now when zero), and moves the run's heartbeat forward to at
+	// as well: a run driven by a production scheduler has no launcher, and
+	// its tasks keep it alive. Heartbeats only move forward. ErrNotFound if
+	// there is no such attempt.
+	TaskHeartbeat(ctx context.Context, flow, run, step, task string, attempt int, at time.Time) error
 	// GetRun returns a run (ErrNotFound if none).
 	GetRun(ctx context.Context, flow, run string) (*Run, error)
 	// ListRuns returns runs matching f, newest first.

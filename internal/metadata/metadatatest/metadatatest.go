@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"GetRunNotFound", testGetRunNotFound},
 		{"FinishRun", testFinishRun},
 		{"Heartbeat", testHeartbeat},
+		{"TaskHeartbeat", testTaskHeartbeat},
 		{"ListRunsOrder", testListRunsOrder},
 		{"ListRunsFilters", testListRunsFilters},
 		{"ListFlows", testListFlows},
@@ -188,6 +189,7 @@ func checkAttempts(t *testing.T, task string, got, want []metadata.Attempt) {
 		}
 		checkTime(t, what+": Started", g.Started, w.Started)
 		checkTime(t, what+": Ended", g.Ended, w.Ended)
+		checkTime(t, what+": Heartbeat", g.Heartbeat, w.Heartbeat)
 	}
 }
 
@@ -312,6 +314,74 @@ func testHeartbeat(t *testing.T, s metadata.Store) {
 	}
 	err = s.Heartbeat(ctx, "Train", "2", at(time.Minute))
 	checkErr(t, "Heartbeat of a missing run", err, metadata.ErrNotFound, "Train", "2")
+}
+
+func testTaskHeartbeat(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	r := newRun("Train", "1", "ann", t0)
+	mustCreate(t, s, r)
+	a := metadata.Attempt{Flow: "Train", Run: "1", Step: "fit", Task: "0", N: 0, Status: metadata.Running, Started: at(time.Second)}
+	if err := s.StartAttempt(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	checkAttempts(t, "Train/1/fit/0", mustGetTask(t, s, "Train", "1", "fit", "0").Attempts, []metadata.Attempt{a}) // no heartbeat yet
+	for _, beat := range []time.Duration{time.Minute, 3 * time.Minute, 2 * time.Minute} {
+		if err := s.TaskHeartbeat(ctx, "Train", "1", "fit", "0", 0, at(beat)); err != nil {
+			t.Fatalf("TaskHeartbeat: %v", err)
+		}
+	}
+	// Both only move forward; the run's moves with its tasks'.
+	a.Heartbeat = at(3 * time.Minute)
+	checkAttempts(t, "Train/1/fit/0", mustGetTask(t, s, "Train", "1", "fit", "0").Attempts, []metadata.Attempt{a})
+	r.Heartbeat = at(3 * time.Minute)
+	checkRun(t, mustGetRun(t, s, "Train", "1"), r)
+
+	// A run ahead of its task stays where it is.
+	if err := s.Heartbeat(ctx, "Train", "1", at(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TaskHeartbeat(ctx, "Train", "1", "fit", "0", 0, at(4*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	a.Heartbeat, r.Heartbeat = at(4*time.Minute), at(10*time.Minute)
+	checkRun(t, mustGetRun(t, s, "Train", "1"), r)
+
+	// The heartbeat is kept when the attempt finishes, and listed.
+	a.Status, a.Ended = metadata.Succeeded, at(5*time.Minute)
+	if err := s.FinishAttempt(ctx, a, nil); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := s.ListTasks(ctx, "Train", "1")
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("ListTasks: %d tasks, %v", len(tasks), err)
+	}
+	checkAttempts(t, "Train/1/fit/0 (listed)", tasks[0].Attempts, []metadata.Attempt{a})
+
+	// Only this attempt's heartbeat moves.
+	b := metadata.Attempt{Flow: "Train", Run: "1", Step: "fit", Task: "1", N: 0, Status: metadata.Running, Started: at(time.Second)}
+	if err := s.StartAttempt(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	if err := s.TaskHeartbeat(ctx, "Train", "1", "fit", "1", 0, time.Time{}); err != nil {
+		t.Fatalf("TaskHeartbeat now: %v", err)
+	}
+	got := mustGetTask(t, s, "Train", "1", "fit", "1").Attempts[0].Heartbeat
+	if got.Before(before.Add(-time.Second)) || got.After(time.Now().Add(time.Second)) {
+		t.Errorf("TaskHeartbeat(zero time) recorded %v, want about now (%v)", got, before)
+	}
+	if run := mustGetRun(t, s, "Train", "1"); run.Heartbeat.Before(before.Add(-time.Second)) {
+		t.Errorf("TaskHeartbeat(zero time) left the run's heartbeat at %v, want about now (%v)", run.Heartbeat, before)
+	}
+	checkAttempts(t, "Train/1/fit/0 (other task beat)", mustGetTask(t, s, "Train", "1", "fit", "0").Attempts, []metadata.Attempt{a})
+
+	for _, c := range []struct {
+		run, step, task string
+		n               int
+	}{{"1", "fit", "0", 1}, {"1", "fit", "2", 0}, {"1", "other", "0", 0}, {"2", "fit", "0", 0}} {
+		err := s.TaskHeartbeat(ctx, "Train", c.run, c.step, c.task, c.n, at(time.Hour))
+		checkErr(t, fmt.Sprintf("TaskHeartbeat of missing attempt %s/%s/%s %d", c.run, c.step, c.task, c.n), err, metadata.ErrNotFound, "Train/"+c.run)
+	}
 }
 
 func runIDs(runs []*metadata.Run) []string {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/metadata/metadatatest"
 	"stepwise.dev/stepwise/internal/testservers"
@@ -345,4 +347,55 @@ func BenchmarkListRuns10k(b *testing.B) {
 	createRuns(b, s, "Big", 10000)
 	createRuns(b, s, "Small", 100)
 	metadatatest.BenchmarkListRuns(b, s)
+}
+
+// TestUpgrade opens a database at each earlier schema version, with a run
+// and a running attempt in it, and checks that the store migrates it and
+// records task heartbeats in it.
+func TestUpgrade(t *testing.T) {
+	for v := 1; v < len(migrations); v++ {
+		t.Run("from version "+strconv.Itoa(v), func(t *testing.T) {
+			ctx := t.Context()
+			dsn := testservers.NewDatabase(t)
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			started := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+			stmts := []string{`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`}
+			for i, m := range migrations[:v] {
+				stmts = append(stmts, m.sql, fmt.Sprintf(`INSERT INTO schema_migrations (version, name) VALUES (%d, 'old')`, i+1))
+			}
+			stmts = append(stmts,
+				fmt.Sprintf(`INSERT INTO runs (flow, id, status, started) VALUES ('F', '1', 'running', %d)`, started),
+				fmt.Sprintf(`INSERT INTO tasks (run, step, id, status, started, attempt) SELECT pk, 'start', '1', 'running', %d, 0 FROM runs`, started),
+				fmt.Sprintf(`INSERT INTO attempts (task, n, status, started) SELECT pk, 0, 'running', %d FROM tasks`, started))
+			for _, q := range stmts {
+				if _, err := conn.Exec(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			conn.Close(ctx)
+
+			s, err := Open(ctx, dsn)
+			if err != nil {
+				t.Fatalf("Open of a database at schema version %d: %v", v, err)
+			}
+			defer s.Close()
+			if s.applied != len(migrations)-v {
+				t.Errorf("Open applied %d migrations, want %d", s.applied, len(migrations)-v)
+			}
+			beat := time.Unix(0, started).Add(time.Minute).UTC()
+			if err := s.TaskHeartbeat(ctx, "F", "1", "start", "1", 0, beat); err != nil {
+				t.Fatalf("TaskHeartbeat after the upgrade: %v", err)
+			}
+			k, err := s.GetTask(ctx, "F", "1", "start", "1")
+			if err != nil || len(k.Attempts) != 1 || !k.Attempts[0].Heartbeat.Equal(beat) || k.Attempts[0].Status != metadata.Running {
+				t.Errorf("task after the upgrade: %+v, %v", k, err)
+			}
+			if r, err := s.GetRun(ctx, "F", "1"); err != nil || !r.Heartbeat.Equal(beat) {
+				t.Errorf("run after the upgrade: %+v, %v", r, err)
+			}
+		})
+	}
 }

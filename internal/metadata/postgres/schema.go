@@ -87,6 +87,7 @@ CREATE TABLE artifacts (
 );
 `},
 	{"the heartbeat of a run's runtime", `ALTER TABLE runs ADD COLUMN heartbeat bigint;`},
+	{"the heartbeat of an attempt's process", `ALTER TABLE attempts ADD COLUMN heartbeat bigint;`},
 }
 
 // migrationLock is the key of the advisory lock that Open holds while it

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -157,6 +158,39 @@ ON CONFLICT (task, n) DO UPDATE SET status = excluded.status, ended = excluded.e
 		return insertArtifacts(ctx, tx, t.pk, artifacts)
 	})
 	return s.wrap(err, "recording the end of task %s attempt %d", name, a.N)
+}
+
+// TaskHeartbeat records that the process of an attempt is alive at time at
+// (now when zero), and moves the run's heartbeat forward to at too; both
+// only move forward. ErrNotFound if there is no such attempt.
+func (s *Store) TaskHeartbeat(ctx context.Context, flow, run, step, task string, attempt int, at time.Time) error {
+	if err := checkAttempt(metadata.Attempt{Flow: flow, Run: run, Step: step, Task: task, N: attempt}); err != nil {
+		return err
+	}
+	name := metadata.TaskPathspec(flow, run, step, task)
+	beat, err := nanos("task "+name+": heartbeat", metadata.TimeOrNow(at))
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx pgx.Tx) error {
+		var runPK int64
+		err := tx.QueryRow(ctx, `
+UPDATE attempts a SET heartbeat = greatest(a.heartbeat, $1)
+FROM tasks k JOIN runs r ON k.run = r.pk
+WHERE a.task = k.pk AND a.n = $2 AND r.flow = $3 AND r.id = $4 AND k.step = $5 AND k.id = $6
+RETURNING r.pk`, beat, attempt, flow, run, step, task).Scan(&runPK)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("task %s has no attempt %d", name, attempt)
+		}
+		if err != nil {
+			return err
+		}
+		// Many tasks of a run beat at once: a run already ahead is not
+		// written (nor locked).
+		_, err = tx.Exec(ctx, `UPDATE runs SET heartbeat = $1 WHERE pk = $2 AND (heartbeat IS NULL OR heartbeat < $1)`, beat, runPK)
+		return err
+	})
+	return s.wrap(err, "recording the heartbeat of task %s attempt %d", name, attempt)
 }
 
 // checkArtifacts rejects artifacts without a name, with the same name, or
@@ -317,22 +351,22 @@ func readTasks(ctx context.Context, tx pgx.Tx, cond string, args ...any) ([]*met
 	if err != nil || len(tasks) == 0 {
 		return tasks, err
 	}
-	err = query(ctx, tx, `SELECT a.task, a.n, a.status, a.started, a.ended, a.error`+from+
+	err = query(ctx, tx, `SELECT a.task, a.n, a.status, a.started, a.ended, a.error, a.heartbeat`+from+
 		`JOIN attempts a ON a.task = k.pk WHERE `+cond+` ORDER BY a.task, a.n`, args,
 		func(rows pgx.Rows) error {
 			var (
-				pk             int64
-				a              metadata.Attempt
-				status         string
-				started, ended *int64
+				pk                        int64
+				a                         metadata.Attempt
+				status                    string
+				started, ended, heartbeat *int64
 			)
-			if err := rows.Scan(&pk, &a.N, &status, &started, &ended, &a.Error); err != nil {
+			if err := rows.Scan(&pk, &a.N, &status, &started, &ended, &a.Error, &heartbeat); err != nil {
 				return err
 			}
 			t := byPK[pk]
 			a.Flow, a.Run, a.Step, a.Task = t.Flow, t.Run, t.Step, t.ID
 			a.Status = metadata.Status(status)
-			a.Started, a.Ended = fromNanos(started), fromNanos(ended)
+			a.Started, a.Ended, a.Heartbeat = fromNanos(started), fromNanos(ended), fromNanos(heartbeat)
 			t.Attempts = append(t.Attempts, a)
 			return nil
 		})

@@ -81,6 +81,7 @@ func routes() []route {
 		r(http.MethodPost, taskPath+"/clone", nil, (*handler).cloneTask),
 		r(http.MethodPost, taskPath+"/attempts/{attempt}/start", nil, (*handler).startAttempt),
 		r(http.MethodPost, taskPath+"/attempts/{attempt}/finish", nil, (*handler).finishAttempt),
+		r(http.MethodPost, taskPath+"/attempts/{attempt}/heartbeat", nil, (*handler).taskHeartbeat),
 	}
 }
 
@@ -281,6 +282,14 @@ func (h *handler) finishAttempt(w *recorder, r *http.Request, n names) *apiError
 	a := metadata.Attempt{Flow: n.flow, Run: n.run, Step: n.step, Task: n.task, N: n.attempt,
 		Status: req.Status, Started: req.Started, Ended: req.Ended, Error: req.Error}
 	return done(w, r, h.store.FinishAttempt(r.Context(), a, req.Artifacts))
+}
+
+func (h *handler) taskHeartbeat(w *recorder, r *http.Request, n names) *apiError {
+	var req heartbeatRequest
+	if e := body(r, &req); e != nil {
+		return e
+	}
+	return done(w, r, h.store.TaskHeartbeat(r.Context(), n.flow, n.run, n.step, n.task, n.attempt, req.At))
 }
 
 // nonNil makes a nil list an empty one, so that it is [] in JSON.

@@ -246,6 +246,14 @@ func (c *Client) Heartbeat(ctx context.Context, flow, run string, at time.Time) 
 	return c.do(ctx, http.MethodPost, runPathOf(flow, run)+"/heartbeat", nil, heartbeatRequest{At: at}, nil)
 }
 
+// TaskHeartbeat records that the process of an attempt is alive at time
+// at (now when zero), and moves the run's heartbeat forward too;
+// ErrNotFound if there is no such attempt.
+func (c *Client) TaskHeartbeat(ctx context.Context, flow, run, step, task string, attempt int, at time.Time) error {
+	a := metadata.Attempt{Flow: flow, Run: run, Step: step, Task: task, N: attempt}
+	return c.do(ctx, http.MethodPost, attemptPath(a)+"/heartbeat", nil, heartbeatRequest{At: at}, nil)
+}
+
 // GetRun returns a run (ErrNotFound if none).
 func (c *Client) GetRun(ctx context.Context, flow, run string) (*metadata.Run, error) {
 	var r metadata.Run

@@ -56,6 +56,7 @@ func FuzzHandler(f *testing.F) {
 		{0, run + "/tasks", ""},
 		{0, task, ""},
 		{1, task + "/attempts/1/start", `{"started": "2025-03-01T12:30:15Z"}`},
+		{1, task + "/attempts/0/heartbeat", `{"at": "2025-03-01T12:30:15Z"}`},
 		{1, task + "/attempts/1/finish", `{"status": "succeeded", "error": "", "artifacts": [{"name": "a", "type": "int", "key": "k", "size": 8}]}`},
 		{1, run + "/steps/s/tasks/3/clone", `{"cloned_from": "F/0/s/3", "artifacts": [{"name": "a"}]}`},
 		{1, run + "/steps/s/tasks/1/attempts/0/start", `{}`},

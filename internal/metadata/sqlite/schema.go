@@ -79,6 +79,8 @@ CREATE TABLE artifacts (
 `,
 	// 2: the heartbeat of a run's runtime.
 	`ALTER TABLE runs ADD COLUMN heartbeat INTEGER;`,
+	// 3: the heartbeat of an attempt's process.
+	`ALTER TABLE attempts ADD COLUMN heartbeat INTEGER;`,
 }
 
 // schemaVersion reads the database's schema version.

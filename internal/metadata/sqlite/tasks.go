@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"stepwise.dev/stepwise/internal/metadata"
 )
@@ -154,6 +155,36 @@ ON CONFLICT (task, n) DO UPDATE SET status = excluded.status, ended = excluded.e
 	return wrap(err, "recording the end of task %s attempt %d", name, a.N)
 }
 
+// TaskHeartbeat records that the process of an attempt is alive at time at
+// (now when zero), and moves the run's heartbeat forward to at too; both
+// only move forward. ErrNotFound if there is no such attempt.
+func (s *Store) TaskHeartbeat(ctx context.Context, flow, run, step, task string, attempt int, at time.Time) error {
+	a := metadata.Attempt{Flow: flow, Run: run, Step: step, Task: task, N: attempt}
+	if err := checkAttempt(a); err != nil {
+		return err
+	}
+	name := metadata.TaskPathspec(flow, run, step, task)
+	beat := nanos(metadata.TimeOrNow(at))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+UPDATE attempts SET heartbeat = max(coalesce(heartbeat, 0), ?)
+WHERE n = ? AND task = (SELECT k.pk FROM tasks k JOIN runs r ON k.run = r.pk
+	WHERE r.flow = ? AND r.id = ? AND k.step = ? AND k.id = ?)`,
+			beat, attempt, flow, run, step, task)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return notFound("task %s has no attempt %d", name, attempt)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE runs SET heartbeat = ? WHERE flow = ? AND id = ? AND (heartbeat IS NULL OR heartbeat < ?)`, beat, flow, run, beat)
+		return err
+	})
+	return wrap(err, "recording the heartbeat of task %s attempt %d", name, attempt)
+}
+
 func insertArtifacts(ctx context.Context, tx *sql.Tx, task int64, arts []metadata.Artifact) error {
 	if len(arts) == 0 {
 		return nil
@@ -285,22 +316,22 @@ func readTasks(ctx context.Context, tx *sql.Tx, cond string, args ...any) ([]*me
 	if err != nil || len(tasks) == 0 {
 		return tasks, err
 	}
-	err = query(ctx, tx, `SELECT a.task, a.n, a.status, a.started, a.ended, a.error`+
+	err = query(ctx, tx, `SELECT a.task, a.n, a.status, a.started, a.ended, a.error, a.heartbeat`+
 		from(`JOIN attempts a ON a.task = k.pk`)+` ORDER BY a.task, a.n`, args,
 		func(rows *sql.Rows) error {
 			var (
-				pk             int64
-				a              metadata.Attempt
-				status         string
-				started, ended sql.NullInt64
+				pk                        int64
+				a                         metadata.Attempt
+				status                    string
+				started, ended, heartbeat sql.NullInt64
 			)
-			if err := rows.Scan(&pk, &a.N, &status, &started, &ended, &a.Error); err != nil {
+			if err := rows.Scan(&pk, &a.N, &status, &started, &ended, &a.Error, &heartbeat); err != nil {
 				return err
 			}
 			t := byPK[pk]
 			a.Flow, a.Run, a.Step, a.Task = t.Flow, t.Run, t.Step, t.ID
 			a.Status = metadata.Status(status)
-			a.Started, a.Ended = fromNanos(started), fromNanos(ended)
+			a.Started, a.Ended, a.Heartbeat = fromNanos(started), fromNanos(ended), fromNanos(heartbeat)
 			t.Attempts = append(t.Attempts, a)
 			return nil
 		})
