@@ -96,29 +96,47 @@ func TaskPathspec(flow, run, step, task string) string {
 	return flow + "/" + run + "/" + step + "/" + task
 }
 
-// CompareTaskIDs orders task ids as stores list them: numerically when both
-// are decimal numbers (by the string when they differ only in leading
-// zeros), decimal ids before others, and other ids as strings.
+// CompareTasks orders tasks as stores list them: by start time (an unknown
+// start first), then by step name, then by task id (CompareTaskIDs).
+func CompareTasks(a, b *Task) int {
+	return cmp.Or(a.Started.Compare(b.Started), strings.Compare(a.Step, b.Step), CompareTaskIDs(a.ID, b.ID))
+}
+
+// CompareTaskIDs orders task ids as dotted numbers: "2" before "10", "2"
+// before "2.0", "2.5" before "2.10" and before "3". An id that is not a
+// dotted number (none should be) comes after those that are, by its bytes;
+// equal numbers written differently ("07", "7") are ordered by their bytes.
 func CompareTaskIDs(a, b string) int {
-	an, bn := isDecimal(a), isDecimal(b)
+	an, bn := isDotted(a), isDotted(b)
 	switch {
 	case an && bn:
-		ta, tb := strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
-		return cmp.Or(cmp.Compare(len(ta), len(tb)), strings.Compare(ta, tb), strings.Compare(a, b))
 	case an:
 		return -1
 	case bn:
 		return 1
+	default:
+		return strings.Compare(a, b)
 	}
-	return strings.Compare(a, b)
+	ra, rb := a, b
+	for ra != "" && rb != "" {
+		var pa, pb string
+		pa, ra, _ = strings.Cut(ra, ".")
+		pb, rb, _ = strings.Cut(rb, ".")
+		ta, tb := strings.TrimLeft(pa, "0"), strings.TrimLeft(pb, "0")
+		if c := cmp.Or(cmp.Compare(len(ta), len(tb)), strings.Compare(ta, tb)); c != 0 {
+			return c
+		}
+	}
+	return cmp.Or(cmp.Compare(len(ra), len(rb)), strings.Compare(a, b))
 }
 
-func isDecimal(s string) bool {
+// isDotted reports whether s is decimal numbers joined by dots.
+func isDotted(s string) bool {
 	if s == "" {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
+	for p := range strings.SplitSeq(s, ".") {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
 			return false
 		}
 	}

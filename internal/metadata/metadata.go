@@ -134,9 +134,13 @@ type Attempt struct {
 
 // Task is one task of a run, with the artifacts of its successful attempt.
 type Task struct {
-	Flow       string     `json:"flow"`
-	Run        string     `json:"run"`
-	Step       string     `json:"step"`
+	Flow string `json:"flow"`
+	Run  string `json:"run"`
+	Step string `json:"step"`
+	// ID is the task's position in the foreach nesting: "0" for a task
+	// outside any foreach, the element's index inside one ("17"), dotted
+	// indexes when foreaches nest ("2.5": element 5 of the inner foreach
+	// in element 2 of the outer).
 	ID         string     `json:"id"`
 	Status     Status     `json:"status"`
 	Started    time.Time  `json:"started"`
@@ -196,7 +200,8 @@ type Store interface {
 	// GetTask returns a task with its attempts and artifacts.
 	GetTask(ctx context.Context, flow, run, step, task string) (*Task, error)
 	// ListTasks returns the tasks of a run (with attempts and artifacts),
-	// ordered by numeric task id.
+	// by start time, then step name, then task id compared as dotted
+	// numbers (CompareTasks). ErrNotFound if the run does not exist.
 	ListTasks(ctx context.Context, flow, run string) ([]*Task, error)
 
 	Close() error

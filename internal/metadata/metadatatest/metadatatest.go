@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -705,35 +706,68 @@ func testCloneTask(t *testing.T, s metadata.Store) {
 func testTaskOrder(t *testing.T, s metadata.Store) {
 	ctx := t.Context()
 	mustCreate(t, s, newRun("Train", "1", "ann", t0), newRun("Train", "2", "ann", t0))
-	for _, k := range []struct{ step, id string }{{"b", "2"}, {"c", "10"}, {"c", "9"}, {"a", "1"}, {"end", "11"}} {
-		a := metadata.Attempt{Flow: "Train", Run: "1", Step: k.step, Task: k.id, Status: metadata.Running, Started: t0}
+	// Recorded out of order. Task ids are positions in the foreach nesting:
+	// "0" outside a foreach, the element's index inside one, dotted when
+	// foreaches nest. Tasks started at once are by step, then by id as
+	// dotted numbers (2 before 10, 2.5 before 2.10, 2 before 2.0).
+	tasks := []struct {
+		step, id string
+		started  time.Duration
+	}{
+		{"start", "0", 0},
+		{"end", "0", 9 * time.Second},
+		{"join", "0", 8 * time.Second},
+		{"inner", "2.10", 4 * time.Second},
+		{"inner", "10.0", 4 * time.Second},
+		{"inner", "2.5", 4 * time.Second},
+		{"inner", "2.0", 4 * time.Second},
+		{"inner", "3.1", 3 * time.Second},
+		{"fan", "10", 2 * time.Second},
+		{"fan", "9", 2 * time.Second},
+		{"fan", "2", 2 * time.Second},
+		{"branch_b", "0", time.Second},
+		{"branch_a", "0", time.Second},
+		{"inner", "2", 4 * time.Second},
+	}
+	for _, k := range tasks {
+		a := metadata.Attempt{Flow: "Train", Run: "1", Step: k.step, Task: k.id, Status: metadata.Running, Started: at(k.started)}
 		if err := s.StartAttempt(ctx, a); err != nil {
 			t.Fatal(err)
 		}
 	}
-	tasks, err := s.ListTasks(ctx, "Train", "1")
+	// A clone keeps its origin's start time, earlier than the others'.
+	clone := &metadata.Task{Flow: "Train", Run: "1", Step: "prepare", ID: "0", Started: at(-time.Hour), Ended: at(-time.Minute), ClonedFrom: "Train/0/prepare/0"}
+	if err := s.CloneTask(ctx, clone); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := s.ListTasks(ctx, "Train", "1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, k := range tasks {
+	for _, k := range listed {
 		got = append(got, k.Step+"/"+k.ID)
-		if len(k.Attempts) != 1 {
-			t.Errorf("task %s: %d attempts, want 1", k.ID, len(k.Attempts))
+		if len(k.Attempts) != 1 && k.ClonedFrom == "" {
+			t.Errorf("task %s/%s: %d attempts, want 1", k.Step, k.ID, len(k.Attempts))
 		}
 	}
-	checkStrings(t, "ListTasks", got, []string{"a/1", "b/2", "c/9", "c/10", "end/11"})
-	if k := mustGetTask(t, s, "Train", "1", "c", "10"); k.ID != "10" || k.Step != "c" {
-		t.Errorf("GetTask(c/10) = %s/%s", k.Step, k.ID)
+	checkStrings(t, "ListTasks", got, []string{
+		"prepare/0", "start/0", "branch_a/0", "branch_b/0", "fan/2", "fan/9", "fan/10", "inner/3.1",
+		"inner/2", "inner/2.0", "inner/2.5", "inner/2.10", "inner/10.0", "join/0", "end/0"})
+	if !slices.IsSortedFunc(listed, metadata.CompareTasks) {
+		t.Errorf("ListTasks is not in the order of metadata.CompareTasks: %q", got)
+	}
+	if k := mustGetTask(t, s, "Train", "1", "inner", "2.10"); k.ID != "2.10" || k.Step != "inner" {
+		t.Errorf("GetTask(inner/2.10) = %s/%s", k.Step, k.ID)
 	}
 
-	tasks, err = s.ListTasks(ctx, "Train", "2")
-	if err != nil || len(tasks) != 0 {
-		t.Errorf("ListTasks of a run without tasks = %d tasks, %v; want none, no error", len(tasks), err)
+	listed, err = s.ListTasks(ctx, "Train", "2")
+	if err != nil || len(listed) != 0 {
+		t.Errorf("ListTasks of a run without tasks = %d tasks, %v; want none, no error", len(listed), err)
 	}
 	_, err = s.ListTasks(ctx, "Train", "3")
 	checkErr(t, "ListTasks of a missing run", err, metadata.ErrNotFound, "Train", "3")
-	for _, c := range []struct{ run, step, id string }{{"1", "c", "11"}, {"1", "d", "10"}, {"3", "c", "10"}} {
+	for _, c := range []struct{ run, step, id string }{{"1", "inner", "2.1"}, {"1", "inner", "11"}, {"1", "other", "0"}, {"3", "inner", "2.10"}} {
 		_, err := s.GetTask(ctx, "Train", c.run, c.step, c.id)
 		checkErr(t, "GetTask of a missing task", err, metadata.ErrNotFound, "Train/"+c.run)
 	}
@@ -766,7 +800,7 @@ func testConcurrent(t *testing.T, s metadata.Store) {
 				errs <- err
 			}
 			for i := range perWriter {
-				id := fmt.Sprint(w*perWriter + i + 1)
+				id := fmt.Sprint(w*perWriter + i)
 				a := metadata.Attempt{Flow: "Train", Run: "1", Step: "work", Task: id, Status: metadata.Running, Started: at(time.Duration(i) * time.Second)}
 				if err := s.StartAttempt(ctx, a); err != nil {
 					errs <- err
@@ -804,14 +838,19 @@ func testConcurrent(t *testing.T, s metadata.Store) {
 	if len(tasks) != writers*perWriter {
 		t.Fatalf("ListTasks: %d tasks, want %d", len(tasks), writers*perWriter)
 	}
-	for i, k := range tasks {
-		id := fmt.Sprint(i + 1)
-		if k.ID != id {
-			t.Fatalf("ListTasks: task %d has id %s, want %s (tasks in numeric order)", i, k.ID, id)
+	if !slices.IsSortedFunc(tasks, metadata.CompareTasks) {
+		t.Errorf("ListTasks: tasks not in the order of metadata.CompareTasks")
+	}
+	seen := map[string]bool{}
+	for _, k := range tasks {
+		n, err := strconv.Atoi(k.ID)
+		if err != nil || n < 0 || n >= writers*perWriter || seen[k.ID] {
+			t.Fatalf("ListTasks: unexpected or repeated task id %q", k.ID)
 		}
+		seen[k.ID] = true
 		if k.Status != metadata.Succeeded || len(k.Attempts) != 1 || len(k.Artifacts) != 2 ||
-			k.Artifacts[0].Key != "k"+id || k.Artifacts[1].Key != fmt.Sprint("w", i/perWriter) {
-			t.Errorf("task %s: status %s, %d attempts, artifacts %+v", id, k.Status, len(k.Attempts), k.Artifacts)
+			k.Artifacts[0].Key != "k"+k.ID || k.Artifacts[1].Key != fmt.Sprint("w", n/perWriter) {
+			t.Errorf("task %s: status %s, %d attempts, artifacts %+v", k.ID, k.Status, len(k.Attempts), k.Artifacts)
 		}
 	}
 }
@@ -853,7 +892,7 @@ func ConcurrentWriters(t *testing.T, s metadata.Store, n int) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			id := fmt.Sprint(i + 1)
+			id := fmt.Sprint(i) // the element's index in a foreach
 			a := metadata.Attempt{Flow: "Wide", Run: "1", Step: "work", Task: id, Started: time.Now()}
 			if err := s.StartAttempt(ctx, a); err != nil {
 				t.Errorf("StartAttempt %s: %v", id, err)
@@ -875,9 +914,17 @@ func ConcurrentWriters(t *testing.T, s metadata.Store, n int) {
 	if len(tasks) != n {
 		t.Fatalf("ListTasks: %d tasks, want %d", len(tasks), n)
 	}
-	for i, k := range tasks {
-		id := fmt.Sprint(i + 1)
-		if k.ID != id || k.Status != metadata.Succeeded || len(k.Attempts) != 1 || len(k.Artifacts) != 2 ||
+	if !slices.IsSortedFunc(tasks, metadata.CompareTasks) {
+		t.Errorf("ListTasks: tasks not in the order of metadata.CompareTasks")
+	}
+	seen := map[string]bool{}
+	for _, k := range tasks {
+		id := k.ID
+		if x, err := strconv.Atoi(id); err != nil || x < 0 || x >= n || seen[id] {
+			t.Errorf("ListTasks: unexpected or repeated task id %q", id)
+		}
+		seen[id] = true
+		if k.Status != metadata.Succeeded || len(k.Attempts) != 1 || len(k.Artifacts) != 2 ||
 			k.Artifacts[0].Key != "x"+id || k.Artifacts[1].Key != "y"+id {
 			t.Errorf("task %s: %+v", id, k)
 		}

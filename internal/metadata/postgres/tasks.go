@@ -1,12 +1,10 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -301,8 +299,8 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 }
 
 // ListTasks returns the tasks of a run, with their attempts and artifacts,
-// ordered by numeric task id (then by step). ErrNotFound if the run does
-// not exist.
+// by start time, then step, then task id as dotted numbers
+// (metadata.CompareTasks). ErrNotFound if the run does not exist.
 func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
 	if err := checkNames("flow", flow, "run id", run); err != nil {
 		return nil, err
@@ -319,9 +317,7 @@ func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Ta
 	if err != nil {
 		return nil, s.wrap(err, "listing the tasks of run %s/%s", flow, run)
 	}
-	slices.SortFunc(tasks, func(a, b *metadata.Task) int {
-		return cmp.Or(metadata.CompareTaskIDs(a.ID, b.ID), strings.Compare(a.Step, b.Step))
-	})
+	slices.SortFunc(tasks, metadata.CompareTasks)
 	return tasks, nil
 }
 

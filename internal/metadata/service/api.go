@@ -101,7 +101,7 @@ func (p *params) check() (names, *apiError) {
 		{"flow", "flow name", checkName},
 		{"run", "run id", checkID},
 		{"step", "step name", checkName},
-		{"task", "task id", checkID},
+		{"task", "task id", checkTaskID},
 	}
 	for _, c := range checks {
 		if slices.Contains(p.names, c.param) {

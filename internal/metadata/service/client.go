@@ -349,7 +349,7 @@ func (c *Client) GetTask(ctx context.Context, flow, run, step, task string) (*me
 }
 
 // ListTasks returns the tasks of a run, with their attempts and artifacts,
-// ordered by numeric task id.
+// by start time, then step, then task id as dotted numbers.
 func (c *Client) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
 	var l taskList
 	if err := c.do(ctx, http.MethodGet, runPathOf(flow, run)+"/tasks", nil, nil, &l); err != nil {

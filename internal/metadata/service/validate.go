@@ -69,6 +69,23 @@ func checkID(what, s string) *apiError {
 	return nil
 }
 
+// checkTaskID checks a task id: decimal numbers joined by dots, such as
+// 0, 17 or 2.5, of at most maxName characters.
+func checkTaskID(what, s string) *apiError {
+	if s == "" {
+		return badRequest("no %s given: the %s is empty", what, what)
+	}
+	if len(s) > maxName {
+		return badRequest("bad %s %.40q...: %d characters long, more than %d", what, s, len(s), maxName)
+	}
+	for p := range strings.SplitSeq(s, ".") {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return badRequest("bad %s %q: task ids are decimal numbers joined by dots, such as 0, 17 or 2.5", what, s)
+		}
+	}
+	return nil
+}
+
 // checkTags checks tags: not empty, at most maxName characters, valid
 // UTF-8 without control characters.
 func checkTags(tags []string) *apiError {

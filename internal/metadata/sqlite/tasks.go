@@ -1,13 +1,11 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"stepwise.dev/stepwise/internal/metadata"
@@ -264,8 +262,8 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 }
 
 // ListTasks returns the tasks of a run, with their attempts and artifacts,
-// ordered by numeric task id (then by step). ErrNotFound if the run does
-// not exist.
+// by start time, then step, then task id as dotted numbers
+// (metadata.CompareTasks). ErrNotFound if the run does not exist.
 func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
 	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
 		return nil, err
@@ -282,9 +280,7 @@ func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Ta
 	if err != nil {
 		return nil, wrap(err, "listing the tasks of run %s/%s", flow, run)
 	}
-	slices.SortFunc(tasks, func(a, b *metadata.Task) int {
-		return cmp.Or(metadata.CompareTaskIDs(a.ID, b.ID), strings.Compare(a.Step, b.Step))
-	})
+	slices.SortFunc(tasks, metadata.CompareTasks)
 	return tasks, nil
 }
 
