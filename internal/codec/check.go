@@ -1,16 +1,17 @@
 package codec
 
 import (
+	"bytes"
 	"encoding"
+	"encoding/gob"
+	"fmt"
 	"math/big"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
-
-	"github.com/fxamacker/cbor/v2"
 )
 
 // maxDepth bounds how deeply a value may nest (counting pointers, slices,
@@ -23,10 +24,14 @@ const maxDepth = 1000
 const plainAdvice = "store a plain value such as a slice or struct of numbers/strings instead"
 
 var (
-	timeType            = reflect.TypeFor[time.Time]()
-	bigIntType          = reflect.TypeFor[big.Int]()
-	cborMarshalerType   = reflect.TypeFor[cbor.Marshaler]()
-	binaryMarshalerType = reflect.TypeFor[encoding.BinaryMarshaler]()
+	timeType              = reflect.TypeFor[time.Time]()
+	bigIntType            = reflect.TypeFor[big.Int]()
+	binaryMarshalerType   = reflect.TypeFor[encoding.BinaryMarshaler]()
+	binaryUnmarshalerType = reflect.TypeFor[encoding.BinaryUnmarshaler]()
+	gobEncoderType        = reflect.TypeFor[gob.GobEncoder]()
+	gobDecoderType        = reflect.TypeFor[gob.GobDecoder]()
+	textMarshalerType     = reflect.TypeFor[encoding.TextMarshaler]()
+	textUnmarshalerType   = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
 // problem is an unsupported part of a value, found while checking it before
@@ -102,11 +107,199 @@ func depthProblem(t reflect.Type) *problem {
 	return &problem{typ: t, reason: "the value is nested more than " + strconv.Itoa(maxDepth) + " levels deep; flatten it, e.g. into a slice of records that refer to each other by index, or " + plainAdvice}
 }
 
-// structField is a field of a struct that the CBOR encoder writes (or that
-// leads to such fields, for embedded structs).
-type structField struct {
-	index int
-	name  string
+// how says how the values of a type are stored.
+type how uint8
+
+const (
+	byKind   how = iota // by the type's kind: numbers, strings, slices, maps, structs...
+	asTime              // tag 0 text, see time.go
+	asBigInt            // an integer, or a bignum beyond 64 bits
+	asBinary            // MarshalBinary and UnmarshalBinary, as a byte string
+	asGob               // GobEncode and GobDecode, as a byte string
+	asText              // MarshalText and UnmarshalText, as a text string
+)
+
+// howOf says how values of t are stored. Types that marshal themselves to
+// bytes do so (as format version 1 did); a struct type with unexported
+// fields, which the codec cannot see, is stored through GobEncode or
+// MarshalText when it has them (math/big.Float, regexp.Regexp...). Methods
+// promoted from an embedded field are not used: they would store the
+// embedded value only and drop the other fields.
+func howOf(t reflect.Type) (how, *problem) {
+	switch t {
+	case timeType:
+		return asTime, nil
+	case bigIntType:
+		return asBigInt, nil
+	}
+	if t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface {
+		return byKind, nil
+	}
+	pt := reflect.PointerTo(t)
+	if pt.Implements(binaryMarshalerType) && !promoted(t, binaryMarshalerType) {
+		if !pt.Implements(binaryUnmarshalerType) {
+			return asBinary, &problem{typ: t, reason: "the type has a MarshalBinary method but no UnmarshalBinary, so a stored value could not be read back; add UnmarshalBinary, or " + plainAdvice}
+		}
+		return asBinary, nil
+	}
+	if t.Kind() == reflect.Struct && hasHidden(t, map[reflect.Type]bool{}) {
+		if pt.Implements(gobEncoderType) && pt.Implements(gobDecoderType) && !promoted(t, gobEncoderType) {
+			return asGob, nil
+		}
+		if pt.Implements(textMarshalerType) && pt.Implements(textUnmarshalerType) && !promoted(t, textMarshalerType) {
+			return asText, nil
+		}
+	}
+	return byKind, nil
+}
+
+// hasHidden reports whether struct type t has unexported fields, also in
+// the structs it embeds.
+func hasHidden(t reflect.Type, seen map[reflect.Type]bool) bool {
+	seen[t] = true
+	for i := range t.NumField() {
+		f := t.Field(i)
+		base := f.Type
+		if base.Kind() == reflect.Pointer {
+			base = base.Elem()
+		}
+		if f.Anonymous && base.Kind() == reflect.Struct {
+			if !seen[base] && hasHidden(base, seen) {
+				return true
+			}
+			continue
+		}
+		if !f.IsExported() {
+			return true
+		}
+	}
+	return false
+}
+
+// promoted reports whether struct type t may have its method of interface
+// iface from an embedded field rather than its own.
+func promoted(t reflect.Type, iface reflect.Type) bool {
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && (f.Type.Implements(iface) || reflect.PointerTo(f.Type).Implements(iface)) {
+			return true
+		}
+	}
+	return false
+}
+
+// isOpaque reports whether values of t are stored as a whole rather than by
+// their kind.
+func isOpaque(t reflect.Type) bool {
+	h, _ := howOf(t)
+	return h != byKind
+}
+
+// field is a struct field that is stored: exported, possibly promoted from
+// an embedded struct.
+type field struct {
+	name  string       // the Go name, which is the key it is stored under
+	path  string       // where it is, for messages: "Name" or "Inner.Name"
+	key   []byte       // name encoded as a CBOR text string
+	index []int        // field indexes from the struct, through embedded structs
+	typ   reflect.Type // the field's type
+}
+
+// hiddenField is an unexported field: not stored, so Encode refuses a value
+// in which it is not zero.
+type hiddenField struct {
+	path  string
+	index []int
+}
+
+// structInfo is how a struct type is stored: as a CBOR map from field names
+// to values, the fields of embedded structs promoted as in Go.
+type structInfo struct {
+	fields []field // sorted by key, the order they are written in
+	byName map[string]*field
+	byTag  map[string]*field // cbor and json tag names, which format version 1 wrote as keys
+	byFold map[string]*field // lower-case names, for keys written under another case
+	hidden []hiddenField
+	prob   *problem
+}
+
+var structInfos sync.Map // reflect.Type -> *structInfo
+
+func structInfoOf(t reflect.Type) *structInfo {
+	if v, ok := structInfos.Load(t); ok {
+		return v.(*structInfo)
+	}
+	si := &structInfo{byName: map[string]*field{}, byTag: map[string]*field{}, byFold: map[string]*field{}}
+	si.collect(t, nil, "", map[reflect.Type]bool{t: true})
+	slices.SortFunc(si.fields, func(a, b field) int { return bytes.Compare(a.key, b.key) })
+	seen := map[string]*field{}
+	for i := range si.fields {
+		f := &si.fields[i]
+		if g, dup := seen[f.name]; dup && si.prob == nil {
+			si.prob = &problem{typ: t, reason: fmt.Sprintf("fields %s and %s would both be stored under the name %q, and one would be lost (fields are stored by their Go name; tags do not rename them); rename one of them, or give the embedded struct a field name", g.path, f.path, f.name)}
+		}
+		seen[f.name] = f
+		si.byName[f.name] = f
+		si.byFold[strings.ToLower(f.name)] = f
+		st := t.FieldByIndex(f.index)
+		tag, ok := st.Tag.Lookup("cbor")
+		if !ok || tag == "" {
+			tag = st.Tag.Get("json")
+		}
+		if name, _, _ := strings.Cut(tag, ","); name != "" && name != "-" && name != f.name {
+			si.byTag[name] = f
+		}
+	}
+	v, _ := structInfos.LoadOrStore(t, si)
+	return v.(*structInfo)
+}
+
+func (si *structInfo) collect(t reflect.Type, prefix []int, path string, embedding map[reflect.Type]bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		index := append(slices.Clip(prefix), i)
+		base := f.Type
+		if base.Kind() == reflect.Pointer {
+			base = base.Elem()
+		}
+		if f.Anonymous && base.Kind() == reflect.Struct && !embedding[base] && !isOpaque(base) {
+			embedding[base] = true
+			si.collect(base, index, path+f.Name+".", embedding)
+			delete(embedding, base)
+			continue
+		}
+		if !f.IsExported() {
+			si.hidden = append(si.hidden, hiddenField{path: path + f.Name, index: index})
+			continue
+		}
+		si.fields = append(si.fields, field{name: f.Name, path: path + f.Name, key: appendText(nil, f.Name), index: index, typ: f.Type})
+	}
+}
+
+// appendText appends s as a CBOR text string.
+func appendText(b []byte, s string) []byte {
+	return append(appendHead(b, majorText, uint64(len(s))), s...)
+}
+
+// keyPointer reports whether values of map key type t hold pointers, whose
+// identity cannot be stored.
+func keyPointer(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return true
+	case reflect.Array:
+		return keyPointer(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if keyPointer(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // typeInfo is what Encode and Decode need to know about a type, computed once
@@ -114,15 +307,14 @@ type structField struct {
 type typeInfo struct {
 	// prob is the first part of the type that cannot be stored, if any.
 	prob *problem
-	// walk is set when values of the type must be walked before encoding:
-	// the type holds interfaces (whose dynamic values are unknown) or refers
-	// to itself (so values may be cyclic or arbitrarily deep).
+	// walk is set when values of the type may be cyclic: the type holds
+	// interfaces (whose dynamic values are unknown) or refers to itself.
+	// Encode then tracks the pointers, maps and slices on its way.
 	walk bool
-	// iface is set when the type holds empty interfaces somewhere, whose
-	// decoded values are normalized like DecodeAny's.
-	iface bool
-	// fields are the struct's fields that matter (struct types only).
-	fields []structField
+	// how is how values of the type are stored.
+	how how
+	// si is set for struct types stored by kind.
+	si *structInfo
 }
 
 var typeInfos sync.Map // reflect.Type -> *typeInfo
@@ -133,50 +325,13 @@ func infoOf(t reflect.Type) *typeInfo {
 	}
 	s := scanner{onStack: map[reflect.Type]bool{}, done: map[reflect.Type]scanResult{}}
 	r := s.scan(t)
-	info := &typeInfo{prob: r.prob, walk: r.iface || r.recursive, iface: r.iface}
-	if t.Kind() == reflect.Struct && !isOpaque(t) {
-		info.fields = fieldsOf(t)
+	info := &typeInfo{prob: r.prob, walk: r.iface || r.recursive}
+	info.how, _ = howOf(t)
+	if t.Kind() == reflect.Struct && info.how == byKind {
+		info.si = structInfoOf(t)
 	}
 	v, _ := typeInfos.LoadOrStore(t, info)
 	return v.(*typeInfo)
-}
-
-// isOpaque reports whether the CBOR encoder writes values of t as a whole,
-// without looking at their fields.
-func isOpaque(t reflect.Type) bool {
-	if t == timeType || t == bigIntType {
-		return true
-	}
-	if t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface {
-		return false
-	}
-	pt := reflect.PointerTo(t)
-	return pt.Implements(cborMarshalerType) || pt.Implements(binaryMarshalerType)
-}
-
-// fieldsOf lists the fields of struct type t that the CBOR encoder may write:
-// exported fields and embedded structs, except those tagged "-".
-func fieldsOf(t reflect.Type) []structField {
-	var fs []structField
-	for i := range t.NumField() {
-		f := t.Field(i)
-		ft := f.Type
-		for ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		if !f.IsExported() && !(f.Anonymous && ft.Kind() == reflect.Struct) {
-			continue
-		}
-		tag, ok := f.Tag.Lookup("cbor")
-		if !ok || tag == "" {
-			tag = f.Tag.Get("json")
-		}
-		if tag == "-" {
-			continue
-		}
-		fs = append(fs, structField{index: i, name: f.Name})
-	}
-	return fs
 }
 
 type scanResult struct {
@@ -192,8 +347,8 @@ type scanner struct {
 }
 
 func (s *scanner) scan(t reflect.Type) scanResult {
-	if isOpaque(t) {
-		return scanResult{}
+	if h, p := howOf(t); h != byKind || p != nil {
+		return scanResult{prob: p}
 	}
 	if s.onStack[t] {
 		return scanResult{recursive: true}
@@ -224,11 +379,18 @@ func (s *scanner) scan(t reflect.Type) scanResult {
 	case reflect.Slice, reflect.Array:
 		add(s.scan(t.Elem()), "[i]")
 	case reflect.Map:
+		if keyPointer(t.Key()) {
+			add(scanResult{prob: &problem{typ: t, reason: "its keys hold pointers, whose identity cannot be stored (keys with equal pointees would collide, and reading back makes new pointers); key the map by a value, such as an id or the pointee itself, or " + plainAdvice}}, "")
+		}
 		add(s.scan(t.Key()), "{map key}")
 		add(s.scan(t.Elem()), "[key]")
 	case reflect.Struct:
-		for _, f := range fieldsOf(t) {
-			add(s.scan(t.Field(f.index).Type), "."+f.name)
+		si := structInfoOf(t)
+		if si.prob != nil {
+			add(scanResult{prob: si.prob.clone()}, "")
+		}
+		for _, f := range si.fields {
+			add(s.scan(f.typ), "."+f.path)
 		}
 	}
 	delete(s.onStack, t)
@@ -237,122 +399,6 @@ func (s *scanner) scan(t reflect.Type) scanResult {
 		r.prob = r.prob.clone()
 	}
 	return r
-}
-
-// check reports the first part of v that cannot be encoded: a value of an
-// unsupported kind (also inside interfaces), a pointer cycle, or nesting
-// deeper than maxDepth. It looks at values only where the type demands it,
-// so plain data (numbers, strings, structs and slices of them) costs nothing.
-func check(v reflect.Value) *UnsupportedTypeError {
-	var w walker
-	if p := w.value(v, 0); p != nil {
-		return p.toError(v.Type())
-	}
-	return nil
-}
-
-type visitKey struct {
-	ptr unsafe.Pointer
-	typ reflect.Type
-	n   int
-}
-
-// walker checks a value; onPath holds the pointers, maps and slices on the
-// way from the root to the current value, which is how cycles are found.
-type walker struct {
-	onPath map[visitKey]bool
-}
-
-func (w *walker) enter(k visitKey) bool {
-	if w.onPath == nil {
-		w.onPath = map[visitKey]bool{}
-	}
-	if w.onPath[k] {
-		return false
-	}
-	w.onPath[k] = true
-	return true
-}
-
-func (w *walker) value(v reflect.Value, depth int) *problem {
-	t := v.Type()
-	info := infoOf(t)
-	if info.prob != nil {
-		return info.prob.clone()
-	}
-	if !info.walk {
-		return nil
-	}
-	if depth > maxDepth {
-		return depthProblem(t)
-	}
-	switch v.Kind() {
-	case reflect.Interface:
-		if v.IsNil() {
-			return nil
-		}
-		return w.value(v.Elem(), depth)
-	case reflect.Pointer:
-		if v.IsNil() {
-			return nil
-		}
-		k := visitKey{ptr: v.UnsafePointer(), typ: t}
-		if !w.enter(k) {
-			return cycleProblem(t)
-		}
-		defer delete(w.onPath, k)
-		return w.value(v.Elem(), depth+1)
-	case reflect.Slice:
-		if v.IsNil() || v.Len() == 0 {
-			return nil
-		}
-		k := visitKey{ptr: v.UnsafePointer(), typ: t, n: v.Len()}
-		if !w.enter(k) {
-			return cycleProblem(t)
-		}
-		defer delete(w.onPath, k)
-		return w.elems(v, depth)
-	case reflect.Array:
-		return w.elems(v, depth)
-	case reflect.Map:
-		if v.IsNil() || v.Len() == 0 {
-			return nil
-		}
-		k := visitKey{ptr: v.UnsafePointer(), typ: t}
-		if !w.enter(k) {
-			return cycleProblem(t)
-		}
-		defer delete(w.onPath, k)
-		it := v.MapRange()
-		for it.Next() {
-			key := it.Key()
-			if p := w.value(key, depth+1); p != nil {
-				return p.at("{map key}")
-			}
-			if p := w.value(it.Value(), depth+1); p != nil {
-				return p.at("[" + formatKey(key) + "]")
-			}
-		}
-	case reflect.Struct:
-		for _, f := range info.fields {
-			if p := w.value(v.Field(f.index), depth+1); p != nil {
-				return p.at("." + f.name)
-			}
-		}
-	}
-	return nil
-}
-
-func (w *walker) elems(v reflect.Value, depth int) *problem {
-	if !infoOf(v.Type().Elem()).walk {
-		return nil
-	}
-	for i := range v.Len() {
-		if p := w.value(v.Index(i), depth+1); p != nil {
-			return p.at("[" + strconv.Itoa(i) + "]")
-		}
-	}
-	return nil
 }
 
 // formatKey formats a map key for an error message. It avoids

@@ -1,7 +1,7 @@
 package codec
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 )
@@ -52,32 +52,37 @@ func putHeader(hdr []byte, kind, elem, flags byte) {
 // *UnsupportedTypeError.
 func Encode(v any) (Encoded, error) {
 	if v == nil {
-		return encodeCBOR(nil, "nil")
+		return encodeCBOR(reflect.Value{}, "nil")
 	}
 	rv := reflect.ValueOf(v)
 	t := rv.Type()
 	if code, ok := fastPath(t); ok {
 		return encodeRaw(rv, code), nil
 	}
-	if err := check(rv); err != nil {
-		return Encoded{}, err
-	}
-	return encodeCBOR(v, t.String())
+	return encodeCBOR(rv, t.String())
 }
 
-func encodeCBOR(v any, typeName string) (Encoded, error) {
-	buf := bytes.NewBuffer(make([]byte, cborHeaderLen, 64))
-	putHeader(buf.Bytes(), kindCBOR, 0, 0)
-	if err := encMode.MarshalToBuffer(v, buf); err != nil {
-		return Encoded{}, encodeError(err, typeName)
+func encodeCBOR(v reflect.Value, typeName string) (Encoded, error) {
+	e := encoder{buf: make([]byte, cborHeaderLen, 64)}
+	putHeader(e.buf, kindCBOR, 0, 0)
+	if !v.IsValid() {
+		e.buf = append(e.buf, cborNull...)
+	} else if p := e.value(v, 0); p != nil {
+		return Encoded{}, p.toError(v.Type())
 	}
-	b := buf.Bytes()
-	return Encoded{Parts: [][]byte{b}, Size: int64(len(b)), Type: typeName}, nil
+	return Encoded{Parts: [][]byte{e.buf}, Size: int64(len(e.buf)), Type: typeName}, nil
 }
+
+// Blob is an encoded value kept as it is stored. Decoding into a *Blob
+// checks the header and keeps the data, aliasing it, without decoding the
+// value, so that a tool can Preview it or WriteJSON it, at the cost of what
+// it shows, through an API that decodes (client.Get[codec.Blob]).
+type Blob []byte
 
 // Decode decodes data, as produced by Encode, into the value ptr points to.
 // ptr must be a non-nil pointer, e.g. *[]float64, *MyStruct or *any; an *any
-// target receives the same values as DecodeAny returns.
+// target receives the same values as DecodeAny returns, and a *Blob target
+// receives data itself.
 //
 // Decode may alias data: a numeric slice decoded on the fast path shares
 // data's memory when data is suitably aligned, so the caller must not reuse
@@ -86,7 +91,7 @@ func encodeCBOR(v any, typeName string) (Encoded, error) {
 // Decode replaces the target's value; after an error its contents are
 // unspecified. Malformed data gives an error wrapping ErrCorrupt; data
 // holding a value of another type than the target gives an error naming
-// both types.
+// both types and where in the value they differ.
 func Decode(data []byte, ptr any) error {
 	rv := reflect.ValueOf(ptr)
 	if ptr == nil || rv.Kind() != reflect.Pointer || rv.IsNil() {
@@ -96,39 +101,54 @@ func Decode(data []byte, ptr any) error {
 	if err != nil {
 		return err
 	}
+	if b, ok := ptr.(*Blob); ok {
+		if kind == kindRaw {
+			if _, _, err := parseRaw(data); err != nil {
+				return err
+			}
+		}
+		*b = data
+		return nil
+	}
 	target := rv.Elem()
 	if kind == kindRaw {
 		return decodeRaw(data, target, rv.Type())
 	}
 	payload := data[cborHeaderLen:]
-	if target.Kind() == reflect.Interface && target.NumMethod() == 0 {
-		x, err := decodeAnyCBOR(payload)
-		if err != nil {
-			return err
-		}
-		if x == nil {
-			target.SetZero()
-		} else {
-			target.Set(reflect.ValueOf(x))
-		}
-		return nil
+	if err := wellFormed(payload); err != nil {
+		return err
 	}
-	// Replace the target's value rather than merge into it (the decoder
-	// would keep fields, map entries and times absent from the data).
+	// Replace the target's value rather than merge into it.
 	target.SetZero()
-	if err := decMode.Unmarshal(payload, ptr); err != nil {
+	d := decoder{b: payload}
+	if err := d.value(target); err != nil {
 		return decodeError(err, rv.Type())
 	}
-	normalizeValue(target)
 	return nil
+}
+
+// decodeError explains an error from the decoder.
+func decodeError(err error, target reflect.Type) error {
+	if m, ok := errors.AsType[*mismatchError](err); ok {
+		return fmt.Errorf("codec: cannot decode into %s: %s; the stored value has a different type: decode into the type it was stored as, or into *any to inspect it", target, m)
+	}
+	if u, ok := errors.AsType[*unmarshalError](err); ok {
+		return fmt.Errorf("codec: cannot decode into %s: %w; the stored bytes may come from another version of the type", target, u)
+	}
+	return err
 }
 
 // DecodeAny decodes data, as produced by Encode, without knowing its Go type,
 // for display. It returns plain values: map[string]any (map[any]any where
-// not all keys are strings; structs become maps of their field names),
-// []any, string, int64 (uint64 above math.MaxInt64), float64, bool, nil,
-// time.Time and []byte. Numeric slices encoded on the fast path come back as
-// their typed slice ([]float64, []int32 ...), aliasing data as with Decode.
+// not all keys are strings, with keys that Go cannot use as map keys turned
+// into their JSON text; structs become maps of their field names), []any,
+// string, int64 (uint64 above math.MaxInt64, *big.Int beyond 64 bits),
+// float64, bool, nil, time.Time and []byte. Numeric slices encoded on the
+// fast path come back as their typed slice ([]float64, []int32 ...),
+// aliasing data as with Decode.
+//
+// DecodeAny builds the whole value: to show a value, Preview and WriteJSON
+// cost only what they write.
 func DecodeAny(data []byte) (any, error) {
 	kind, err := parseHeader(data)
 	if err != nil {
@@ -141,7 +161,12 @@ func DecodeAny(data []byte) (any, error) {
 		}
 		return rawValue(h, payload, elems[h.code].slice).Interface(), nil
 	}
-	return decodeAnyCBOR(data[cborHeaderLen:])
+	payload := data[cborHeaderLen:]
+	if err := wellFormed(payload); err != nil {
+		return nil, err
+	}
+	d := decoder{b: payload}
+	return d.any(0)
 }
 
 // parseHeader checks the part of the header common to all kinds and returns

@@ -2,9 +2,11 @@ package codec
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // fuzzTarget has several kinds of fields for FuzzDecode to decode into.
@@ -32,7 +34,8 @@ func fuzzSeeds(f *testing.F) {
 		nil, 1, -1, uint64(math.MaxUint64), 1.5, "s", true, when, time.Second,
 		[]byte("b"), []float64{1, 2}, []int8{-1}, []int{1}, []float32{}, []uint16(nil),
 		[]string{"a"}, map[string]int{"a": 1}, map[int]string{1: "a"}, []any{1, "a", nil},
-		sampleConfig(),
+		sampleConfig(), map[float64]string{math.Inf(1): "inf"}, []float32{float32(math.NaN())},
+		time.Date(2024, 1, 1, 0, 0, 0, 0, time.FixedZone("X", 3600)), map[point]int{{1, 2}: 3},
 		fuzzTarget{I: 1, S: "x", T: when, Fs: []float64{1}, M: map[string]int{"k": 2}, P: &Inner{Name: "p"},
 			Kids: []*fuzzTarget{{I: 2}}, Any: map[string]any{"a": []any{1.5}}},
 	} {
@@ -68,5 +71,30 @@ func FuzzDecode(f *testing.F) {
 		_ = Decode(data, &fs)
 		var a any
 		_ = Decode(data, &a)
+	})
+}
+
+// FuzzText checks Preview and WriteJSON on any data: no panic, a preview
+// no longer than asked, valid JSON, and the same data accepted as by
+// DecodeAny.
+func FuzzText(f *testing.F) {
+	fuzzSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, max := range []int{0, 1, 7, 80} {
+			s, err := Preview(data, max)
+			if err == nil && (len(s.Text) > max || !utf8.ValidString(s.Text)) {
+				t.Fatalf("Preview(max %d) = %q", max, s.Text)
+			}
+		}
+		var out bytes.Buffer
+		werr := WriteJSON(&out, data, "", " ")
+		_, aerr := DecodeAny(data)
+		_, perr := Preview(data, -1)
+		if (werr == nil) != (aerr == nil) || (werr == nil) != (perr == nil) {
+			t.Fatalf("WriteJSON: %v; DecodeAny: %v; Preview: %v", werr, aerr, perr)
+		}
+		if werr == nil && !json.Valid(out.Bytes()) {
+			t.Fatalf("WriteJSON wrote invalid JSON: %s", out.String())
+		}
 	})
 }
