@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,10 +80,18 @@ func TestMultiProcess(t *testing.T) {
 	if len(tasks) != procs*tasksPerProc {
 		t.Fatalf("%d tasks recorded, want %d", len(tasks), procs*tasksPerProc)
 	}
-	for i, k := range tasks {
-		id := strconv.Itoa(i + 1)
-		if k.ID != id || k.Status != metadata.Succeeded || len(k.Attempts) != 1 || len(k.Artifacts) != 3 {
-			t.Fatalf("task %d: %+v", i+1, k)
+	if !slices.IsSortedFunc(tasks, metadata.CompareTasks) {
+		t.Errorf("tasks are not listed in the order of metadata.CompareTasks")
+	}
+	seen := map[string]bool{}
+	for _, k := range tasks {
+		id := k.ID
+		if n, err := strconv.Atoi(id); err != nil || n < 1 || n > procs*tasksPerProc || seen[id] {
+			t.Fatalf("unexpected or repeated task id %q", id)
+		}
+		seen[id] = true
+		if k.Status != metadata.Succeeded || len(k.Attempts) != 1 || len(k.Artifacts) != 3 {
+			t.Fatalf("task %s: %+v", id, k)
 		}
 		for j, a := range k.Artifacts {
 			if want := fmt.Sprintf("%s-%d", id, j); a.Key != want {
