@@ -25,6 +25,12 @@ type Backend interface {
 	// List returns the keys under prefix (prefix "a/b/" lists every key
 	// below a/b/), sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// ListDirs returns, sorted and once each, the next segment of the
+	// keys under prefix ("" or ending in "/") that have more segments
+	// after it: for keys a/b/c, a/b/d and a/e, ListDirs("a/") is [b].
+	// It reads one level, not the whole tree below. A local backend may
+	// also list a folder left empty.
+	ListDirs(ctx context.Context, prefix string) ([]string, error)
 	// String names the location for messages, e.g. "/home/ann/proj/.stepwise".
 	String() string
 }
@@ -54,7 +60,8 @@ func (s *Store) Backend() Backend { return s.b }
 
 // NeedsSync reports whether a backend that can trade durability for speed
 // must make the object under key durable (fsync) before Put returns. Only
-// run manifests (runs/<flow>/<run>/run.json, one per run) are. Blobs, task
+// the records of runs as a whole are (runs/<flow>/<run>/run.json, end.json
+// and tags.json, a few per run). Blobs, task
 // records and log chunks are not: fsync costs half the save speed of a blob
 // and about 10 ms per task record when tasks run in parallel, and the
 // damage it prevents is caught and repaired:
@@ -72,7 +79,11 @@ func (s *Store) Backend() Backend { return s.b }
 //     writing, and resume runs again a task whose record is missing or
 //     damaged.
 func NeedsSync(key string) bool {
-	return strings.HasPrefix(key, runsPrefix) && strings.HasSuffix(key, "/run.json")
+	if !strings.HasPrefix(key, runsPrefix) || strings.Count(key, "/") != 3 {
+		return false
+	}
+	name := key[strings.LastIndexByte(key, '/')+1:]
+	return name == runObject || name == endObject || name == tagsObject
 }
 
 const (

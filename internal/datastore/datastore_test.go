@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -65,6 +66,20 @@ func (m *memBackend) List(ctx context.Context, prefix string) ([]string, error) 
 	return keys, nil
 }
 
+func (m *memBackend) ListDirs(ctx context.Context, prefix string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bool{}
+	for k := range m.objs {
+		if rest, ok := strings.CutPrefix(k, prefix); ok {
+			if name, _, more := strings.Cut(rest, "/"); more {
+				seen[name] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
 func (m *memBackend) String() string { return "mem:" }
 
 // The suite runs over a backend other than the local one too.
@@ -75,7 +90,11 @@ func TestMemory(t *testing.T) {
 func TestNeedsSync(t *testing.T) {
 	for key, want := range map[string]bool{
 		datastore.TaskObjectKey(datastore.TaskPath{Flow: "F", Run: "1", Step: "s", Task: "2"}): false,
-		"runs/F/1/run.json": true,
+		"runs/F/1/run.json":   true,
+		"runs/F/1/end.json":   true,
+		"runs/F/1/tags.json":  true,
+		"runs/F/run.json":     false,
+		"runs/F/1/s/run.json": false,
 		datastore.BlobObjectKey(strings.Repeat("0f", 32)):                                                                         false,
 		datastore.LogChunkKey(datastore.LogPrefix(datastore.TaskPath{Flow: "F", Run: "1", Step: "s", Task: "2"}, 0, "stdout"), 3): false,
 	} {

@@ -11,6 +11,9 @@
 // # Key layout
 //
 //	blobs/<2 hex>/<64 hex>                                   artifact values, by content key
+//	runs/<Flow>/<Run>/run.json                               run record (RunRecord), written when it starts
+//	runs/<Flow>/<Run>/end.json                               how it ended (RunEnd)
+//	runs/<Flow>/<Run>/tags.json                              its user tags after a change (RunTags)
 //	runs/<Flow>/<Run>/<Step>/<Task>/task.json                task records
 //	logs/<Flow>/<Run>/<Step>/<Task>/<attempt>/<stream>/<8 digits>  log chunks (see LogPrefix)
 //
@@ -48,7 +51,8 @@
 //
 // # Durability
 //
-// Run manifests are made durable (fsynced) before Put returns. Blobs, task
+// Run records (run, end and tags) are made durable (fsynced) before Put
+// returns. Blobs, task
 // records and log chunks are not: see [NeedsSync] for the measurements
 // behind that and for how damage from a machine crash is caught.
 package datastore

@@ -411,3 +411,35 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	slices.Sort(keys)
 	return keys, nil
 }
+
+// ListDirs returns the folders directly under prefix ("" or ending in
+// "/"), sorted: one directory read. A folder left empty is listed too.
+func (b *Backend) ListDirs(ctx context.Context, prefix string) ([]string, error) {
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		return nil, fmt.Errorf("local datastore: invalid folder prefix %q: it must be empty or end in '/'", prefix)
+	}
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dir := b.dir
+	if prefix != "" {
+		dir = b.path(strings.TrimSuffix(prefix, "/"))
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if notExist(err) {
+			return nil, nil
+		}
+		return nil, pathErr("list", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), tmpPrefix) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil // os.ReadDir sorts by name
+}

@@ -276,6 +276,7 @@ func TestSyncPolicy(t *testing.T) {
 	b := newBackend(t)
 	for key, want := range map[string]bool{
 		"runs/F/1/run.json":                    true,
+		"runs/F/1/end.json":                    true,
 		"runs/F/1/start/1/task.json":           false,
 		"blobs/ab/" + strings.Repeat("ab", 32): false,
 		"logs/F/1/start/1/0/stdout/00000000":   false,

@@ -446,3 +446,28 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	sort.Strings(keys)
 	return keys, nil
 }
+
+// ListDirs returns the next segments of the keys under prefix that have
+// more segments after it, sorted (S3's common prefixes with delimiter /).
+func (b *Backend) ListDirs(ctx context.Context, prefix string) ([]string, error) {
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		return nil, fmt.Errorf("s3: invalid folder prefix %q: it must be empty or end in '/'", prefix)
+	}
+	full := b.prefix + prefix
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &full, Delimiter: aws.String("/")})
+	var names []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, b.wrap("list", full, err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			n := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), full), "/")
+			if n != "" {
+				names = append(names, n)
+			}
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}

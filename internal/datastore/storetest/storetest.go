@@ -211,6 +211,37 @@ func runBackend(t *testing.T, newBackend func(t *testing.T) datastore.Backend) {
 		}
 	})
 
+	t.Run("ListDirs", func(t *testing.T) {
+		b := newBackend(t)
+		for _, k := range []string{"runs/A/1/run.json", "runs/A/1/s/2/task.json", "runs/A/22/run.json", "runs/B/3/x", "runs/top", "rx/y", "blobs/ab/k"} {
+			put(t, b, k, []byte(k))
+		}
+		for _, tc := range []struct {
+			prefix string
+			want   []string
+		}{
+			{"", []string{"blobs", "runs", "rx"}},
+			{"runs/", []string{"A", "B"}},
+			{"runs/A/", []string{"1", "22"}},
+			{"runs/A/1/", []string{"s"}},
+			{"runs/A/22/", nil},
+			{"runs/C/", nil},
+			{"nothing/", nil},
+		} {
+			t.Run(fmt.Sprintf("%q", tc.prefix), func(t *testing.T) {
+				got, err := b.ListDirs(ctx, tc.prefix)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 0 || len(tc.want) != 0 {
+					if !reflect.DeepEqual(got, tc.want) {
+						t.Fatalf("ListDirs(%q) = %q, want %q", tc.prefix, got, tc.want)
+					}
+				}
+			})
+		}
+	})
+
 	t.Run("Overwrite", func(t *testing.T) {
 		b := newBackend(t)
 		put(t, b, "k", []byte("first value"))
@@ -680,4 +711,108 @@ func runStore(t *testing.T, newStore func(t *testing.T) *datastore.Store) {
 			check(t, get(t, s.Backend(), datastore.TaskObjectKey(other.Path)))
 		})
 	})
+
+	t.Run("RunRecords", func(t *testing.T) { runRecords(t, newStore(t)) })
+}
+
+func runRecords(t *testing.T, s *datastore.Store) {
+	ctx := context.Background()
+	started := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	rec := &datastore.RunRecord{
+		Flow: "Train", Run: "1764340315123456", Params: map[string]string{"lr": "0.1"}, Started: started, MaxSplits: 100,
+		User: "ann", SystemTags: []string{"user:ann", "runtime:local"}, Tags: []string{"nightly"},
+		Code:   datastore.Code{BinarySHA256: strings.Repeat("ab", 32), GitCommit: "c0ffee", GitDirty: true},
+		Origin: "1764340300000000",
+	}
+	if _, err := s.GetRun(ctx, rec.Flow, rec.Run); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("GetRun before PutRun: %v; want fs.ErrNotExist", err)
+	}
+	if err := s.PutRun(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetRun(ctx, rec.Flow, rec.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, rec) {
+		t.Fatalf("GetRun = %+v\nwant %+v", got, rec)
+	}
+
+	// A record as the launcher wrote it before RunRecord existed.
+	old := `{"flow":"Train","run":"1700000000000001","params":{"n":"5"},"started":"2026-02-01T10:00:00.5Z","max_splits":10000}`
+	put(t, s.Backend(), datastore.RunObjectKey("Train", "1700000000000001"), []byte(old))
+	got, err = s.GetRun(ctx, "Train", "1700000000000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &datastore.RunRecord{Flow: "Train", Run: "1700000000000001", Params: map[string]string{"n": "5"},
+		Started: time.Date(2026, 2, 1, 10, 0, 0, 5e8, time.UTC), MaxSplits: 10000}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("GetRun of an old record = %+v\nwant %+v", got, want)
+	}
+	// A task of a run that has no run record yet.
+	if err := s.PutTask(ctx, &datastore.TaskRecord{Path: datastore.TaskPath{Flow: "Other", Run: "5", Step: "start", Task: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if flows, err := s.ListFlows(ctx); err != nil || !reflect.DeepEqual(flows, []string{"Other", "Train"}) {
+		t.Fatalf("ListFlows = %q, %v", flows, err)
+	}
+	if ids, err := s.ListRunIDs(ctx, "Train"); err != nil || !reflect.DeepEqual(ids, []string{"1700000000000001", "1764340315123456"}) {
+		t.Fatalf("ListRunIDs(Train) = %q, %v", ids, err)
+	}
+	if ids, err := s.ListRunIDs(ctx, "Other"); err != nil || !reflect.DeepEqual(ids, []string{"5"}) {
+		t.Fatalf("ListRunIDs(Other) = %q, %v", ids, err)
+	}
+	if ids, err := s.ListRunIDs(ctx, "None"); err != nil || len(ids) != 0 {
+		t.Fatalf("ListRunIDs(None) = %q, %v", ids, err)
+	}
+
+	// The end.
+	if _, err := s.GetRunEnd(ctx, rec.Flow, rec.Run); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("GetRunEnd before the end: %v; want fs.ErrNotExist", err)
+	}
+	end := &datastore.RunEnd{Flow: rec.Flow, Run: rec.Run, Status: "succeeded", Ended: started.Add(time.Minute)}
+	if err := s.PutRunEnd(ctx, end); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRunEnd(ctx, rec.Flow, rec.Run); err != nil || !reflect.DeepEqual(got, end) {
+		t.Fatalf("GetRunEnd = %+v, %v; want %+v", got, err, end)
+	}
+
+	// Tags after a change.
+	if _, err := s.GetRunTags(ctx, rec.Flow, rec.Run); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("GetRunTags before a change: %v; want fs.ErrNotExist", err)
+	}
+	if err := s.PutRunTags(ctx, &datastore.RunTags{Flow: rec.Flow, Run: rec.Run, Tags: []string{"b", "a", "b"}, Updated: started}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRunTags(ctx, rec.Flow, rec.Run); err != nil || !reflect.DeepEqual(got.Tags, []string{"a", "b"}) || !got.Updated.Equal(started) {
+		t.Fatalf("GetRunTags = %+v, %v", got, err)
+	}
+
+	// Bad input is refused, and damage is reported.
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"slash in run", s.PutRun(ctx, &datastore.RunRecord{Flow: "F", Run: "a/b", Started: started})},
+		{"no start", s.PutRun(ctx, &datastore.RunRecord{Flow: "F", Run: "1"})},
+		{"dot-dot flow", s.PutRun(ctx, &datastore.RunRecord{Flow: "..", Run: "1", Started: started})},
+		{"bad status", s.PutRunEnd(ctx, &datastore.RunEnd{Flow: "F", Run: "1", Status: "done", Ended: started})},
+		{"no end time", s.PutRunEnd(ctx, &datastore.RunEnd{Flow: "F", Run: "1", Status: "failed"})},
+	} {
+		if tc.err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	for _, damaged := range []string{"", "{", `{"flow":"Train","run":"999","started":"2026-01-01T00:00:00Z"}`, `{"flow":"Train","run":1}`} {
+		put(t, s.Backend(), datastore.RunObjectKey("Train", "1764340315123456"), []byte(damaged))
+		if _, err := s.GetRun(ctx, "Train", "1764340315123456"); !errors.Is(err, datastore.ErrCorrupt) || !strings.Contains(err.Error(), "Train/1764340315123456") {
+			t.Errorf("GetRun of %q: %v; want ErrCorrupt naming the run", damaged, err)
+		}
+	}
+	put(t, s.Backend(), datastore.RunObjectKey("Train", "1764340315123456"), []byte(`{"format":99,"flow":"Train"}`))
+	if _, err := s.GetRun(ctx, "Train", "1764340315123456"); err == nil || !strings.Contains(err.Error(), "upgrade") {
+		t.Errorf("GetRun of a newer format: %v", err)
+	}
 }
