@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"time"
 )
 
 // Backend is object storage: immutable-ish objects under slash-separated
@@ -31,8 +32,54 @@ type Backend interface {
 	// It reads one level, not the whole tree below. A local backend may
 	// also list a folder left empty.
 	ListDirs(ctx context.Context, prefix string) ([]string, error)
+	// ListInfo is List with each object's size and modification time
+	// (for gc), sorted by key.
+	ListInfo(ctx context.Context, prefix string) ([]ObjectInfo, error)
+	// Stat returns the size and modification time of the object under
+	// key. A missing key returns an error that matches fs.ErrNotExist.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	// Delete removes the object under key. Deleting a missing object is
+	// not an error. Readers that opened the object before may still read
+	// it, or fail; they never see other bytes.
+	Delete(ctx context.Context, key string) error
 	// String names the location for messages, e.g. "/home/ann/proj/.stepwise".
 	String() string
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key     string
+	Size    int64
+	ModTime time.Time // when it was last written (or touched)
+}
+
+// Toucher is implemented by backends that can set an object's
+// modification time to now without writing it again. PutBlob touches a
+// blob it reuses when the blob is older than RefreshAge, so that gc sees
+// it as fresh; backends without Touch get the blob written again.
+type Toucher interface {
+	Touch(ctx context.Context, key string) error
+}
+
+// Leftover is something a writer left behind when it crashed: a
+// temporary file, an unfinished multipart upload. It is invisible to
+// Get, List and Exists; gc removes it once it is older than its grace
+// period.
+type Leftover struct {
+	Name    string    // for people: the path, or key and upload id
+	Size    int64     // bytes it holds, 0 when unknown
+	ModTime time.Time // when it was last written, or started
+	Handle  string    // what RemoveLeftover needs, backend-specific
+}
+
+// LeftoverLister is implemented by backends whose writers can leave
+// leftovers behind.
+type LeftoverLister interface {
+	// Leftovers lists every leftover, of writers alive or dead.
+	Leftovers(ctx context.Context) ([]Leftover, error)
+	// RemoveLeftover removes one; removing one already gone is not an
+	// error.
+	RemoveLeftover(ctx context.Context, l Leftover) error
 }
 
 // RangeReader is implemented by backends that read part of an object

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/storetest"
@@ -18,8 +19,9 @@ import (
 
 // memBackend keeps objects in memory; Put reads everything before storing.
 type memBackend struct {
-	mu   sync.Mutex
-	objs map[string][]byte
+	mu    sync.Mutex
+	objs  map[string][]byte
+	times map[string]time.Time
 }
 
 func (m *memBackend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
@@ -33,6 +35,36 @@ func (m *memBackend) Put(ctx context.Context, key string, r io.Reader, size int6
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.objs[key] = buf
+	m.times[key] = time.Now()
+	return nil
+}
+
+func (m *memBackend) Stat(ctx context.Context, key string) (datastore.ObjectInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[key]
+	if !ok {
+		return datastore.ObjectInfo{}, fmt.Errorf("mem: %s: %w", key, fs.ErrNotExist)
+	}
+	return datastore.ObjectInfo{Key: key, Size: int64(len(b)), ModTime: m.times[key]}, nil
+}
+
+func (m *memBackend) ListInfo(ctx context.Context, prefix string) ([]datastore.ObjectInfo, error) {
+	keys, _ := m.List(ctx, prefix)
+	var out []datastore.ObjectInfo
+	for _, k := range keys {
+		if o, err := m.Stat(ctx, k); err == nil {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func (m *memBackend) Delete(ctx context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objs, key)
+	delete(m.times, key)
 	return nil
 }
 
@@ -84,7 +116,9 @@ func (m *memBackend) String() string { return "mem:" }
 
 // The suite runs over a backend other than the local one too.
 func TestMemory(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) datastore.Backend { return &memBackend{objs: map[string][]byte{}} })
+	storetest.Run(t, func(t *testing.T) datastore.Backend {
+		return &memBackend{objs: map[string][]byte{}, times: map[string]time.Time{}}
+	})
 }
 
 func TestNeedsSync(t *testing.T) {

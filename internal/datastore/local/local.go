@@ -4,7 +4,8 @@
 // Put writes a temporary file ".tmp-<random>" beside the target and
 // renames it over the target, so readers in any process see the whole
 // object or nothing. Temporary files are invisible to List, Get and Exists;
-// one left behind by a crashed writer is harmless (and not removed).
+// one left behind by a crashed writer is harmless, and Leftovers lists it
+// for gc, which removes it once it is older than its grace period.
 // Objects that datastore.NeedsSync names (run manifests) are fsynced, and
 // so are their directories; blobs, task records and log chunks are not.
 package local
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"stepwise.dev/stepwise/internal/datastore"
 )
@@ -44,7 +46,11 @@ type Backend struct {
 	sync func(key string) bool
 }
 
-var _ datastore.Backend = (*Backend)(nil)
+var (
+	_ datastore.Backend        = (*Backend)(nil)
+	_ datastore.Toucher        = (*Backend)(nil)
+	_ datastore.LeftoverLister = (*Backend)(nil)
+)
 
 // New opens the datastore directory dir, creating it as needed.
 func New(dir string) (*Backend, error) {
@@ -152,6 +158,13 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 		return err
 	}
 	f, tmp, err := createTemp(dir)
+	if err != nil && notExist(err) {
+		// gc removed the folder, empty, since mkdirs: make it again.
+		if err := b.mkdirs(dir, durable); err != nil {
+			return err
+		}
+		f, tmp, err = createTemp(dir)
+	}
 	if err != nil {
 		return pathErr("create a file in", dir, err)
 	}
@@ -360,15 +373,51 @@ func checkPrefix(prefix string) error {
 // List returns the keys under prefix, sorted; files being written are not
 // listed.
 func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
-	if err := checkPrefix(prefix); err != nil {
+	var keys []string
+	err := b.walk(ctx, prefix, func(key, _ string, _ fs.DirEntry) error {
+		keys = append(keys, key)
+		return nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// ListInfo returns the objects under prefix with their sizes and
+// modification times, sorted by key; files being written are not listed.
+func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]datastore.ObjectInfo, error) {
+	var objs []datastore.ObjectInfo
+	err := b.walk(ctx, prefix, func(key, p string, d fs.DirEntry) error {
+		fi, err := d.Info()
+		if err != nil {
+			if notExist(err) {
+				return nil // removed while listing
+			}
+			return err
+		}
+		objs = append(objs, datastore.ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(objs, func(a, b datastore.ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
+	return objs, nil
+}
+
+// walk calls fn for each regular file under prefix that is not being
+// written, with its key and path.
+func (b *Backend) walk(ctx context.Context, prefix string, fn func(key, path string, d fs.DirEntry) error) error {
+	if err := checkPrefix(prefix); err != nil {
+		return err
 	}
 	base := prefix[:strings.LastIndex(prefix, "/")+1] // the directory part, "" or ending in "/"
 	root := b.path(base)
 	if base == "" {
 		root = b.dir
 	}
-	var keys []string
 	count := 0
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if count++; count%1024 == 0 {
@@ -399,17 +448,132 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 		if strings.HasPrefix(d.Name(), tmpPrefix) || !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) {
 			return nil
 		}
-		keys = append(keys, key)
+		return fn(key, p, d)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return pathErr("list", root, err)
+	}
+	return nil
+}
+
+// Stat returns the size and modification time of the file of key.
+func (b *Backend) Stat(ctx context.Context, key string) (datastore.ObjectInfo, error) {
+	if err := checkKey(key); err != nil {
+		return datastore.ObjectInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return datastore.ObjectInfo{}, err
+	}
+	p := b.path(key)
+	fi, err := os.Stat(p)
+	if err != nil {
+		if notExist(err) {
+			return datastore.ObjectInfo{}, fmt.Errorf("local datastore %s: no object %s: %w", b.dir, key, fs.ErrNotExist)
+		}
+		return datastore.ObjectInfo{}, pathErr("stat", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return datastore.ObjectInfo{}, fmt.Errorf("local datastore %s: no object %s (%s is a %s): %w", b.dir, key, p, fi.Mode().Type(), fs.ErrNotExist)
+	}
+	return datastore.ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// Delete removes the file of key, then the folders above it that it
+// leaves empty (never the datastore directory itself). A missing file is
+// not an error.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := b.path(key)
+	if err := os.Remove(p); err != nil && !notExist(err) {
+		return pathErr("remove", p, err)
+	}
+	b.pruneDirs(filepath.Dir(p))
+	return nil
+}
+
+// pruneDirs removes dir and its parents below b.dir while they are empty.
+// A writer that finds its folder gone creates it again (see Put).
+func (b *Backend) pruneDirs(dir string) {
+	for d := dir; d != b.dir && strings.HasPrefix(d, b.dir+string(filepath.Separator)); d = filepath.Dir(d) {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
+}
+
+// Touch sets the modification time of the file of key to now.
+func (b *Backend) Touch(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	p := b.path(key)
+	now := time.Now()
+	if err := os.Chtimes(p, now, now); err != nil {
+		if notExist(err) {
+			return fmt.Errorf("local datastore %s: no object %s: %w", b.dir, key, fs.ErrNotExist)
+		}
+		return pathErr("touch", p, err)
+	}
+	return nil
+}
+
+// Leftovers lists the temporary files of writers (.tmp-*) anywhere in
+// the datastore directory.
+func (b *Backend) Leftovers(ctx context.Context) ([]datastore.Leftover, error) {
+	var out []datastore.Leftover
+	count := 0
+	err := filepath.WalkDir(b.dir, func(p string, d fs.DirEntry, err error) error {
+		if count++; count%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err != nil {
+			if notExist(err) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if notExist(err) {
+				return nil
+			}
+			return err
+		}
+		out = append(out, datastore.Leftover{Name: p, Size: fi.Size(), ModTime: fi.ModTime(), Handle: p})
 		return nil
 	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, pathErr("list", root, err)
+		return nil, pathErr("list", b.dir, err)
 	}
-	slices.Sort(keys)
-	return keys, nil
+	return out, nil
+}
+
+// RemoveLeftover removes a temporary file that Leftovers listed.
+func (b *Backend) RemoveLeftover(ctx context.Context, l datastore.Leftover) error {
+	p := filepath.Clean(l.Handle)
+	if !strings.HasPrefix(p, b.dir+string(filepath.Separator)) || !strings.HasPrefix(filepath.Base(p), tmpPrefix) {
+		return fmt.Errorf("local datastore %s: %q is not a temporary file of this datastore", b.dir, l.Handle)
+	}
+	if err := os.Remove(p); err != nil && !notExist(err) {
+		return pathErr("remove", p, err)
+	}
+	return nil
 }
 
 // ListDirs returns the folders directly under prefix ("" or ending in

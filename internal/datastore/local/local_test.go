@@ -201,6 +201,36 @@ func TestLeftoverTemp(t *testing.T) {
 	if keys, _ := b.List(ctx, "blobs/"); !reflect.DeepEqual(keys, []string{"blobs/aa/real", "blobs/bb/x"}) {
 		t.Fatalf("List = %q", keys)
 	}
+	// gc finds them, and removes them.
+	left, err := b.Leftovers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range left {
+		names = append(names, l.Name)
+		if l.Size != int64(len("partial")) || time.Since(l.ModTime) > time.Minute {
+			t.Errorf("leftover %+v", l)
+		}
+		if err := b.RemoveLeftover(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{filepath.Join(b.dir, ".tmp-1"), filepath.Join(b.dir, "blobs/aa/.tmp-2"), filepath.Join(b.dir, "blobs/bb/.tmp-3")}
+	if !reflect.DeepEqual(names, want) {
+		t.Fatalf("Leftovers = %q, want %q", names, want)
+	}
+	if left, err := b.Leftovers(ctx); err != nil || len(left) != 0 {
+		t.Fatalf("Leftovers after removal = %+v, %v", left, err)
+	}
+	for _, h := range []string{filepath.Join(b.dir, "blobs/aa/real"), "/etc/passwd", filepath.Join(b.dir, "../.tmp-x")} {
+		if err := b.RemoveLeftover(ctx, datastore.Leftover{Name: h, Handle: h}); err == nil {
+			t.Errorf("RemoveLeftover(%s) succeeded", h)
+		}
+	}
+	if keys, _ := b.List(ctx, ""); !reflect.DeepEqual(keys, []string{"blobs/aa/real", "blobs/bb/x"}) {
+		t.Fatalf("List after removing leftovers = %q", keys)
+	}
 }
 
 const crashEnv = "STEPWISE_TEST_CRASH_DIR"

@@ -48,7 +48,11 @@ type Backend struct {
 	opts   Options
 }
 
-var _ datastore.Backend = (*Backend)(nil)
+var (
+	_ datastore.Backend        = (*Backend)(nil)
+	_ datastore.Toucher        = (*Backend)(nil)
+	_ datastore.LeftoverLister = (*Backend)(nil)
+)
 
 // New opens s3://bucket/prefix.
 func New(ctx context.Context, rawURL string, o Options) (*Backend, error) {
@@ -470,4 +474,118 @@ func (b *Backend) ListDirs(ctx context.Context, prefix string) ([]string, error)
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// ListInfo returns the objects under prefix with their sizes and
+// modification times, sorted by key.
+func (b *Backend) ListInfo(ctx context.Context, prefix string) ([]datastore.ObjectInfo, error) {
+	full := b.prefix + prefix
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &full})
+	var objs []datastore.ObjectInfo
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, b.wrap("list", full, err)
+		}
+		for _, o := range page.Contents {
+			objs = append(objs, datastore.ObjectInfo{Key: strings.TrimPrefix(aws.ToString(o.Key), b.prefix), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
+		}
+	}
+	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+	return objs, nil
+}
+
+// Stat returns the size and modification time of the object under key.
+func (b *Backend) Stat(ctx context.Context, key string) (datastore.ObjectInfo, error) {
+	k, err := b.key(key)
+	if err != nil {
+		return datastore.ObjectInfo{}, err
+	}
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &k})
+	if err != nil {
+		if isNotFound(err) {
+			return datastore.ObjectInfo{}, fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
+		}
+		return datastore.ObjectInfo{}, b.wrap("check", k, err)
+	}
+	return datastore.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// Delete removes the object under key; a missing one is not an error.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	k, err := b.key(key)
+	if err != nil {
+		return err
+	}
+	if _, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &k}); err != nil && !isNotFound(err) {
+		return b.wrap("delete", k, err)
+	}
+	return nil
+}
+
+// Touch gives the object under key a new modification time by copying
+// it onto itself (on the server, no data through this process). Objects
+// over 5 GiB cannot be copied so; Touch fails for them, and PutBlob
+// writes the blob again instead.
+func (b *Backend) Touch(ctx context.Context, key string) error {
+	k, err := b.key(key)
+	if err != nil {
+		return err
+	}
+	src := b.bucket + "/" + url.PathEscape(k)
+	src = strings.ReplaceAll(src, "%2F", "/")
+	_, err = b.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &b.bucket, Key: &k, CopySource: &src,
+		MetadataDirective: types.MetadataDirectiveReplace,
+		Metadata:          map[string]string{"stepwise-touched": time.Now().UTC().Format(time.RFC3339)}})
+	if err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("s3: s3://%s/%s: %w", b.bucket, k, fs.ErrNotExist)
+		}
+		return b.wrap("touch", k, err)
+	}
+	return nil
+}
+
+// Leftovers lists the multipart uploads under the prefix that were
+// started and never completed nor aborted (a writer that crashed, or one
+// still writing). It lists the uploads of the whole bucket and keeps
+// those under the prefix: MinIO lists uploads by a whole key only.
+func (b *Backend) Leftovers(ctx context.Context) ([]datastore.Leftover, error) {
+	var out []datastore.Leftover
+	in := &s3.ListMultipartUploadsInput{Bucket: &b.bucket}
+	for {
+		page, err := b.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return nil, b.wrap("list unfinished uploads in", b.prefix, err)
+		}
+		for _, u := range page.Uploads {
+			key, id := aws.ToString(u.Key), aws.ToString(u.UploadId)
+			if !strings.HasPrefix(key, b.prefix) {
+				continue
+			}
+			out = append(out, datastore.Leftover{Name: "s3://" + b.bucket + "/" + key + " (unfinished upload " + id + ")",
+				ModTime: aws.ToTime(u.Initiated), Handle: key + "\n" + id})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return out, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+}
+
+// RemoveLeftover aborts an unfinished multipart upload, freeing its parts.
+func (b *Backend) RemoveLeftover(ctx context.Context, l datastore.Leftover) error {
+	key, id, ok := strings.Cut(l.Handle, "\n")
+	if !ok || !strings.HasPrefix(key, b.prefix) {
+		return fmt.Errorf("s3: %q is not an unfinished upload of %s", l.Name, b)
+	}
+	_, err := b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: &key, UploadId: &id})
+	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
+			return nil
+		}
+		return b.wrap("abort the unfinished upload "+id+" of", key, err)
+	}
+	return nil
 }

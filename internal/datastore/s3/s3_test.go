@@ -3,8 +3,10 @@ package s3_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/s3"
@@ -41,5 +43,42 @@ func TestBadLocation(t *testing.T) {
 		if _, err := s3.New(context.Background(), u, s3.Options{}); err == nil {
 			t.Errorf("New(%q) succeeded", u)
 		}
+	}
+}
+
+// TestLeftovers: an upload a crashed writer never finished is listed, and
+// removing it aborts it; uploads of other prefixes are left alone.
+func TestLeftovers(t *testing.T) {
+	ctx := context.Background()
+	b, other := newBackend(t), newBackend(t)
+	before := time.Now().Add(-2 * time.Second)
+	id, err := b.StartUpload(ctx, "blobs/ab/crashed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.StartUpload(ctx, "blobs/ab/elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	left, err := b.Leftovers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || !strings.Contains(left[0].Name, "blobs/ab/crashed") || !strings.Contains(left[0].Name, id) || left[0].ModTime.Before(before) {
+		t.Fatalf("Leftovers = %+v; want the one unfinished upload %s", left, id)
+	}
+	if err := b.RemoveLeftover(ctx, left[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RemoveLeftover(ctx, left[0]); err != nil {
+		t.Fatalf("removing it twice: %v", err)
+	}
+	if left, err := b.Leftovers(ctx); err != nil || len(left) != 0 {
+		t.Fatalf("Leftovers after removal = %+v, %v", left, err)
+	}
+	if left, err := other.Leftovers(ctx); err != nil || len(left) != 1 {
+		t.Fatalf("the other prefix's Leftovers = %+v, %v; want its upload kept", left, err)
+	}
+	if err := b.RemoveLeftover(ctx, datastore.Leftover{Name: "x", Handle: "elsewhere/k\nid"}); err == nil {
+		t.Fatal("RemoveLeftover of an upload outside the prefix succeeded")
 	}
 }

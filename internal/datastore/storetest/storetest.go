@@ -242,6 +242,112 @@ func runBackend(t *testing.T, newBackend func(t *testing.T) datastore.Backend) {
 		}
 	})
 
+	t.Run("StatAndListInfo", func(t *testing.T) {
+		b := newBackend(t)
+		before := time.Now().Add(-2 * time.Second) // S3 keeps whole seconds
+		objs := map[string][]byte{"info/a": []byte("12345"), "info/b/c": {}, "info/b/d": RandomBytes(6<<20, 5), "other": []byte("x")}
+		for k, v := range objs {
+			put(t, b, k, v)
+		}
+		after := time.Now().Add(2 * time.Second)
+		check := func(o datastore.ObjectInfo) {
+			t.Helper()
+			if o.Size != int64(len(objs[o.Key])) || o.ModTime.Before(before) || o.ModTime.After(after) {
+				t.Errorf("%s: size %d, modified %s; want %d, between %s and %s", o.Key, o.Size, o.ModTime, len(objs[o.Key]), before, after)
+			}
+		}
+		for k := range objs {
+			o, err := b.Stat(ctx, k)
+			if err != nil || o.Key != k {
+				t.Fatalf("Stat(%s) = %+v, %v", k, o, err)
+			}
+			check(o)
+		}
+		if _, err := b.Stat(ctx, "info/none"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Stat of a missing key: %v; want fs.ErrNotExist", err)
+		}
+		if _, err := b.Stat(ctx, "info/b"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Stat of a folder: %v; want fs.ErrNotExist", err)
+		}
+		infos, err := b.ListInfo(ctx, "info/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range infos {
+			keys = append(keys, o.Key)
+			check(o)
+		}
+		if !reflect.DeepEqual(keys, []string{"info/a", "info/b/c", "info/b/d"}) {
+			t.Fatalf("ListInfo(info/) keys = %q", keys)
+		}
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		b := newBackend(t)
+		for _, k := range []string{"del/a/1", "del/a/2", "del/b"} {
+			put(t, b, k, []byte(k))
+		}
+		if err := b.Delete(ctx, "del/a/1"); err != nil {
+			t.Fatal(err)
+		}
+		absent(t, b, "del/a/1")
+		if err := b.Delete(ctx, "del/a/1"); err != nil {
+			t.Fatalf("Delete of a deleted key: %v", err)
+		}
+		if err := b.Delete(ctx, "never/was"); err != nil {
+			t.Fatalf("Delete of a missing key: %v", err)
+		}
+		if keys, err := b.List(ctx, ""); err != nil || !reflect.DeepEqual(keys, []string{"del/a/2", "del/b"}) {
+			t.Fatalf("List after Delete = %q, %v", keys, err)
+		}
+		// The last object of a folder: the folder may go, and a later put
+		// below it works.
+		for _, k := range []string{"del/a/2", "del/b"} {
+			if err := b.Delete(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if keys, err := b.List(ctx, ""); err != nil || len(keys) != 0 {
+			t.Fatalf("List after deleting all = %q, %v", keys, err)
+		}
+		put(t, b, "del/a/3", []byte("3"))
+		if got := get(t, b, "del/a/3"); string(got) != "3" {
+			t.Fatalf("Get after a put below a deleted folder = %q", got)
+		}
+	})
+
+	t.Run("Touch", func(t *testing.T) {
+		b := newBackend(t)
+		tb, ok := b.(datastore.Toucher)
+		if !ok {
+			t.Logf("%T cannot touch: PutBlob writes blobs again instead", b)
+			return
+		}
+		put(t, b, "touch/k", []byte("value"))
+		first, err := b.Stat(ctx, "touch/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // S3 keeps whole seconds
+		if err := tb.Touch(ctx, "touch/k"); err != nil {
+			t.Fatal(err)
+		}
+		second, err := b.Stat(ctx, "touch/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !second.ModTime.After(first.ModTime) {
+			t.Errorf("Touch left the modification time at %s (was %s)", second.ModTime, first.ModTime)
+		}
+		if got := get(t, b, "touch/k"); string(got) != "value" {
+			t.Errorf("after Touch Get = %q", got)
+		}
+		if err := tb.Touch(ctx, "touch/none"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Touch of a missing key: %v; want fs.ErrNotExist", err)
+		}
+	})
+
 	t.Run("Overwrite", func(t *testing.T) {
 		b := newBackend(t)
 		put(t, b, "k", []byte("first value"))
