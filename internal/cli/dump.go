@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"stepwise.dev/stepwise/client"
+	"stepwise.dev/stepwise/internal/codec"
 )
 
 func dumpCmd(ctx context.Context, e *Env, args []string) error {
@@ -76,32 +79,8 @@ func dumpCmd(ctx context.Context, e *Env, args []string) error {
 }
 
 func dumpTask(ctx context.Context, e *Env, t *client.Task, width int) error {
-	values := make(map[string]any, len(t.Artifacts))
-	for _, a := range t.Artifacts {
-		v, err := t.Raw(ctx, a.Name)
-		if err != nil {
-			return fmt.Errorf("artifact %s of %s: %w", a.Name, t.Pathspec(), err)
-		}
-		values[a.Name] = v
-	}
 	if e.json {
-		type art struct {
-			Name  string `json:"name"`
-			Type  string `json:"type"`
-			Key   string `json:"key"`
-			Size  int64  `json:"size"`
-			Value any    `json:"value"`
-		}
-		out := struct {
-			Task       string `json:"task"`
-			Status     string `json:"status"`
-			ClonedFrom string `json:"cloned_from,omitempty"`
-			Artifacts  []art  `json:"artifacts"`
-		}{Task: t.Pathspec(), Status: t.Status, ClonedFrom: t.ClonedFrom, Artifacts: []art{}}
-		for _, a := range t.Artifacts {
-			out.Artifacts = append(out.Artifacts, art{a.Name, a.Type, a.Key, a.Size, jsonable(values[a.Name])})
-		}
-		return e.printJSON(out)
+		return dumpTaskJSON(ctx, e, t)
 	}
 	fmt.Fprintf(e.stdout, "Task %s: %s", t.Pathspec(), t.Status)
 	if t.ClonedFrom != "" {
@@ -110,59 +89,124 @@ func dumpTask(ctx context.Context, e *Env, t *client.Task, width int) error {
 	fmt.Fprintln(e.stdout)
 	fmt.Fprintln(e.stdout)
 	var rows [][]string
+	var failed []error
 	for _, a := range t.Artifacts {
-		v := show(values[a.Name])
-		if width > 0 && len(v) > width {
-			v = v[:width-3] + "..."
+		v, err := previewArtifact(ctx, t, a.Name, width)
+		if err != nil {
+			v = "<cannot read it: see below>"
+			failed = append(failed, err)
 		}
 		rows = append(rows, []string{a.Name, a.Type, humanSize(a.Size), v})
 	}
 	e.table("ARTIFACT\tTYPE\tSIZE\tVALUE", rows)
-	return nil
+	return artifactErrors(t, failed)
 }
 
-// show formats a decoded value on one line.
-func show(v any) string {
-	if v == nil {
-		return "<nil>"
-	}
-	if s, ok := v.(string); ok {
-		return fmt.Sprintf("%q", s)
-	}
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Slice && rv.Type().Elem().Kind() != reflect.Interface && rv.Len() > 16 {
-		return fmt.Sprintf("%v ... (%d elements)", rv.Slice(0, 16).Interface(), rv.Len())
-	}
-	b, err := json.Marshal(jsonable(v))
+// loadBlob reads an artifact's encoding without decoding it.
+func loadBlob(ctx context.Context, t *client.Task, name string) (codec.Blob, error) {
+	b, err := client.Get[codec.Blob](ctx, t, name)
 	if err != nil {
-		return fmt.Sprint(v)
+		return nil, fmt.Errorf("artifact %s of %s: %w", name, t.Pathspec(), err)
 	}
-	return string(b)
+	return b, nil
 }
 
-// jsonable turns maps with non-string keys into string-keyed maps.
-func jsonable(v any) any {
-	switch x := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, val := range x {
-			m[fmt.Sprint(k)] = jsonable(val)
-		}
-		return m
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, val := range x {
-			m[k] = jsonable(val)
-		}
-		return m
-	case []any:
-		out := make([]any, len(x))
-		for i, val := range x {
-			out[i] = jsonable(val)
-		}
-		return out
+// previewArtifact formats an artifact for a table cell of at most width
+// bytes (0: no limit). It reads only what the cell shows of the value, and
+// says how long the rest is: {"a":1,"b":2,... (1000000 entries).
+func previewArtifact(ctx context.Context, t *client.Task, name string, width int) (string, error) {
+	blob, err := loadBlob(ctx, t, name)
+	if err != nil {
+		return "", err
 	}
-	return v
+	limit := width
+	if width <= 0 {
+		limit = -1
+	}
+	s, err := codec.Preview(blob, limit)
+	if err != nil {
+		return "", fmt.Errorf("artifact %s of %s: %w", name, t.Pathspec(), err)
+	}
+	if !s.Cut {
+		return s.Text, nil
+	}
+	suffix := "..."
+	switch s.Kind {
+	case "map":
+		suffix = fmt.Sprintf("... (%d entries)", s.Len)
+	case "array":
+		suffix = fmt.Sprintf("... (%d elements)", s.Len)
+	case "string", "bytes":
+		suffix = fmt.Sprintf("... (%d bytes)", s.Len)
+	}
+	keep := width - len(suffix)
+	if keep < 8 {
+		suffix = "..."
+		keep = max(width-len(suffix), 0)
+	}
+	text := s.Text[:min(keep, len(s.Text))]
+	for len(text) > 0 && !utf8.RuneStart(s.Text[len(text)]) {
+		text = text[:len(text)-1]
+	}
+	return text + suffix, nil
+}
+
+// dumpTaskJSON prints a task and its artifacts as JSON, each value written
+// from its stored bytes as it is read, so that memory holds one artifact's
+// encoding, never its decoded value. An artifact that cannot be read has
+// "value": null and an "error"; the others are printed all the same, and the
+// command then fails.
+func dumpTaskJSON(ctx context.Context, e *Env, t *client.Task) error {
+	w := bufio.NewWriter(e.stdout)
+	q := func(s string) string {
+		b, _ := json.Marshal(s)
+		return string(b)
+	}
+	fmt.Fprintf(w, "{\n  \"task\": %s,\n  \"status\": %s,\n", q(t.Pathspec()), q(t.Status))
+	if t.ClonedFrom != "" {
+		fmt.Fprintf(w, "  \"cloned_from\": %s,\n", q(t.ClonedFrom))
+	}
+	w.WriteString(`  "artifacts": [`)
+	var failed []error
+	for i, a := range t.Artifacts {
+		if i > 0 {
+			w.WriteString(",")
+		}
+		fmt.Fprintf(w, "\n    {\n      \"name\": %s,\n      \"type\": %s,\n      \"key\": %s,\n      \"size\": %d,\n      \"value\": ",
+			q(a.Name), q(a.Type), q(a.Key), a.Size)
+		blob, err := loadBlob(ctx, t, a.Name)
+		if err == nil {
+			// WriteJSON checks the whole blob before it writes, so a
+			// damaged one writes nothing; any other error is stdout's.
+			if err = codec.WriteJSON(w, blob, "      ", "  "); err != nil && !errors.Is(err, codec.ErrCorrupt) {
+				return err
+			}
+			if err != nil {
+				err = fmt.Errorf("artifact %s of %s: %w", a.Name, t.Pathspec(), err)
+			}
+		}
+		if err != nil {
+			failed = append(failed, err)
+			fmt.Fprintf(w, "null,\n      \"error\": %s", q(err.Error()))
+		}
+		w.WriteString("\n    }")
+	}
+	if len(t.Artifacts) > 0 {
+		w.WriteString("\n  ")
+	}
+	w.WriteString("]\n}\n")
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing the output: %w", err)
+	}
+	return artifactErrors(t, failed)
+}
+
+// artifactErrors is the error of a dump that could not read some artifacts.
+func artifactErrors(t *client.Task, failed []error) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("cannot read %d of the %d artifacts of %s (the others are printed above): %w", len(failed), len(t.Artifacts), t.Pathspec(), errors.Join(failed...))
 }
 
 func humanSize(n int64) string {
