@@ -133,7 +133,7 @@ func TestCorruptedTaskRecordIsDetected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := filepath.Join(ds, "runs", "Flaky", run.ID, "start", "1", "task.json")
+	rec := filepath.Join(ds, "runs", "Flaky", run.ID, "start", "0", "task.json")
 	data, err := os.ReadFile(rec)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestCorruptedTaskRecordIsDetected(t *testing.T) {
 		t.Fatalf("resume over a corrupted task record: %v", err)
 	}
 	// Resume says so, and runs that task again instead of reusing it.
-	if !strings.Contains(out.String(), "Flaky/"+run.ID+"/start/1 of the origin run cannot be reused") || !strings.Contains(out.String(), "corrupt") {
+	if !strings.Contains(out.String(), "Flaky/"+run.ID+"/start/0 of the origin run cannot be reused") || !strings.Contains(out.String(), "corrupt") {
 		t.Errorf("resume did not report the damaged record:\n%s", out.String())
 	}
 	starts, _ := resumed.Step(ctx, "start")

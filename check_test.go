@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"stepwise.dev/stepwise"
+	"stepwise.dev/stepwise/steptest"
 )
 
 type none = context.Context
@@ -205,7 +206,7 @@ func TestCheckRejectsBrokenFlows(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			code := stepwise.Command(context.Background(), tt.flow, []string{"check"}, &out, &errOut)
+			code := steptest.Command(context.Background(), tt.flow, []string{"check"}, &out, &errOut)
 			if code != 1 {
 				t.Fatalf("check exited %d, want 1; stderr:\n%s", code, errOut.String())
 			}

@@ -53,19 +53,3 @@ func ExampleRun() {
 	fmt.Println(run.Status, sum)
 	// Output: succeeded 14
 }
-
-// Command runs a flow program's command line; here check, which validates
-// the graph.
-func ExampleCommand() {
-	code := stepwise.Command(context.Background(), &Squares{}, []string{"check"}, os.Stdout, os.Stderr)
-	fmt.Println("exit", code)
-	// Output:
-	// flow Squares: 4 steps, graph OK
-	// exit 0
-}
-
-// SnakeCase is how method names become step names.
-func ExampleSnakeCase() {
-	fmt.Println(stepwise.SnakeCase("Start"), stepwise.SnakeCase("TrainModel"), stepwise.SnakeCase("LoadHTTPData"))
-	// Output: start train_model load_http_data
-}

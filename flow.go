@@ -2,15 +2,17 @@ package stepwise
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
+	"stepwise.dev/stepwise/internal/flowdef"
 	"stepwise.dev/stepwise/internal/graph"
+	"stepwise.dev/stepwise/internal/params"
 )
 
 // Flow is a workflow: a struct whose exported fields are its artifacts and
@@ -39,12 +41,25 @@ type StepDecl struct {
 }
 
 // Resources are what one task of a step needs. The local scheduler never
-// runs tasks whose cpu or memory add up past the machine's.
+// runs tasks whose cpu, memory or GPUs add up past the machine's, and
+// refuses before the run a step that needs more than the machine has.
 type Resources struct {
 	CPU      float64 // cores, may be fractional
 	MemoryMB int64   // mebibytes
 	GPU      int
 }
+
+// Compute is where a step's tasks run: Local, or a cluster backend.
+type Compute interface {
+	// computeBackend names the backend and encodes its settings.
+	computeBackend() (name string, settings any)
+}
+
+// Local runs a step's tasks as processes on the launcher's machine (the
+// default for every step).
+type Local struct{}
+
+func (Local) computeBackend() (string, any) { return "local", nil }
 
 // Name sets the flow's name (by default the Go type's name).
 func (g *Graph) Name(name string) { g.name = name }
@@ -68,7 +83,7 @@ func (g *Graph) Step(fn any) *StepDecl {
 	}
 	d.method, d.ok = m, true
 	d.step.Method = m.Name
-	d.step.Name = SnakeCase(m.Name)
+	d.step.Name = graph.SnakeCase(m.Name)
 	if err := d.classify(); err != nil {
 		g.errs = append(g.errs, err)
 		d.ok = false
@@ -119,6 +134,23 @@ func (d *StepDecl) Timeout(limit time.Duration) *StepDecl {
 	return d
 }
 
+// Compute places the step's tasks on a compute backend; by default they
+// run locally. A run's --compute flag overrides it for every step, so that
+// a flow can always run on a laptop with --compute local.
+func (d *StepDecl) Compute(c Compute) *StepDecl {
+	name, settings := c.computeBackend()
+	d.step.Compute = name
+	d.step.ComputeSettings = nil
+	if settings != nil {
+		data, err := json.Marshal(settings)
+		if err != nil {
+			d.g.errs = append(d.g.errs, &graph.Error{Step: d.step.Name, Msg: fmt.Sprintf("compute settings for %s cannot be encoded: %v", name, err)})
+		}
+		d.step.ComputeSettings = data
+	}
+	return d
+}
+
 // Catch lets the flow go on when the step fails for good (after its
 // retries): the error message is stored in field, an exported string field
 // of the flow, and the task counts as done with the artifacts it received.
@@ -138,7 +170,7 @@ func (g *Graph) target(d *StepDecl, fn any) string {
 		g.errs = append(g.errs, &graph.Error{Step: d.step.Name, Msg: "transition: " + err.Error()})
 		return "?"
 	}
-	return SnakeCase(m.Name)
+	return graph.SnakeCase(m.Name)
 }
 
 var (
@@ -147,23 +179,47 @@ var (
 )
 
 // method finds which method of the flow fn is. A method value's function
-// name, kept in every Go binary, is "pkg.(*Type).Method-fm".
+// name, kept in every Go binary, is "pkg.(*Type).Method-fm" (or
+// "pkg.Type.Method-fm" for a value receiver), where Type is the flow's type
+// or, for a promoted method, the type of a struct the flow embeds.
 func (g *Graph) method(fn any) (reflect.Method, error) {
 	v := reflect.ValueOf(fn)
 	if v.Kind() != reflect.Func {
 		return reflect.Method{}, fmt.Errorf("got %T; pass a method of the flow, like f.Train", fn)
 	}
 	name := runtime.FuncForPC(v.Pointer()).Name()
-	base, isMethodValue := strings.CutSuffix(name, "-fm")
-	if i := strings.LastIndexByte(base, '.'); i >= 0 {
-		base = base[i+1:]
+	full, isMethodValue := strings.CutSuffix(name, "-fm")
+	base := full
+	if i := strings.LastIndexByte(full, '.'); i >= 0 {
+		base = full[i+1:]
 	}
 	t := g.flow.Type()
 	m, ok := t.MethodByName(base)
-	if !isMethodValue || !ok || !strings.Contains(name, "(*"+t.Elem().Name()+").") {
+	if !isMethodValue || !ok || !g.receiverOf(full) {
 		return reflect.Method{}, fmt.Errorf("%s is not a method of %s; steps are methods of the flow, passed as f.Method", name, t)
 	}
 	return m, nil
+}
+
+// receiverOf reports whether the method value named full ("pkg.(*T).M")
+// has the flow's type, or a type the flow embeds, as its receiver.
+func (g *Graph) receiverOf(full string) bool {
+	names := []string{g.flow.Type().Elem().Name()}
+	for _, f := range reflect.VisibleFields(g.flow.Type().Elem()) {
+		if f.Anonymous {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			names = append(names, ft.Name())
+		}
+	}
+	for _, n := range names {
+		if n != "" && (strings.Contains(full, "(*"+n+").") || strings.Contains(full, "."+n+".")) {
+			return true
+		}
+	}
+	return false
 }
 
 // classify reads the step's kind from its method's signature.
@@ -256,45 +312,38 @@ func (g *Graph) checkItems(gr *graph.Graph) graph.Errors {
 	return errs
 }
 
-// declare calls the flow's Graph method on a fresh value of its type.
-func declare(f Flow) (*Graph, *graph.Graph, error) {
+// declare calls the flow's Graph method on a fresh value of its type and
+// describes the flow for the machinery.
+func declare(f Flow) (*flowdef.Def, error) {
 	t := reflect.TypeOf(f)
-	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
-		return nil, nil, fmt.Errorf("stepwise: a flow is a pointer to a struct, got %s; pass &MyFlow{}", t)
+	if f == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct || reflect.ValueOf(f).IsNil() {
+		return nil, fmt.Errorf("stepwise: a flow is a non-nil pointer to a struct, got %T; pass &MyFlow{}", f)
 	}
 	g := &Graph{flow: reflect.New(t.Elem())}
 	g.flow.Interface().(Flow).Graph(g)
-	gr, err := g.build()
-	return g, gr, err
-}
-
-// SnakeCase turns a Go method name into a step name: "TrainModel" becomes
-// "train_model", "LoadHTTPData" becomes "load_http_data".
-func SnakeCase(s string) string {
-	r := []rune(s)
-	var b strings.Builder
-	for i, c := range r {
-		if unicode.IsUpper(c) {
-			if i > 0 && (unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1]) || (i+1 < len(r) && unicode.IsLower(r[i+1]) && unicode.IsUpper(r[i-1]))) {
-				b.WriteByte('_')
-			}
-			c = unicode.ToLower(c)
+	gr, gerr := g.build()
+	def := &flowdef.Def{Graph: gr, GraphErr: gerr, Type: t, Defaults: reflect.ValueOf(f), Steps: map[string]flowdef.Step{}, WithTask: withTask}
+	def.Params, def.ParamsErr = params.List(t.Elem())
+	for _, d := range g.decls {
+		if !d.ok {
+			continue
 		}
-		b.WriteRune(c)
+		st := flowdef.Step{Func: d.method.Func}
+		if d.step.Join {
+			in := reflect.Zero(d.method.Type.In(2)).Interface().(inputsType)
+			st.Inputs = in.build
+		}
+		def.Steps[d.step.Name] = st
 	}
-	return b.String()
+	return def, nil
 }
 
-// FlowEnv is the environment variable that tells a task process which flow
-// it runs; the runtime sets it.
-const FlowEnv = "STEPWISE_FLOW"
-
-// FlowName returns the name of a flow: the Go type's name unless its Graph
-// method sets another with g.Name.
-func FlowName(f Flow) string {
-	_, gr, _ := declare(f)
-	if gr == nil {
-		return ""
+func init() {
+	flowdef.Describe = func(f any) (*flowdef.Def, error) {
+		fl, ok := f.(Flow)
+		if !ok {
+			return nil, fmt.Errorf("stepwise: %T is not a flow: it has no Graph(*stepwise.Graph) method", f)
+		}
+		return declare(fl)
 	}
-	return gr.Flow
 }

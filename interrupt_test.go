@@ -139,10 +139,9 @@ func TestInterruptStopsTasksAndSaysHowToResume(t *testing.T) {
 
 func TestKill9ThenResumeCompletes(t *testing.T) {
 	testEnv(t, "ann")
-	t.Setenv("STEPWISE_HEARTBEAT_INTERVAL", "100ms")
 	work, marks := t.TempDir(), t.TempDir()
 	// One worker: items run one after another, 300ms each.
-	cmd, out := startSleepy(t, work, "run", "--n", "6", "--nap", "300ms", "--dir", marks, "--max-workers", "1")
+	cmd, out := startSleepy(t, work, "run", "--n", "6", "--nap", "300ms", "--dir", marks, "--max-workers", "1", "--heartbeat", "100ms")
 	waitFor(t, 30*time.Second, "three items to start", func() bool { return len(startedFiles(marks)) >= 3 })
 	cmd.Process.Kill()
 	cmd.Wait()

@@ -79,8 +79,8 @@ func (f *Policies) End(context.Context) error { f.AfterCalm = true; return nil }
 func runPolicies(t *testing.T, mode string) (*client.Run, error) {
 	t.Helper()
 	ds, _ := testEnv(t, "ann")
-	t.Setenv("STEPWISE_RETRY_DELAY", "20ms")
-	return stepwise.Run(context.Background(), &Policies{}, &stepwise.RunOptions{Datastore: ds, MaxNumSplits: 10, Params: map[string]string{"mode": mode}})
+	return stepwise.Run(context.Background(), &Policies{}, &stepwise.RunOptions{Datastore: ds, MaxNumSplits: 10, Params: map[string]string{"mode": mode},
+		RetryDelay: 20 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond})
 }
 
 func TestRetrySucceedsOnThirdAttempt(t *testing.T) {
@@ -105,7 +105,6 @@ func TestRetrySucceedsOnThirdAttempt(t *testing.T) {
 // TestTimeoutKillsSleepingStep also checks that the runtime records its
 // heartbeat while a task runs long.
 func TestTimeoutKillsSleepingStep(t *testing.T) {
-	t.Setenv("STEPWISE_HEARTBEAT_INTERVAL", "200ms")
 	start := time.Now()
 	run, err := runPolicies(t, "timeout")
 	if err == nil || !strings.Contains(err.Error(), "timed out after 4s") {

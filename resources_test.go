@@ -11,6 +11,7 @@ import (
 
 	"stepwise.dev/stepwise"
 	"stepwise.dev/stepwise/client"
+	"stepwise.dev/stepwise/steptest"
 )
 
 // Greedy has a foreach whose tasks each want every core of the machine.
@@ -76,7 +77,7 @@ func TestStepBiggerThanTheMachineIsRefusedBeforeTheRun(t *testing.T) {
 		t.Errorf("run of a too-big step: %v", err)
 	}
 	var out, errOut bytes.Buffer
-	if code := stepwise.Command(context.Background(), &Huge{}, []string{"check"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "cpu=4096") {
+	if code := steptest.Command(context.Background(), &Huge{}, []string{"check"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "cpu=4096") {
 		t.Errorf("check: exit %d, %s", code, errOut.String())
 	}
 }

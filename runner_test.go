@@ -15,6 +15,9 @@ import (
 	"stepwise.dev/stepwise"
 	"stepwise.dev/stepwise/client"
 	"stepwise.dev/stepwise/steptest"
+
+	_ "stepwise.dev/stepwise/backend/s3"
+	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 
 func TestMain(m *testing.M) {
@@ -101,7 +104,7 @@ func TestResumeFromFailedBranch(t *testing.T) {
 	if err == nil {
 		t.Fatal("first run succeeded; step b should have failed")
 	}
-	for _, w := range []string{"/b/3 failed", "Last output of the task:", "b is broken (STEPWISE_TEST_FAIL=b)", "resume --origin-run-id " + first.ID} {
+	for _, w := range []string{"/b/0 failed", "Last output of the task:", "b is broken (STEPWISE_TEST_FAIL=b)", "resume --origin-run-id " + first.ID} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("the failed run's output lacks %q:\n%s", w, out.String())
 		}
@@ -109,8 +112,10 @@ func TestResumeFromFailedBranch(t *testing.T) {
 	if len(first.Code.BinarySHA256) != 64 {
 		t.Errorf("run records binary hash %q", first.Code.BinarySHA256)
 	}
-	if head, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil && first.Code.GitCommit != strings.TrimSpace(string(head)) {
-		t.Errorf("run records git commit %q, want %q", first.Code.GitCommit, head)
+	// The commit of the code: this test binary is not stamped, so the
+	// launcher asks git when it first runs it (and caches the answer).
+	if err := exec.Command("git", "cat-file", "-e", first.Code.GitCommit+"^{commit}").Run(); first.Code.GitCommit == "" || err != nil {
+		t.Errorf("run records git commit %q, which is not a commit of this checkout (%v)", first.Code.GitCommit, err)
 	}
 	if first == nil || first.Status != "failed" {
 		t.Fatalf("first run = %+v, want a failed run", first)
@@ -398,7 +403,7 @@ func TestKilledTaskKeepsItsLogs(t *testing.T) {
 		}
 	}()
 	run, err := stepwise.Run(ctx, &Killed{}, &stepwise.RunOptions{Datastore: ds})
-	if err == nil || !strings.Contains(err.Error(), "signal: killed") {
+	if err == nil || !strings.Contains(err.Error(), "killed by signal 9") {
 		t.Fatalf("run: %v, want the task killed", err)
 	}
 	tasks, _ := run.Step(ctx, "start")

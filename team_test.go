@@ -2,6 +2,7 @@ package stepwise_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -94,7 +95,9 @@ func TestTwoMachines(t *testing.T) {
 	testEnv(t, "ann")
 	t.Setenv("STEPWISE_DATASTORE", teamEnv(t))
 	bins := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", bins+"/", "./examples/branchjoin", "./cmd/stepwise")
+	// The example keeps its data locally; a team adds the S3 backend with
+	// one import, here through a build overlay.
+	cmd := exec.Command("go", "build", "-overlay", withS3(t), "-o", bins+"/", "./examples/branchjoin", "./cmd/stepwise")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -128,6 +131,40 @@ func TestTwoMachines(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, ".stepwise")); err == nil {
 			t.Errorf("%s has a local .stepwise: team mode must keep nothing locally", dir)
 		}
+	}
+}
+
+// withS3 returns a go build overlay that adds the S3 backend's import to
+// examples/branchjoin.
+func withS3(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "s3.go")
+	os.WriteFile(src, []byte("package main\n\nimport _ \"stepwise.dev/stepwise/backend/s3\"\n"), 0o644)
+	abs, _ := filepath.Abs("examples/branchjoin/zz_s3.go")
+	overlay := filepath.Join(dir, "overlay.json")
+	data, _ := json.Marshal(map[string]map[string]string{"Replace": {abs: src}})
+	os.WriteFile(overlay, data, 0o644)
+	return overlay
+}
+
+// TestS3MissingSaysWhichImport: a flow binary without the S3 backend,
+// pointed at an S3 datastore, says which import adds it.
+func TestS3MissingSaysWhichImport(t *testing.T) {
+	testEnv(t, "ann")
+	bin := filepath.Join(t.TempDir(), "branchjoin")
+	if out, err := exec.Command("go", "build", "-o", bin, "./examples/branchjoin").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "run")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "STEPWISE_DATASTORE=s3://bucket/prefix", "STEPWISE_METADATA=http://127.0.0.1:9")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `add import _ "stepwise.dev/stepwise/backend/s3"`) {
+		t.Errorf("run with an S3 datastore and no S3 backend: %v\n%s", err, out)
+	}
+	if bi, err := exec.Command("go", "version", "-m", bin).Output(); err != nil || strings.Contains(string(bi), "aws-sdk-go") {
+		t.Errorf("the local-only example links the AWS SDK (%v):\n%s", err, bi)
 	}
 }
 

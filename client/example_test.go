@@ -10,6 +10,8 @@ import (
 	"stepwise.dev/stepwise"
 	"stepwise.dev/stepwise/client"
 	"stepwise.dev/stepwise/steptest"
+
+	_ "stepwise.dev/stepwise/backend/sqlite" // the examples keep runs in a local directory
 )
 
 // Hello is the flow the examples read.

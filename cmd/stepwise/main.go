@@ -10,6 +10,10 @@ import (
 	"syscall"
 
 	"stepwise.dev/stepwise/internal/cli"
+
+	// The stepwise command reads every kind of datastore and metadata store.
+	_ "stepwise.dev/stepwise/backend/s3"
+	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 
 // commands are the inspection and settings commands, and service.

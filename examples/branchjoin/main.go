@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"stepwise.dev/stepwise"
+	_ "stepwise.dev/stepwise/backend/sqlite" // runs recorded in .stepwise/, no set-up
 )
 
 // BranchJoin splits into two branches and joins them.

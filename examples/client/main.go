@@ -13,6 +13,9 @@ import (
 	"os"
 
 	"stepwise.dev/stepwise/client"
+
+	_ "stepwise.dev/stepwise/backend/s3"     // reads s3:// datastores
+	_ "stepwise.dev/stepwise/backend/sqlite" // and local ones
 )
 
 func main() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"stepwise.dev/stepwise"
+	_ "stepwise.dev/stepwise/backend/sqlite" // runs recorded in .stepwise/, no set-up
 )
 
 // Train fits y = a*x + b by gradient descent on generated data.

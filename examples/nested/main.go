@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"stepwise.dev/stepwise"
+	_ "stepwise.dev/stepwise/backend/sqlite" // runs recorded in .stepwise/, no set-up
 )
 
 // Grid searches learning rates and depths with a nested foreach.

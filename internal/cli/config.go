@@ -17,7 +17,7 @@ func configShowCmd(ctx context.Context, e *Env, args []string) error {
 	if len(pos) != 1 || pos[0] != "show" {
 		return &usageError{"the config command takes one argument: show"}
 	}
-	c, err := config.Load()
+	c, err := config.Load(config.Overrides{Datastore: e.datastore, Metadata: e.metadata, Source: "flag"})
 	if err != nil {
 		return err
 	}

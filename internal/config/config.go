@@ -1,7 +1,16 @@
-// Package config finds the settings in force: the datastore, the metadata
-// store, the user and the service token. Environment variables win over the
-// config file, which wins over the defaults; each value remembers where it
-// came from so that 'stepwise config show' can say.
+// Package config finds the settings in force (the datastore, the metadata
+// store, the user and the service token) and opens the stores they name.
+// It is the one place settings are read: flags and options given in code
+// win over environment variables, which win over the config file, which
+// wins over the defaults; each value remembers where it came from so that
+// 'stepwise config show' can say.
+//
+// Backends are chosen by the setting's scheme from a registry that backend
+// packages join when they are imported (as database/sql drivers do): the
+// local datastore and the metadata service's client are always there;
+// S3 and the local SQLite metadata store come with their packages
+// (stepwise.dev/stepwise/backend/s3, .../backend/sqlite), so a flow binary
+// carries only the backends it imports.
 package config
 
 import (
@@ -15,12 +24,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"sync"
+
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/local"
-	"stepwise.dev/stepwise/internal/datastore/s3"
 	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/metadata/service"
-	"stepwise.dev/stepwise/internal/metadata/sqlite"
 )
 
 // Environment variables.
@@ -87,8 +96,17 @@ func ReadFile(path string) (File, error) {
 	return f, nil
 }
 
-// Load reads the config file (if any) and the environment.
-func Load() (*Config, error) {
+// Overrides are settings given on a command line or in code; they win over
+// the environment and the config file. Empty fields override nothing.
+type Overrides struct {
+	Datastore, Metadata, User string
+	Source                    string // where they come from, e.g. "flag --datastore"
+}
+
+// Load reads the config file (if any) and the environment, then applies
+// the overrides. A local datastore is made absolute, so that tasks started
+// in another directory use the same one.
+func Load(o Overrides) (*Config, error) {
 	c := &Config{File: Path()}
 	f, err := ReadFile(c.File)
 	if err != nil {
@@ -118,8 +136,25 @@ func Load() (*Config, error) {
 	pick(&c.Metadata, EnvMetadata, f.Metadata, "local")
 	pick(&c.User, EnvUser, f.User, u)
 	pick(&c.Token, EnvToken, f.Token, "")
+	src := o.Source
+	if src == "" {
+		src = "option"
+	}
+	for _, ov := range []struct {
+		dst *Value
+		v   string
+	}{{&c.Datastore, o.Datastore}, {&c.Metadata, o.Metadata}, {&c.User, o.User}} {
+		if ov.v != "" {
+			*ov.dst = Value{ov.v, src}
+		}
+	}
 	if strings.ContainsAny(c.User.Value, " /") {
 		return nil, fmt.Errorf("config: user name %q (from %s) may not contain spaces or slashes", c.User.Value, c.User.Source)
+	}
+	if !strings.Contains(c.Datastore.Value, "://") || strings.HasPrefix(c.Datastore.Value, "file://") {
+		if abs, err := LocalDir(c.Datastore.Value); err == nil {
+			c.Datastore.Value = abs
+		}
 	}
 	return c, nil
 }
@@ -142,17 +177,58 @@ func LocalDir(ds string) (string, error) {
 	return filepath.Abs(strings.TrimPrefix(ds, "file://"))
 }
 
+// DatastoreOpener opens the backend of a datastore URL of its scheme.
+type DatastoreOpener func(ctx context.Context, url string) (datastore.Backend, error)
+
+// MetadataOpener opens a metadata store for the settings in force.
+type MetadataOpener func(ctx context.Context, c *Config) (metadata.Store, error)
+
+var (
+	mu         sync.Mutex
+	datastores = map[string]DatastoreOpener{}
+	metastores = map[string]MetadataOpener{}
+)
+
+// Packages that provide the optional backends, for the message that says
+// which import to add.
+const (
+	S3Package     = "stepwise.dev/stepwise/backend/s3"
+	SQLitePackage = "stepwise.dev/stepwise/backend/sqlite"
+)
+
+// RegisterDatastore makes datastore URLs with the scheme (s3 for
+// s3://bucket/prefix) open with open. Backend packages call it from init.
+func RegisterDatastore(scheme string, open DatastoreOpener) {
+	mu.Lock()
+	defer mu.Unlock()
+	datastores[scheme] = open
+}
+
+// RegisterMetadata makes the metadata setting name (local) open with open.
+func RegisterMetadata(name string, open MetadataOpener) {
+	mu.Lock()
+	defer mu.Unlock()
+	metastores[name] = open
+}
+
 // OpenDatastore opens the datastore a setting names.
 func OpenDatastore(ctx context.Context, ds string) (*datastore.Store, error) {
-	if strings.HasPrefix(ds, "s3://") {
-		b, err := s3.New(ctx, ds, s3.Options{})
+	if i := strings.Index(ds, "://"); i >= 0 && !strings.HasPrefix(ds, "file://") {
+		scheme := ds[:i]
+		mu.Lock()
+		open := datastores[scheme]
+		mu.Unlock()
+		if open == nil {
+			if scheme == "s3" {
+				return nil, fmt.Errorf("datastore %s: this program does not include the S3 backend; add import _ %q to the flow's main package (the stepwise command has it)", ds, S3Package)
+			}
+			return nil, fmt.Errorf("datastore %q: unknown scheme %q; use a directory, file:///dir or s3://bucket/prefix", ds, scheme)
+		}
+		b, err := open(ctx, ds)
 		if err != nil {
 			return nil, err
 		}
 		return datastore.New(b), nil
-	}
-	if i := strings.Index(ds, "://"); i >= 0 && !strings.HasPrefix(ds, "file://") {
-		return nil, fmt.Errorf("datastore %q: unknown scheme %q; use a directory, file:///dir or s3://bucket/prefix", ds, ds[:i])
 	}
 	dir, err := LocalDir(ds)
 	if err != nil {
@@ -165,8 +241,8 @@ func OpenDatastore(ctx context.Context, ds string) (*datastore.Store, error) {
 	return datastore.New(b), nil
 }
 
-// OpenMetadata opens the metadata store a setting names; a local store
-// lives in the local datastore's directory.
+// OpenMetadata opens the metadata store a setting names: a service by its
+// URL, or "local", the SQLite store in the local datastore's directory.
 func OpenMetadata(ctx context.Context, c *Config) (metadata.Store, error) {
 	if strings.HasPrefix(c.Metadata.Value, "http://") || strings.HasPrefix(c.Metadata.Value, "https://") {
 		cl, err := service.NewClient(c.Metadata.Value, c.Token.Value, nil)
@@ -178,25 +254,33 @@ func OpenMetadata(ctx context.Context, c *Config) (metadata.Store, error) {
 	if c.Metadata.Value != "local" {
 		return nil, fmt.Errorf("metadata %q (from %s): use \"local\" or the URL of a metadata service (http://host:port)", c.Metadata.Value, c.Metadata.Source)
 	}
-	if strings.HasPrefix(c.Datastore.Value, "s3://") {
+	if strings.Contains(c.Datastore.Value, "://") && !strings.HasPrefix(c.Datastore.Value, "file://") {
 		return nil, fmt.Errorf("metadata: the local metadata store needs a local datastore, but the datastore is %s; set %s to a metadata service", c.Datastore.Value, EnvMetadata)
 	}
-	dir, err := LocalDir(c.Datastore.Value)
-	if err != nil {
-		return nil, err
+	mu.Lock()
+	open := metastores["local"]
+	mu.Unlock()
+	if open == nil {
+		return nil, fmt.Errorf("metadata: this program does not include the local metadata store (SQLite); add import _ %q to the flow's main package, or set %s to a metadata service", SQLitePackage, EnvMetadata)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("metadata: cannot create %s: %w; choose another directory with %s", dir, err, EnvDatastore)
-	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "metadata.db"))
-	if err != nil {
-		return nil, err
-	}
-	return st, nil
+	return open(ctx, c)
 }
 
-// OpenStores opens both stores.
-func OpenStores(ctx context.Context, c *Config) (*datastore.Store, metadata.Store, error) {
+// LocalMetadataPath is where the local metadata store of a local datastore
+// lives.
+func LocalMetadataPath(c *Config) (string, error) {
+	dir, err := LocalDir(c.Datastore.Value)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("metadata: cannot create %s: %w; choose another directory with %s", dir, err, EnvDatastore)
+	}
+	return filepath.Join(dir, "metadata.db"), nil
+}
+
+// Open opens both stores of the settings in force.
+func (c *Config) Open(ctx context.Context) (*datastore.Store, metadata.Store, error) {
 	store, err := OpenDatastore(ctx, c.Datastore.Value)
 	if err != nil {
 		return nil, nil, err

@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Resources are what one task of a step needs from the machine it runs on.
@@ -29,14 +31,18 @@ type Step struct {
 	Join      bool      `json:"join,omitempty"`    // the step takes its inputs (one per parent task)
 	Item      string    `json:"item,omitempty"`    // Go type of the foreach element the step receives, if it takes one
 	Resources Resources `json:"resources,omitempty"`
-	Retries   int       `json:"retries,omitempty"`       // extra attempts after a failure
-	Timeout   Duration  `json:"timeout,omitempty"`       // per attempt; zero means none
-	Catch     string    `json:"catch,omitempty"`         // artifact that receives the error when the step fails for good
-	Decl      int       `json:"-"`                       // declaration order
-	Parents   []string  `json:"parents,omitempty"`       // filled by Build
-	SplitKind string    `json:"split,omitempty"`         // "branch" or "foreach" when the step fans out
-	Closes    string    `json:"closes,omitempty"`        // for a join: the step whose split it closes
-	Depth     int       `json:"foreach_depth,omitempty"` // foreach nesting level of the step's tasks
+	Retries   int       `json:"retries,omitempty"` // extra attempts after a failure
+	Timeout   Duration  `json:"timeout,omitempty"` // per attempt; zero means none
+	Catch     string    `json:"catch,omitempty"`   // artifact that receives the error when the step fails for good
+	// Compute names the backend the step's tasks run on ("" is local) and
+	// carries its settings, as JSON, for that backend.
+	Compute         string          `json:"compute,omitempty"`
+	ComputeSettings json.RawMessage `json:"compute_settings,omitempty"`
+	Decl            int             `json:"-"`                       // declaration order
+	Parents         []string        `json:"parents,omitempty"`       // filled by Build
+	SplitKind       string          `json:"split,omitempty"`         // "branch" or "foreach" when the step fans out
+	Closes          string          `json:"closes,omitempty"`        // for a join: the step whose split it closes
+	Depth           int             `json:"foreach_depth,omitempty"` // foreach nesting level of the step's tasks
 }
 
 // Duration is a time.Duration that reads and writes as "1m30s" in JSON.
@@ -359,3 +365,64 @@ func (g *Graph) order(step string) int {
 }
 
 func fmtDuration(d Duration) string { return time.Duration(d).String() }
+
+// TaskID is the id of the task at a position in the foreach nesting: "0"
+// for a task outside any foreach, the element index inside one ("17"),
+// the indexes from the outermost foreach in, dotted, when nested ("2.5").
+// A task's id is unique within its step and the same in every run, so it
+// is known without asking anyone: a join finds its inputs, and a resume
+// its origin tasks, by position.
+func TaskID(indexes []int) string {
+	if len(indexes) == 0 {
+		return "0"
+	}
+	var b strings.Builder
+	for i, x := range indexes {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strconv.Itoa(x))
+	}
+	return b.String()
+}
+
+// TaskIndexes reads the foreach indexes of a task id at foreach depth
+// depth: TaskID backwards.
+func TaskIndexes(id string, depth int) ([]int, error) {
+	if depth == 0 {
+		if id != "0" {
+			return nil, fmt.Errorf("task id %q: a task outside any foreach has id 0", id)
+		}
+		return nil, nil
+	}
+	parts := strings.Split(id, ".")
+	if len(parts) != depth {
+		return nil, fmt.Errorf("task id %q: a task inside %d nested foreach has %d dotted indexes, e.g. %s", id, depth, depth, TaskID(make([]int, depth)))
+	}
+	out := make([]int, depth)
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || strconv.Itoa(n) != p {
+			return nil, fmt.Errorf("task id %q: %q is not an element index", id, p)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// SnakeCase turns a Go method name into a step name: "TrainModel" becomes
+// "train_model", "LoadHTTPData" becomes "load_http_data".
+func SnakeCase(s string) string {
+	r := []rune(s)
+	var b strings.Builder
+	for i, c := range r {
+		if unicode.IsUpper(c) {
+			if i > 0 && (unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1]) || (i+1 < len(r) && unicode.IsLower(r[i+1]) && unicode.IsUpper(r[i-1]))) {
+				b.WriteByte('_')
+			}
+			c = unicode.ToLower(c)
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"stepwise.dev/stepwise"
+	_ "stepwise.dev/stepwise/backend/s3"
+	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 
 // Sleepy fans out over N items that each take a nap.

@@ -1,21 +1,23 @@
-// Package runtime schedules the tasks of a run on the local machine: each
-// task is its own OS process, independent tasks run in parallel within the
-// worker and resource limits, and the run stops at the first failure.
-package runtime
+// Package scheduler runs the tasks of a run in dependency order: it
+// starts each attempt on the step's compute backend when the graph, the
+// worker limit and the backend's capacity allow, retries and catches
+// failures as the step declares, fans out foreach steps, waits for joins,
+// and stops the run at the first failure that is not caught. It knows
+// nothing of processes or stores: compute backends start tasks, and
+// callbacks read splits, clone tasks and record failures.
+package scheduler
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"sort"
-	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"time"
 
+	"stepwise.dev/stepwise/internal/compute"
+	"stepwise.dev/stepwise/internal/console"
 	"stepwise.dev/stepwise/internal/graph"
 )
 
@@ -29,44 +31,48 @@ type Frame struct {
 
 // Task is one task to run.
 type Task struct {
-	Step       string
-	ID         string
-	Inputs     []string // parent tasks as "step/task"
-	SplitIndex int      // element index when the parent is a foreach, else -1
-	Attempt    int
+	Step    string
+	ID      string // graph.TaskID of its foreach indexes
+	Attempt int
 	// CatchError is set on the attempt that records a caught failure: the
 	// task stores the error instead of running the step.
 	CatchError string
 	Frames     []Frame
 	Started    time.Time
+	// Inputs are the parent tasks, "step/id", for resume's clone check.
+	Inputs []string
 }
 
 // Path is "step/id".
 func (t *Task) Path() string { return t.Step + "/" + t.ID }
+
+// Indexes are the task's foreach indexes, outermost first.
+func (t *Task) Indexes() []int { return framesIndexes(t.Frames) }
 
 // Config is what a run needs.
 type Config struct {
 	Graph      *graph.Graph
 	RunID      string
 	MaxWorkers int
-	// Capacity is the machine's: tasks whose declared cpu or memory add up
-	// past it wait. Zero fields mean no limit.
-	Capacity graph.Resources
-	// Command builds the (not yet started) process of a task.
-	Command func(ctx context.Context, t *Task) (*exec.Cmd, error)
+	// Backend returns the compute backend a step's tasks run on.
+	Backend func(step string) compute.Backend
+	// Spec returns the command line and environment of a task attempt; the
+	// scheduler fills in its resources, timeout and output.
+	Spec func(ctx context.Context, t *Task) (compute.Spec, error)
 	// Splits reads how many elements a finished foreach task fanned out to.
 	Splits func(ctx context.Context, t *Task) (int, error)
 	// Console shows task output and progress.
-	Console *Console
-	// KillGrace is how long a task gets between SIGTERM and SIGKILL when a
-	// run stops. Zero means 3 seconds.
+	Console *console.Console
+	// Logs, when set, returns where an attempt's stdout and stderr are
+	// kept besides the console, or nils when the task keeps them itself;
+	// they are closed when the attempt ends.
+	Logs func(t *Task) (stdout, stderr io.WriteCloser)
+	// KillGrace is how long a task gets between the request to stop and
+	// its forced end when a run stops. Zero means 3 seconds.
 	KillGrace time.Duration
 	// Clone, when set, may complete a task without running it (resume
 	// reuses the origin run's task). It reports whether it did.
 	Clone func(ctx context.Context, t *Task) (bool, error)
-	// Logs, when set, returns where a task attempt's stdout and stderr are
-	// kept; they are closed when the process ends.
-	Logs func(t *Task) (stdout, stderr io.WriteCloser)
 	// Failed, when set, is told of every failed attempt, with the reason
 	// seen from outside the task (exit status, timeout, kill). It returns
 	// the best description of the failure (the task's own, if it recorded one).
@@ -76,15 +82,17 @@ type Config struct {
 	RetryDelay time.Duration
 }
 
-// TaskError is a task that failed, with the last lines it printed.
+// TaskError is a task that failed for good, with the last lines it printed.
 type TaskError struct {
-	Task     string // step/id
-	Err      error  // how the process ended
+	Step, ID string
+	Attempt  int
+	Err      error // how the attempt ended
+	Reason   string
 	LastLine []string
 }
 
 func (e *TaskError) Error() string {
-	return fmt.Sprintf("task %s failed: %v", e.Task, e.Err)
+	return fmt.Sprintf("task %s/%s failed: %v", e.Step, e.ID, e.Err)
 }
 
 func (e *TaskError) Unwrap() error { return e.Err }
@@ -93,25 +101,16 @@ func (e *TaskError) Unwrap() error { return e.Err }
 // (Ctrl-C, SIGTERM) before it finished.
 var ErrInterrupted = errors.New("run interrupted")
 
-// CheckCapacity refuses steps that could never run on this machine.
-func CheckCapacity(g *graph.Graph, c graph.Resources) error {
-	var problems []string
+// Check refuses, before a run, steps that could never run on their
+// backend; it reports every such step.
+func Check(g *graph.Graph, backend func(step string) compute.Backend) error {
+	var errs []error
 	for _, s := range g.Steps {
-		r := s.Resources
-		if c.CPU > 0 && r.CPU > c.CPU {
-			problems = append(problems, fmt.Sprintf("step %s needs cpu=%g but this machine has %g cores", s.Name, r.CPU, c.CPU))
-		}
-		if c.MemoryMB > 0 && r.MemoryMB > c.MemoryMB {
-			problems = append(problems, fmt.Sprintf("step %s needs memory=%dMiB but this machine has %dMiB", s.Name, r.MemoryMB, c.MemoryMB))
-		}
-		if r.GPU > c.GPU {
-			problems = append(problems, fmt.Sprintf("step %s needs gpu=%d but this machine has %d", s.Name, r.GPU, c.GPU))
+		if err := backend(s.Name).Check(s); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%s; lower the step's Resources or run it on a cluster", strings.Join(problems, "; "))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 type result struct {
@@ -128,22 +127,15 @@ type join struct {
 
 type scheduler struct {
 	cfg      Config
-	nextID   int
 	ready    []*Task
-	running  map[*Task]*exec.Cmd
-	used     graph.Resources
+	running  map[*Task]compute.Handle
+	used     map[string]graph.Resources // per backend
 	joins    map[string]*join
 	done     chan result
 	retries  chan *Task
 	retrying int
-	stats    Stats
+	finished int
 	began    time.Time
-}
-
-// Stats counts what a run did.
-type Stats struct {
-	Done, Running, Waiting int
-	Steps                  map[string]int // tasks finished per step
 }
 
 // Run runs the flow's tasks from start to end.
@@ -157,10 +149,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.RetryDelay == 0 {
 		cfg.RetryDelay = 2 * time.Second
 	}
-	s := &scheduler{cfg: cfg, running: map[*Task]*exec.Cmd{}, joins: map[string]*join{}, done: make(chan result), retries: make(chan *Task)}
-	s.stats.Steps = map[string]int{}
+	s := &scheduler{cfg: cfg, running: map[*Task]compute.Handle{}, used: map[string]graph.Resources{}, joins: map[string]*join{},
+		done: make(chan result), retries: make(chan *Task)}
 	s.began = time.Now()
-	s.add(&Task{Step: "start", SplitIndex: -1})
+	s.add(&Task{Step: "start"})
 	defer cfg.Console.StopStatus()
 	for {
 		s.launch(ctx)
@@ -169,7 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 			if len(s.ready) == 0 {
 				return nil
 			}
-			return fmt.Errorf("stepwise: %d task(s) can never start within the machine's capacity", len(s.ready))
+			return fmt.Errorf("stepwise: %d task(s) can never start within their backend's capacity", len(s.ready))
 		}
 		select {
 		case t := <-s.retries:
@@ -200,42 +192,51 @@ func (s *scheduler) status() {
 	if len(names) > 0 {
 		running += " (" + strings.Join(names, " ") + ")"
 	}
-	s.cfg.Console.Status(fmt.Sprintf("run %s, %s: %d done, %s, %d waiting", s.cfg.RunID, time.Since(s.began).Round(100*time.Millisecond), s.stats.Done, running, len(s.ready)))
+	s.cfg.Console.Status(fmt.Sprintf("run %s, %s: %d done, %s, %d waiting", s.cfg.RunID, time.Since(s.began).Round(100*time.Millisecond), s.finished, running, len(s.ready)))
 }
 
 func (s *scheduler) add(t *Task) {
-	s.nextID++
-	t.ID = strconv.Itoa(s.nextID)
+	t.ID = graph.TaskID(t.Indexes())
 	s.ready = append(s.ready, t)
 }
 
-func (s *scheduler) fits(r graph.Resources) bool {
-	c := s.cfg.Capacity
-	if c.CPU > 0 && s.used.CPU+r.CPU > c.CPU {
+func (s *scheduler) fits(b compute.Backend, r graph.Resources) bool {
+	c, used := b.Capacity(), s.used[b.Name()]
+	if c.CPU > 0 && used.CPU+r.CPU > c.CPU {
 		return false
 	}
-	if c.MemoryMB > 0 && s.used.MemoryMB+r.MemoryMB > c.MemoryMB {
+	if c.MemoryMB > 0 && used.MemoryMB+r.MemoryMB > c.MemoryMB {
 		return false
 	}
-	return s.used.GPU+r.GPU <= c.GPU || r.GPU == 0
+	if c.GPU > 0 && used.GPU+r.GPU > c.GPU {
+		return false
+	}
+	return true
+}
+
+func (s *scheduler) reserve(b compute.Backend, r graph.Resources, sign float64) {
+	u := s.used[b.Name()]
+	u.CPU += sign * r.CPU
+	u.MemoryMB += int64(sign) * r.MemoryMB
+	u.GPU += int(sign) * r.GPU
+	s.used[b.Name()] = u
 }
 
 // launch starts ready tasks, in order, while workers and resources allow.
 func (s *scheduler) launch(ctx context.Context) {
 	kept := s.ready[:0]
 	for i, t := range s.ready {
-		r := s.cfg.Graph.Step(t.Step).Resources
 		if len(s.running) >= s.cfg.MaxWorkers {
 			kept = append(kept, s.ready[i:]...)
 			break
 		}
-		if !s.fits(r) {
+		b := s.cfg.Backend(t.Step)
+		r := s.cfg.Graph.Step(t.Step).Resources
+		if !s.fits(b, r) {
 			kept = append(kept, t)
 			continue
 		}
-		s.used.CPU += r.CPU
-		s.used.MemoryMB += r.MemoryMB
-		s.used.GPU += r.GPU
+		s.reserve(b, r, 1)
 		s.start(ctx, t)
 	}
 	for i := len(kept); i < len(s.ready); i++ {
@@ -244,8 +245,12 @@ func (s *scheduler) launch(ctx context.Context) {
 	s.ready = kept
 }
 
+func (s *scheduler) prefix(t *Task) string {
+	return fmt.Sprintf("[%s/%s/%s] ", s.cfg.RunID, t.Step, t.ID)
+}
+
 func (s *scheduler) start(ctx context.Context, t *Task) {
-	prefix := fmt.Sprintf("[%s/%s/%s] ", s.cfg.RunID, t.Step, t.ID)
+	prefix := s.prefix(t)
 	t.Started = time.Now()
 	s.running[t] = nil
 	if s.cfg.Clone != nil && t.Attempt == 0 {
@@ -258,50 +263,43 @@ func (s *scheduler) start(ctx context.Context, t *Task) {
 			return
 		}
 	}
-	cmd, err := s.cfg.Command(ctx, t)
+	spec, err := s.cfg.Spec(ctx, t)
 	if err != nil {
 		go func() { s.done <- result{t: t, err: err} }()
 		return
 	}
-	cmd.SysProcAttr = taskProcAttr()
+	step := s.cfg.Graph.Step(t.Step)
+	spec.Resources = step.Resources
+	spec.Timeout = time.Duration(step.Timeout)
+	spec.Settings = step.ComputeSettings
 	out := s.cfg.Console.TaskOutput(prefix)
+	spec.Stdout, spec.Stderr = out, out
 	var logs []io.WriteCloser
 	if s.cfg.Logs != nil {
-		o, e := s.cfg.Logs(t)
-		logs = []io.WriteCloser{o, e}
-		cmd.Stdout, cmd.Stderr = io.MultiWriter(out, o), io.MultiWriter(out, e)
-	} else {
-		cmd.Stdout, cmd.Stderr = out, out
+		if o, e := s.cfg.Logs(t); o != nil && e != nil {
+			logs = []io.WriteCloser{o, e}
+			spec.Stdout, spec.Stderr = io.MultiWriter(out, o), io.MultiWriter(out, e)
+		}
 	}
 	closeLogs := func() {
 		for _, l := range logs {
 			l.Close()
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	h, err := s.cfg.Backend(t.Step).Start(ctx, spec)
+	if err != nil {
 		closeLogs()
-		go func() { s.done <- result{t: t, err: fmt.Errorf("cannot start task process %s: %w", cmd.Path, err)} }()
+		go func() { s.done <- result{t: t, err: err} }()
 		return
 	}
 	s.cfg.Console.Event(prefix + "task started")
-	s.running[t] = cmd
-	var timedOut atomic.Bool
-	var timer *time.Timer
-	if limit := time.Duration(s.cfg.Graph.Step(t.Step).Timeout); limit > 0 {
-		timer = time.AfterFunc(limit, func() {
-			timedOut.Store(true)
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		})
-	}
+	s.running[t] = h
 	go func() {
-		err := cmd.Wait()
-		if timer != nil {
-			timer.Stop()
-		}
+		err := h.Wait()
 		out.Flush()
 		closeLogs()
-		if timedOut.Load() {
-			err = fmt.Errorf("timed out after %s and was killed", time.Duration(s.cfg.Graph.Step(t.Step).Timeout))
+		if errors.Is(err, compute.ErrTimeout) {
+			err = fmt.Errorf("timed out after %s and was stopped", time.Duration(step.Timeout))
 		}
 		s.done <- result{t: t, err: err, last: out.Last()}
 	}()
@@ -311,17 +309,14 @@ func (s *scheduler) start(ctx context.Context, t *Task) {
 func (s *scheduler) finish(ctx context.Context, r result) error {
 	t := r.t
 	delete(s.running, t)
-	res := s.cfg.Graph.Step(t.Step).Resources
-	s.used.CPU -= res.CPU
-	s.used.MemoryMB -= res.MemoryMB
-	s.used.GPU -= res.GPU
-	prefix := fmt.Sprintf("[%s/%s/%s] ", s.cfg.RunID, t.Step, t.ID)
+	step := s.cfg.Graph.Step(t.Step)
+	s.reserve(s.cfg.Backend(t.Step), step.Resources, -1)
+	prefix := s.prefix(t)
 	if r.err != nil {
 		reason := r.err.Error()
 		if s.cfg.Failed != nil {
 			reason = s.cfg.Failed(ctx, t, r.err)
 		}
-		step := s.cfg.Graph.Step(t.Step)
 		if t.Attempt < step.Retries && ctx.Err() == nil {
 			delay := s.cfg.RetryDelay << t.Attempt
 			s.cfg.Console.Event(fmt.Sprintf("%sattempt %d failed (%v); retrying in %s", prefix, t.Attempt, r.err, delay))
@@ -340,29 +335,27 @@ func (s *scheduler) finish(ctx context.Context, r result) error {
 			return nil
 		}
 		s.cfg.Console.Event(prefix + "task failed: " + r.err.Error())
-		return &TaskError{Task: t.Path(), Err: r.err, LastLine: r.last}
+		return &TaskError{Step: t.Step, ID: t.ID, Attempt: t.Attempt, Err: r.err, Reason: reason, LastLine: r.last}
 	}
 	if !r.cloned {
 		s.cfg.Console.Event(fmt.Sprintf("%stask finished in %s", prefix, time.Since(t.Started).Round(time.Millisecond)))
 	}
-	s.stats.Done++
-	s.stats.Steps[t.Step]++
-	step := s.cfg.Graph.Step(t.Step)
+	s.finished++
 	if step.Foreach != "" {
 		n, err := s.cfg.Splits(ctx, t)
 		if err != nil {
-			return &TaskError{Task: t.Path(), Err: err}
+			return &TaskError{Step: t.Step, ID: t.ID, Attempt: t.Attempt, Err: err, Reason: err.Error()}
 		}
 		for i := 0; i < n; i++ {
 			frames := append(append([]Frame{}, t.Frames...), Frame{Step: t.Step, Index: i, Count: n})
-			s.add(&Task{Step: step.Next[0], Inputs: []string{t.Path()}, SplitIndex: i, Frames: frames})
+			s.add(&Task{Step: step.Next[0], Frames: frames, Inputs: []string{t.Path()}})
 		}
 		return nil
 	}
 	for _, next := range step.Next {
 		ns := s.cfg.Graph.Step(next)
 		if !ns.Join {
-			s.add(&Task{Step: next, Inputs: []string{t.Path()}, SplitIndex: -1, Frames: t.Frames})
+			s.add(&Task{Step: next, Frames: t.Frames, Inputs: []string{t.Path()}})
 			continue
 		}
 		frames, want := t.Frames, len(ns.Parents)
@@ -371,7 +364,7 @@ func (s *scheduler) finish(ctx context.Context, r result) error {
 			want = frames[len(frames)-1].Count
 			frames = frames[:len(frames)-1]
 		}
-		key := next + "|" + frameKey(frames)
+		key := next + "|" + graph.TaskID(framesIndexes(frames))
 		j := s.joins[key]
 		if j == nil {
 			j = &join{want: want}
@@ -382,55 +375,33 @@ func (s *scheduler) finish(ctx context.Context, r result) error {
 			continue
 		}
 		delete(s.joins, key)
-		if closesForeach {
-			sort.Slice(j.inputs, func(a, b int) bool {
-				fa, fb := j.inputs[a].Frames, j.inputs[b].Frames
-				return fa[len(fa)-1].Index < fb[len(fb)-1].Index
-			})
-		} else {
-			order := map[string]int{}
-			for i, p := range ns.Parents {
-				order[p] = i
-			}
-			sort.Slice(j.inputs, func(a, b int) bool { return order[j.inputs[a].Step] < order[j.inputs[b].Step] })
-		}
 		inputs := make([]string, len(j.inputs))
 		for i, in := range j.inputs {
 			inputs[i] = in.Path()
 		}
-		s.add(&Task{Step: next, Inputs: inputs, SplitIndex: -1, Frames: frames})
+		s.add(&Task{Step: next, Frames: frames, Inputs: inputs})
 	}
 	return nil
 }
 
-func frameKey(fs []Frame) string {
-	var b strings.Builder
-	for _, f := range fs {
-		fmt.Fprintf(&b, "%s:%d/", f.Step, f.Index)
+func framesIndexes(fs []Frame) []int {
+	idx := make([]int, len(fs))
+	for i, f := range fs {
+		idx[i] = f.Index
 	}
-	return b.String()
+	return idx
 }
 
-// stop ends every running task: SIGTERM to its process group, SIGKILL
-// after the grace period, and waits for all of them.
+// stop ends every running task: a request to stop, then its forced end
+// after the grace period; it waits for all of them.
 func (s *scheduler) stop() {
-	for _, cmd := range s.running {
-		if cmd != nil && cmd.Process != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	for _, h := range s.running {
+		if h != nil {
+			h.Stop(s.cfg.KillGrace)
 		}
 	}
-	deadline := time.After(s.cfg.KillGrace)
 	for len(s.running) > 0 {
-		select {
-		case r := <-s.done:
-			delete(s.running, r.t)
-		case <-deadline:
-			for _, cmd := range s.running {
-				if cmd != nil && cmd.Process != nil {
-					_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				}
-			}
-			deadline = nil
-		}
+		r := <-s.done
+		delete(s.running, r.t)
 	}
 }

@@ -1,4 +1,4 @@
-package runtime
+package console
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 
 func TestTaskOutputIsPrefixedPerLine(t *testing.T) {
 	var buf bytes.Buffer
-	c := NewConsole(&buf, false, false)
+	c := New(&buf, false, false)
 	w := c.TaskOutput("[r/a/1] ")
 	fmt.Fprint(w, "one\ntw")
 	fmt.Fprint(w, "o\nthree")
@@ -23,7 +23,7 @@ func TestTaskOutputIsPrefixedPerLine(t *testing.T) {
 }
 
 func TestTaskOutputKeepsTheLastLines(t *testing.T) {
-	c := NewConsole(&bytes.Buffer{}, false, false)
+	c := New(&bytes.Buffer{}, false, false)
 	w := c.TaskOutput("")
 	for i := range 100 {
 		fmt.Fprintf(w, "line %d\n", i)
@@ -36,7 +36,7 @@ func TestTaskOutputKeepsTheLastLines(t *testing.T) {
 
 func TestLiveStatusIsRedrawnBelowOutput(t *testing.T) {
 	var buf bytes.Buffer
-	c := NewConsole(&buf, true, false)
+	c := New(&buf, true, false)
 	c.Status("run 1: 0 done")
 	c.TaskOutput("[x] ").Write([]byte("hello\n"))
 	c.Event("not shown on a live console")
@@ -49,7 +49,7 @@ func TestLiveStatusIsRedrawnBelowOutput(t *testing.T) {
 
 func TestQuietConsoleDropsEvents(t *testing.T) {
 	var buf bytes.Buffer
-	NewConsole(&buf, false, true).Event("task started")
+	New(&buf, false, true).Event("task started")
 	if buf.Len() != 0 {
 		t.Errorf("quiet console printed %q", buf.String())
 	}

@@ -1,6 +1,7 @@
-package stepwise
+package executor
 
 import (
+	"io"
 	"bytes"
 	"context"
 	"sync"
@@ -25,6 +26,13 @@ type logWriter struct {
 	seq    int
 	timer  *time.Timer
 	err    error
+}
+
+// LogWriter writes one stream ("stdout" or "stderr") of one task attempt to
+// the datastore in chunks while it is written: a launcher that reads a
+// task's output through a pipe keeps it with this.
+func LogWriter(b datastore.Backend, p datastore.TaskPath, attempt int, stream string) io.WriteCloser {
+	return newLogWriter(b, datastore.LogPrefix(p, attempt, stream))
 }
 
 func newLogWriter(b datastore.Backend, prefix string) *logWriter {
@@ -58,6 +66,13 @@ func (w *logWriter) flushLocked() {
 	}
 	w.seq++
 	w.buf = w.buf[:0]
+}
+
+// Flush writes what is buffered now.
+func (w *logWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flushLocked()
 }
 
 // Close writes what is left.

@@ -1,7 +1,8 @@
-package stepwise
+package params
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,7 +19,7 @@ type paramFlow struct {
 }
 
 func TestParamNamesAndDefaults(t *testing.T) {
-	ps, err := params(reflect.TypeFor[paramFlow]())
+	ps, err := List(reflect.TypeFor[paramFlow]())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +42,10 @@ func TestBadParamFields(t *testing.T) {
 	type badType struct {
 		M map[string]int `param:"m"`
 	}
-	if _, err := params(reflect.TypeFor[unexported]()); err == nil {
+	if _, err := List(reflect.TypeFor[unexported]()); err == nil {
 		t.Error("unexported parameter accepted")
 	}
-	if _, err := params(reflect.TypeFor[badType]()); err == nil {
+	if _, err := List(reflect.TypeFor[badType]()); err == nil {
 		t.Error("map parameter accepted")
 	}
 }
@@ -56,29 +57,54 @@ func FuzzParseParam(f *testing.F) {
 	for _, s := range []string{"", "0", "-1", "127", "128", "0x10", "1e3", "NaN", "true", "maybe", "1h30m", "a,b,,c", "65536"} {
 		f.Add(s)
 	}
-	ps, err := params(reflect.TypeFor[paramFlow]())
+	ps, err := List(reflect.TypeFor[paramFlow]())
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, p := range ps {
-			v := reflect.New(p.field.Type).Elem()
-			if err := parseParam(v, s); err != nil {
+			v := reflect.New(p.Type).Elem()
+			if err := Parse(v, s); err != nil {
 				if err.Error() == "" {
 					t.Fatalf("%s: empty error", p.Name)
 				}
 				continue
 			}
-			again := reflect.New(p.field.Type).Elem()
-			if err := parseParam(again, formatParam(v)); err != nil {
-				t.Fatalf("%s: %q parsed, but its format %q does not: %v", p.Name, s, formatParam(v), err)
+			again := reflect.New(p.Type).Elem()
+			if err := Parse(again, Record(v)); err != nil {
+				t.Fatalf("%s: %q parsed, but its format %q does not: %v", p.Name, s, Record(v), err)
 			}
 			if v.Kind() == reflect.Float32 && v.Float() != v.Float() {
 				continue // NaN is never equal to itself
 			}
 			if !reflect.DeepEqual(v.Interface(), again.Interface()) && !(v.Kind() == reflect.Slice && v.Len() == 0 && again.Len() == 0) {
-				t.Fatalf("%s: %q -> %v -> %q -> %v", p.Name, s, v, formatParam(v), again)
+				t.Fatalf("%s: %q -> %v -> %q -> %v", p.Name, s, v, Record(v), again)
 			}
 		}
 	})
+}
+
+// TestSliceWithCommasSurvivesTheRecord: a []string parameter whose default
+// or value holds a comma comes back the same from the run record.
+func TestSliceWithCommasSurvivesTheRecord(t *testing.T) {
+	for _, in := range [][]string{{"a,b"}, {"a,b", "c"}, {}, {""}, {"x"}} {
+		v := reflect.ValueOf(&in).Elem()
+		var out []string
+		if err := Parse(reflect.ValueOf(&out).Elem(), Record(v)); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(out, in) && !(len(out) == 0 && len(in) == 0) {
+			t.Errorf("%q -> %q -> %q", in, Record(v), out)
+		}
+	}
+	var out []string
+	if err := Parse(reflect.ValueOf(&out).Elem(), `["a,b","c"]`); err != nil || !reflect.DeepEqual(out, []string{"a,b", "c"}) {
+		t.Errorf("JSON on the command line: %q, %v", out, err)
+	}
+	if err := Parse(reflect.ValueOf(&out).Elem(), "a,b"); err != nil || !reflect.DeepEqual(out, []string{"a", "b"}) {
+		t.Errorf("commas on the command line: %q, %v", out, err)
+	}
+	if err := Parse(reflect.ValueOf(&out).Elem(), `["a",`); err == nil || !strings.Contains(err.Error(), "JSON array") {
+		t.Errorf("broken JSON: %v", err)
+	}
 }

@@ -1,4 +1,7 @@
-package runtime
+// Package console shows a run on a terminal or in a log: every task's output
+// prefixed with its run, step and id, one line per event, and on a
+// terminal a live status line.
+package console
 
 import (
 	"bytes"
@@ -22,9 +25,9 @@ type Console struct {
 	shown  bool
 }
 
-// NewConsole writes to w. live draws a status line (use it for terminals);
+// New writes to w. live draws a status line (use it for terminals);
 // quiet leaves out the per-task start and finish lines.
-func NewConsole(w io.Writer, live, quiet bool) *Console {
+func New(w io.Writer, live, quiet bool) *Console {
 	return &Console{w: w, live: live, quiet: quiet}
 }
 

@@ -1,0 +1,25 @@
+// Package s3 adds the S3 datastore to a flow program: with it imported,
+// a datastore setting of s3://bucket/prefix keeps artifacts, task records
+// and logs in that bucket (AWS S3, or an S3-compatible store such as MinIO
+// through AWS_ENDPOINT_URL_S3). Credentials and region come from the
+// standard AWS chain.
+//
+//	import _ "stepwise.dev/stepwise/backend/s3"
+//
+// It is a separate import so that flows that keep their data on local
+// disk do not carry the AWS SDK in every task.
+package s3
+
+import (
+	"context"
+
+	"stepwise.dev/stepwise/internal/config"
+	"stepwise.dev/stepwise/internal/datastore"
+	"stepwise.dev/stepwise/internal/datastore/s3"
+)
+
+func init() {
+	config.RegisterDatastore("s3", func(ctx context.Context, url string) (datastore.Backend, error) {
+		return s3.New(ctx, url, s3.Options{})
+	})
+}

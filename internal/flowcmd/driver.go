@@ -1,0 +1,137 @@
+package flowcmd
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"stepwise.dev/stepwise/internal/executor"
+	"stepwise.dev/stepwise/internal/launcher"
+	"stepwise.dev/stepwise/internal/lifecycle"
+	"stepwise.dev/stepwise/internal/metadata"
+	"stepwise.dev/stepwise/internal/timing"
+)
+
+// task runs one attempt of one task in this process (see executor.Spec
+// for the contract).
+func (c *program) task(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet(c.prog+" task", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	var spec executor.Spec
+	spec.Flags(fs)
+	if code := c.parse(fs, args); code >= 0 {
+		return code
+	}
+	if code := c.problems(); code != 0 {
+		return code
+	}
+	if spec.Flow == "" {
+		spec.Flow = c.def.Name()
+	}
+	if err := spec.Check(); err != nil {
+		fmt.Fprintf(c.stderr, "task: %v\n", err)
+		return 2
+	}
+	if spec.Flow != c.def.Name() {
+		fmt.Fprintf(c.stderr, "task: this program runs flow %s, not %s\n", c.def.Name(), spec.Flow)
+		return 2
+	}
+	ph := timing.New()
+	defer ph.Print(c.stderr)
+	c.stores.Datastore, c.stores.Metadata = spec.Datastore, spec.Metadata
+	_, st, err := c.open(ctx)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	defer func() { st.Meta.Close(); ph.Mark("close") }()
+	ph.Mark("open")
+	x := &executor.Executor{Def: c.def, Store: st.Data, Meta: st.Meta, Capture: true, Stderr: c.stderr, Phases: ph}
+	if err := x.Execute(ctx, spec); err != nil {
+		return 1 // Execute printed it
+	}
+	return 0
+}
+
+// createRun records a new run for a scheduler that drives it, and prints
+// its id.
+func (c *program) createRun(ctx context.Context, args []string) int {
+	fs := c.flags("create-run")
+	var o runOptions
+	fs.IntVar(&o.req.MaxSplits, "max-num-splits", launcher.DefaultMaxSplits, "the most tasks one foreach may fan out to")
+	fs.Var(&o.tags, "tag", "add a tag to the run (repeatable)")
+	id := fs.String("run-id", "", "the run's id, digits (default: microseconds since the epoch)")
+	if c.def.ParamsErr != nil {
+		return c.problems()
+	}
+	values := c.bindParams(fs)
+	if code := c.parse(fs, args); code >= 0 {
+		return code
+	}
+	if code := c.problems(); code != 0 {
+		return code
+	}
+	o.req.MaxWorkers = 1
+	if err := o.check(); err != nil {
+		fmt.Fprintf(c.stderr, "create-run: %v\n", err)
+		return 2
+	}
+	vals, err := values()
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 2
+	}
+	l, err := c.launcher(ctx)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	defer l.Stores.Meta.Close()
+	run, err := lifecycle.Create(ctx, l.Stores, lifecycle.New{Flow: c.def.Name(), User: l.User, Params: vals, Tags: o.req.Tags,
+		Code: l.CodeVersion(), MaxSplits: o.req.MaxSplits, ID: *id, Scheduled: true})
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	fmt.Fprintln(c.stdout, run.ID)
+	return 0
+}
+
+// finishRun records the end of a run driven by a scheduler: succeeded when
+// its end step succeeded, failed otherwise.
+func (c *program) finishRun(ctx context.Context, args []string) int {
+	fs := c.flags("finish-run")
+	id := fs.String("run-id", "", "the run to finish")
+	if code := c.parse(fs, args); code >= 0 {
+		return code
+	}
+	if *id == "" {
+		fmt.Fprintln(c.stderr, "finish-run: --run-id is required")
+		return 2
+	}
+	_, st, err := c.open(ctx)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	defer st.Meta.Close()
+	flow := c.def.Name()
+	if _, err := st.Meta.GetRun(ctx, flow, *id); err != nil {
+		fmt.Fprintf(c.stderr, "finish-run: run %s/%s: %v\n", flow, *id, err)
+		return 1
+	}
+	status, err := lifecycle.Status(ctx, st.Meta, flow, *id)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	if err := lifecycle.Finish(ctx, st, flow, *id, status); err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 1
+	}
+	fmt.Fprintf(c.stdout, "run %s of flow %s %s\n", *id, flow, status)
+	if status != metadata.Succeeded {
+		return 1
+	}
+	return 0
+}

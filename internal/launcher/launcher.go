@@ -1,0 +1,338 @@
+// Package launcher drives a run from one process: it creates the run (or a
+// resume of one), starts its tasks through the scheduler on their compute
+// backends, records that the run is alive, finishes it and tells the user
+// how it went. A production scheduler does the same without a launcher,
+// through the flow binary's create-run, task and finish-run commands.
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"stepwise.dev/stepwise/internal/compute"
+	"stepwise.dev/stepwise/internal/console"
+	"stepwise.dev/stepwise/internal/datastore"
+	"stepwise.dev/stepwise/internal/executor"
+	"stepwise.dev/stepwise/internal/flowdef"
+	"stepwise.dev/stepwise/internal/lifecycle"
+	"stepwise.dev/stepwise/internal/metadata"
+	"stepwise.dev/stepwise/internal/resume"
+	"stepwise.dev/stepwise/internal/scheduler"
+	"stepwise.dev/stepwise/internal/timing"
+
+	_ "stepwise.dev/stepwise/internal/compute/local" // tasks run here unless a step says otherwise
+)
+
+// Defaults of a run.
+const (
+	DefaultMaxWorkers = 16
+	DefaultMaxSplits  = 10000
+)
+
+// Launcher runs and resumes one flow over open stores.
+type Launcher struct {
+	Def    *flowdef.Def
+	Stores lifecycle.Stores
+	// Datastore and Metadata are the settings the tasks get, so that they
+	// open the same stores.
+	Datastore, Metadata string
+	User                string
+	// Out receives task output and progress, ErrOut problems.
+	Out, ErrOut io.Writer
+	// Live draws a status line (for a terminal).
+	Live bool
+
+	codeOnce sync.Once
+	code     metadata.Code
+}
+
+// Request is one run or resume.
+type Request struct {
+	Params     map[string]string // in the run record's form
+	Tags       []string          // checked user tags
+	MaxWorkers int
+	MaxSplits  int
+	Quiet      bool
+	Resume     *resume.Request
+	// Compute, when set, runs every step on that backend, whatever the
+	// graph says ("local" keeps a flow runnable on a laptop).
+	Compute string
+	// Backends replace the registered backends of those names (tests).
+	Backends map[string]compute.Backend
+	// RetryDelay is the wait before a first retry (default 2s);
+	// Heartbeat how often the run and its tasks record that they are alive
+	// (default metadata.HeartbeatInterval); KillGrace how long a task gets
+	// to stop when the run stops (default 3s).
+	RetryDelay, Heartbeat, KillGrace time.Duration
+}
+
+// Code starts finding the code version in the background; Execute waits
+// for it.
+func (l *Launcher) Code() {
+	go l.CodeVersion()
+}
+
+// CodeVersion is the code version of this program (see codeVersion).
+func (l *Launcher) CodeVersion() metadata.Code {
+	l.codeOnce.Do(func() {
+		if exe, err := os.Executable(); err == nil {
+			l.code = codeVersion(exe)
+		}
+	})
+	return l.code
+}
+
+// backends opens the compute backend of every step.
+func (l *Launcher) backends(ctx context.Context, req Request) (func(step string) compute.Backend, error) {
+	byName := map[string]compute.Backend{}
+	byStep := map[string]compute.Backend{}
+	for _, s := range l.Def.Graph.Steps {
+		name := req.Compute
+		if name == "" {
+			name = s.Compute
+		}
+		if name == "" {
+			name = "local"
+		}
+		b := byName[name]
+		if b == nil {
+			b = req.Backends[name]
+		}
+		if b == nil {
+			var err error
+			if b, err = compute.Open(ctx, name); err != nil {
+				return nil, fmt.Errorf("flow %s: step %s runs on %q: %w", l.Def.Name(), s.Name, name, err)
+			}
+		}
+		byName[name] = b
+		byStep[s.Name] = b
+	}
+	return func(step string) compute.Backend { return byStep[step] }, nil
+}
+
+// Check refuses, before a run, steps that can never run on their compute
+// backend (compute, when set, replaces every step's).
+func (l *Launcher) Check(ctx context.Context, compute string) error {
+	backend, err := l.backends(ctx, Request{Compute: compute})
+	if err != nil {
+		return err
+	}
+	return scheduler.Check(l.Def.Graph, backend)
+}
+
+// Execute starts a run (or a resume) and waits for it. It returns the run
+// id as soon as the run is recorded, with the run's error if any.
+func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
+	g := l.Def.Graph
+	if req.MaxWorkers <= 0 {
+		req.MaxWorkers = DefaultMaxWorkers
+	}
+	if req.MaxSplits <= 0 {
+		req.MaxSplits = DefaultMaxSplits
+	}
+	ph := timing.New()
+	defer ph.Print(l.ErrOut)
+	backend, err := l.backends(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	if err := scheduler.Check(g, backend); err != nil {
+		return "", fmt.Errorf("flow %s: cannot run: %w", g.Flow, err)
+	}
+	var plan *resume.Plan
+	if req.Resume != nil {
+		if plan, err = resume.New(ctx, g, l.Stores, *req.Resume, l.ErrOut); err != nil {
+			return "", err
+		}
+		req.Params = plan.Origin.Params
+	}
+	n := lifecycle.New{Flow: g.Flow, User: l.User, Params: req.Params, Tags: req.Tags, Code: l.CodeVersion(), MaxSplits: req.MaxSplits}
+	if plan != nil {
+		n.Origin = plan.Origin.ID
+	}
+	ph.Mark("prepare")
+	run, err := lifecycle.Create(ctx, l.Stores, n)
+	if err != nil {
+		return "", err
+	}
+	ph.Mark("create-run")
+	runID := run.ID
+	what := "run"
+	if plan != nil {
+		what = fmt.Sprintf("resume of run %s from step %s", plan.Origin.ID, plan.From)
+	}
+	fmt.Fprintf(l.Out, "Flow %s, run %s (%s, user %s)\n", g.Flow, runID, what, l.User)
+	started := time.Now()
+	cfg := scheduler.Config{
+		Graph:      g,
+		RunID:      runID,
+		MaxWorkers: req.MaxWorkers,
+		Backend:    backend,
+		Console:    console.New(l.Out, l.Live, req.Quiet),
+		RetryDelay: req.RetryDelay,
+		KillGrace:  req.KillGrace,
+		Spec: func(ctx context.Context, t *scheduler.Task) (compute.Spec, error) {
+			ts := executor.Spec{Flow: g.Flow, Run: runID, Step: t.Step, Task: t.ID, Attempt: t.Attempt, CatchError: t.CatchError,
+				Datastore: l.Datastore, Metadata: l.Metadata, Heartbeat: req.Heartbeat, LauncherLogs: keepsLogs(backend(t.Step))}
+			return compute.Spec{Flow: g.Flow, Run: runID, Step: t.Step, Task: t.ID, Attempt: t.Attempt, Args: ts.Args(),
+				Env: []string{"STEPWISE_USER=" + l.User}}, nil
+		},
+		Logs: func(t *scheduler.Task) (io.WriteCloser, io.WriteCloser) {
+			if !keepsLogs(backend(t.Step)) {
+				return nil, nil
+			}
+			p := datastore.TaskPath{Flow: g.Flow, Run: runID, Step: t.Step, Task: t.ID}
+			b := l.Stores.Data.Backend()
+			return executor.LogWriter(b, p, t.Attempt, "stdout"), executor.LogWriter(b, p, t.Attempt, "stderr")
+		},
+		Splits: func(ctx context.Context, t *scheduler.Task) (int, error) {
+			rec, err := l.Stores.Data.GetTask(ctx, datastore.TaskPath{Flow: g.Flow, Run: runID, Step: t.Step, Task: t.ID})
+			if err != nil {
+				return 0, err
+			}
+			return rec.Splits, nil
+		},
+		Failed: func(ctx context.Context, t *scheduler.Task, err error) string {
+			return l.recordFailure(ctx, runID, t, err)
+		},
+	}
+	if plan != nil {
+		cfg.Clone = func(ctx context.Context, t *scheduler.Task) (bool, error) { return plan.Clone(ctx, runID, t) }
+	}
+	stopHeartbeat := l.heartbeat(ctx, runID, req.Heartbeat)
+	err = scheduler.Run(ctx, cfg)
+	stopHeartbeat()
+	ph.Mark("tasks")
+	status := metadata.Succeeded
+	if err != nil {
+		status = metadata.Failed
+	}
+	if ferr := l.finish(runID, status); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	ph.Mark("finish-run")
+	l.report(runID, started, err)
+	return runID, err
+}
+
+// keepsLogs says whether the launcher keeps the output of tasks on b: it
+// does for local processes, whose output it reads through a pipe (which
+// keeps every line even when the task is killed); tasks elsewhere write
+// their own.
+func keepsLogs(b compute.Backend) bool { return b.Name() == "local" }
+
+// finish records the run's end, trying again for two minutes while a store
+// is away; it says what happened.
+func (l *Launcher) finish(runID string, status metadata.Status) error {
+	ctx := context.Background()
+	flow := l.Def.Name()
+	delay := time.Second
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := lifecycle.Finish(ctx, l.Stores, flow, runID, status)
+		if err == nil {
+			return nil
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return fmt.Errorf("run %s ended %s, but that could not be recorded for two minutes: %w; readers will show it as lost, and its end is kept in the datastore where it could be written", runID, status, err)
+		}
+		fmt.Fprintf(l.ErrOut, "stepwise: run %s ended %s, but: %v; trying again in %s\n", runID, status, err, delay)
+		time.Sleep(delay)
+		delay = min(2*delay, 15*time.Second)
+	}
+}
+
+// heartbeat records every interval, until stop is called, that the run's
+// launcher is alive. A failure to record it is reported once and does not
+// stop the run.
+func (l *Launcher) heartbeat(ctx context.Context, runID string, every time.Duration) (stop func()) {
+	if every <= 0 {
+		every = metadata.HeartbeatInterval
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		warned := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := l.Stores.Meta.Heartbeat(ctx, l.Def.Name(), runID, time.Now().UTC())
+			if err != nil && ctx.Err() == nil && !warned {
+				fmt.Fprintf(l.ErrOut, "warning: cannot record that run %s is alive (the run goes on; readers may take it for lost): %v\n", runID, err)
+				warned = true
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// report prints how the run ended, and on failure how to see and fix it.
+func (l *Launcher) report(runID string, started time.Time, err error) {
+	flow := l.Def.Name()
+	took := time.Since(started).Round(time.Millisecond)
+	if err == nil {
+		fmt.Fprintf(l.Out, "Run %s of flow %s succeeded in %s.\n", runID, flow, took)
+		return
+	}
+	var te *scheduler.TaskError
+	switch {
+	case errors.As(err, &te):
+		fmt.Fprintf(l.ErrOut, "\nTask %s/%s/%s/%s failed: %s.\n", flow, runID, te.Step, te.ID, te.Reason)
+		if len(te.LastLine) > 0 {
+			fmt.Fprintf(l.ErrOut, "Last output of the task:\n")
+			for _, line := range te.LastLine {
+				fmt.Fprintf(l.ErrOut, "    %s\n", line)
+			}
+		}
+	case errors.Is(err, scheduler.ErrInterrupted):
+		fmt.Fprintf(l.ErrOut, "\nRun %s interrupted; running tasks were stopped.\n", runID)
+	default:
+		fmt.Fprintf(l.ErrOut, "\nRun %s: %v\n", runID, err)
+	}
+	fmt.Fprintf(l.ErrOut, "Run %s of flow %s failed after %s. Fix the cause, then continue where it stopped with:\n    %s resume --origin-run-id %s\n",
+		runID, flow, took, progName(), runID)
+}
+
+// progName is how the user started this program, for the commands we
+// suggest: the binary's path, or "go run <package>" under go run (whose
+// binary is temporary).
+func progName() string {
+	if len(os.Args) > 0 && !strings.Contains(os.Args[0], "go-build") {
+		return os.Args[0]
+	}
+	return "go run <this flow's package>"
+}
+
+// recordFailure records a failed attempt when the task process could not
+// (it was killed, timed out or did not start), and returns the best
+// description of the failure: the task's own when it recorded one.
+func (l *Launcher) recordFailure(ctx context.Context, runID string, t *scheduler.Task, err error) string {
+	ctx = context.WithoutCancel(ctx)
+	flow := l.Def.Name()
+	task, gerr := l.Stores.Meta.GetTask(ctx, flow, runID, t.Step, t.ID)
+	if gerr == nil {
+		for _, a := range task.Attempts {
+			if a.N == t.Attempt && a.Status == metadata.Failed && a.Error != "" {
+				return a.Error // the task recorded its own failure
+			}
+		}
+	}
+	a := metadata.Attempt{Flow: flow, Run: runID, Step: t.Step, Task: t.ID, N: t.Attempt, Status: metadata.Failed,
+		Started: t.Started.UTC(), Ended: time.Now().UTC(), Error: err.Error()}
+	if ferr := l.Stores.Meta.FinishAttempt(ctx, a, nil); ferr != nil {
+		fmt.Fprintf(l.ErrOut, "stepwise: cannot record the failure of task %s: %v\n", t.Path(), ferr)
+	}
+	return err.Error()
+}
