@@ -224,6 +224,9 @@ type structInfo struct {
 	byFold map[string]*field // lower-case names, for keys written under another case
 	hidden []hiddenField
 	prob   *problem
+	// ptrEmbed is set when fields are promoted through embedded pointers,
+	// which may be nil (their fields are then not written).
+	ptrEmbed bool
 }
 
 var structInfos sync.Map // reflect.Type -> *structInfo
@@ -267,6 +270,7 @@ func (si *structInfo) collect(t reflect.Type, prefix []int, path string, embeddi
 		}
 		if f.Anonymous && base.Kind() == reflect.Struct && !embedding[base] && !isOpaque(base) {
 			embedding[base] = true
+			si.ptrEmbed = si.ptrEmbed || f.Type.Kind() == reflect.Pointer
 			si.collect(base, index, path+f.Name+".", embedding)
 			delete(embedding, base)
 			continue

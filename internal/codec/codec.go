@@ -63,7 +63,7 @@ func Encode(v any) (Encoded, error) {
 }
 
 func encodeCBOR(v reflect.Value, typeName string) (Encoded, error) {
-	e := encoder{buf: make([]byte, cborHeaderLen, 64)}
+	e := encoder{buf: make([]byte, cborHeaderLen, 256)}
 	putHeader(e.buf, kindCBOR, 0, 0)
 	if !v.IsValid() {
 		e.buf = append(e.buf, cborNull...)

@@ -46,6 +46,10 @@ func (m *mismatchError) Error() string {
 	return fmt.Sprintf("the stored value holds %s%s where the Go type is %s%s", m.stored, at, m.want, m.why)
 }
 
+func newMismatch(h head, t reflect.Type, why string) error {
+	return &mismatchError{stored: describeItem(h), want: t, why: why}
+}
+
 // unmarshalError is an error from a type's own UnmarshalBinary, GobDecode
 // or UnmarshalText.
 type unmarshalError struct {
@@ -127,9 +131,7 @@ func (d *decoder) value(v reflect.Value) error {
 		v.SetZero()
 		return nil
 	}
-	mismatch := func(why string) error {
-		return &mismatchError{stored: describeItem(h), want: t, why: why}
-	}
+	mismatch := func(why string) error { return newMismatch(h, t, why) }
 	info := infoOf(t)
 	switch info.how {
 	case asTime:
@@ -170,6 +172,8 @@ func (d *decoder) value(v reflect.Value) error {
 			return mismatch("")
 		}
 		v.SetBool(h.arg == simpleTrue)
+		d.pos += h.size
+		return nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		var n int64
 		switch {
@@ -186,6 +190,8 @@ func (d *decoder) value(v reflect.Value) error {
 			return mismatch(": it does not fit")
 		}
 		v.SetInt(n)
+		d.pos += h.size
+		return nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		switch {
 		case h.major == majorUint:
@@ -193,6 +199,8 @@ func (d *decoder) value(v reflect.Value) error {
 				return mismatch(": it does not fit")
 			}
 			v.SetUint(h.arg)
+			d.pos += h.size
+			return nil
 		case h.major == majorNeg:
 			return mismatch(": it is negative")
 		default:
@@ -214,15 +222,19 @@ func (d *decoder) value(v reflect.Value) error {
 			return mismatch(": it does not fit")
 		}
 		v.SetFloat(f)
+		d.pos += h.size
+		return nil
 	case reflect.String:
 		if h.major != majorText && h.major != majorBytes {
 			return mismatch("")
 		}
 		v.SetString(string(d.b[d.pos+h.size : d.pos+h.size+int(h.arg)]))
+		d.pos += h.size + int(h.arg)
+		return nil
 	case reflect.Slice:
-		return d.slice(v, h, mismatch)
+		return d.slice(v, h)
 	case reflect.Array:
-		return d.array(v, h, mismatch)
+		return d.array(v, h)
 	case reflect.Map:
 		if h.major != majorMap {
 			return mismatch("")
@@ -236,7 +248,6 @@ func (d *decoder) value(v reflect.Value) error {
 	default:
 		return mismatch(": values of this kind are never stored")
 	}
-	return d.skip()
 }
 
 // byteElems reports whether a list of t is stored as a byte string.
@@ -244,8 +255,9 @@ func byteElems(t reflect.Type) bool {
 	return t.Elem().Kind() == reflect.Uint8 && !isOpaque(t.Elem())
 }
 
-func (d *decoder) slice(v reflect.Value, h head, mismatch func(string) error) error {
+func (d *decoder) slice(v reflect.Value, h head) error {
 	t := v.Type()
+	mismatch := func(why string) error { return newMismatch(h, t, why) }
 	switch {
 	case h.major == majorBytes && byteElems(t):
 		b := d.b[d.pos+h.size : d.pos+h.size+int(h.arg)]
@@ -269,8 +281,9 @@ func (d *decoder) slice(v reflect.Value, h head, mismatch func(string) error) er
 	return nil
 }
 
-func (d *decoder) array(v reflect.Value, h head, mismatch func(string) error) error {
+func (d *decoder) array(v reflect.Value, h head) error {
 	t := v.Type()
+	mismatch := func(why string) error { return newMismatch(h, t, why) }
 	if (h.major == majorBytes && byteElems(t)) || h.major == majorArray {
 		if h.arg != uint64(t.Len()) {
 			return mismatch(": the lengths differ")
@@ -377,7 +390,7 @@ func (d *decoder) time(v reflect.Value, h head) error {
 	if err != nil {
 		return err
 	}
-	v.Set(reflect.ValueOf(t))
+	*(*time.Time)(v.Addr().UnsafePointer()) = t // v is settable, so addressable
 	return nil
 }
 

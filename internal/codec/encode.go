@@ -242,28 +242,23 @@ func (e *encoder) structFields(v reflect.Value, si *structInfo, depth int) *prob
 			return &problem{typ: v.Type(), reason: fmt.Sprintf("its unexported field %s holds a value, which would be lost: only exported fields are stored; export the field, leave it zero in what you store, or "+plainAdvice, h.path)}
 		}
 	}
-	var buf [32]reflect.Value
-	vals := buf[:0]
-	for _, f := range si.fields {
-		fv, ok := fieldByIndex(v, f.index)
-		if !ok {
-			fv = reflect.Value{} // behind a nil embedded pointer: not written
-		}
-		vals = append(vals, fv)
-	}
-	n := 0
-	for _, fv := range vals {
-		if fv.IsValid() {
-			n++
+	n := len(si.fields)
+	if si.ptrEmbed {
+		n = 0
+		for _, f := range si.fields {
+			if _, ok := fieldByIndex(v, f.index); ok {
+				n++
+			}
 		}
 	}
 	e.buf = appendHead(e.buf, majorMap, uint64(n))
-	for i, f := range si.fields {
-		if !vals[i].IsValid() {
-			continue
+	for _, f := range si.fields {
+		fv, ok := fieldByIndex(v, f.index)
+		if !ok {
+			continue // behind a nil embedded pointer: not written
 		}
 		e.buf = append(e.buf, f.key...)
-		if p := e.value(vals[i], depth+1); p != nil {
+		if p := e.value(fv, depth+1); p != nil {
 			return p.at("." + f.path)
 		}
 	}
