@@ -58,7 +58,7 @@ func dumpCmd(ctx context.Context, e *Env, args []string) error {
 	if e.json {
 		return e.printJSON(map[string]any{"run": run, "tasks": tasks})
 	}
-	status := run.Status
+	status := string(run.Status)
 	if run.Lost {
 		status = fmt.Sprintf("lost (still marked running, but its runtime last said it was alive at %s)", run.Heartbeat.Local().Format("2006-01-02 15:04:05"))
 		if run.Heartbeat.IsZero() {
@@ -72,7 +72,7 @@ func dumpCmd(ctx context.Context, e *Env, args []string) error {
 		if t.ClonedFrom != "" {
 			note = "cloned from " + t.ClonedFrom
 		}
-		rows = append(rows, []string{t.Pathspec(), t.Status, fmt.Sprint(len(t.Attempts)), fmt.Sprint(len(t.Artifacts)), note})
+		rows = append(rows, []string{t.Pathspec(), string(t.Status), fmt.Sprint(len(t.Attempts)), fmt.Sprint(len(t.Artifacts)), note})
 	}
 	e.table("TASK\tSTATUS\tATTEMPTS\tARTIFACTS\tNOTE", rows)
 	return nil
@@ -162,7 +162,7 @@ func dumpTaskJSON(ctx context.Context, e *Env, t *client.Task) error {
 		b, _ := json.Marshal(s)
 		return string(b)
 	}
-	fmt.Fprintf(w, "{\n  \"task\": %s,\n  \"status\": %s,\n", q(t.Pathspec()), q(t.Status))
+	fmt.Fprintf(w, "{\n  \"task\": %s,\n  \"status\": %s,\n", q(t.Pathspec()), q(string(t.Status)))
 	if t.ClonedFrom != "" {
 		fmt.Fprintf(w, "  \"cloned_from\": %s,\n", q(t.ClonedFrom))
 	}
