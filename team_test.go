@@ -81,6 +81,9 @@ func TestTeamMode(t *testing.T) {
 		{"interrupt", TestInterruptStopsTasksAndSaysHowToResume},
 		{"kill -9 then resume", TestKill9ThenResumeCompletes},
 		{"two runs at once", TestTwoRunsAtOnceInOneDirectory},
+		{"run driven without a launcher", TestRunDrivenWithoutALauncher},
+		{"driven task killed shows as lost", TestDrivenTaskKilledShowsAsLost},
+		{"a second compute backend", TestSecondComputeBackend},
 	}
 	t.Setenv("STEPWISE_TEST_TEAM", "1")
 	for _, tt := range tests {

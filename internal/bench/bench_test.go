@@ -19,6 +19,8 @@ import (
 	"stepwise.dev/stepwise/internal/datastore/local"
 	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/metadata/sqlite"
+
+	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 
 var (
@@ -176,8 +178,12 @@ func BenchmarkListRuns(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	be, _ := local.New(dir)
-	c := client.New(datastore.New(be), meta, client.Global)
+	meta.Close()
+	c, err := client.Open(ctx, client.Options{Datastore: dir, Metadata: "local", Namespace: new(client.Global)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
 	for _, tc := range []struct {
 		name   string
 		filter client.Filter

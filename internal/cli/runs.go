@@ -40,7 +40,7 @@ func runsCmd(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	filter := client.Filter{Tags: tags, Status: *status, Limit: *limit}
+	filter := client.Filter{Tags: tags, Status: client.Status(*status), Limit: *limit}
 	var runs []*client.Run
 	what := "no flow has runs"
 	if len(pos) == 1 {
@@ -69,7 +69,7 @@ func runsCmd(ctx context.Context, e *Env, args []string) error {
 		if !r.Ended.IsZero() {
 			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
 		}
-		status := r.Status
+		status := string(r.Status)
 		if r.Lost {
 			status = "lost"
 			lost++

@@ -8,7 +8,6 @@ import (
 	"stepwise.dev/stepwise/internal/executor"
 	"stepwise.dev/stepwise/internal/launcher"
 	"stepwise.dev/stepwise/internal/lifecycle"
-	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/timing"
 )
 
@@ -57,6 +56,7 @@ func (c *program) task(ctx context.Context, args []string) int {
 // its id.
 func (c *program) createRun(ctx context.Context, args []string) int {
 	fs := c.flags("create-run")
+	flow := fs.String("flow", c.def.Name(), "the flow (for a program that holds several)")
 	var o runOptions
 	fs.IntVar(&o.req.MaxSplits, "max-num-splits", launcher.DefaultMaxSplits, "the most tasks one foreach may fan out to")
 	fs.Var(&o.tags, "tag", "add a tag to the run (repeatable)")
@@ -70,6 +70,10 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 	}
 	if code := c.problems(); code != 0 {
 		return code
+	}
+	if *flow != c.def.Name() {
+		fmt.Fprintf(c.stderr, "create-run: this program runs flow %s, not %s\n", c.def.Name(), *flow)
+		return 2
 	}
 	o.req.MaxWorkers = 1
 	if err := o.check(); err != nil {
@@ -102,8 +106,13 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 func (c *program) finishRun(ctx context.Context, args []string) int {
 	fs := c.flags("finish-run")
 	id := fs.String("run-id", "", "the run to finish")
+	flowName := fs.String("flow", c.def.Name(), "the flow (for a program that holds several)")
 	if code := c.parse(fs, args); code >= 0 {
 		return code
+	}
+	if *flowName != c.def.Name() {
+		fmt.Fprintf(c.stderr, "finish-run: this program runs flow %s, not %s\n", c.def.Name(), *flowName)
+		return 2
 	}
 	if *id == "" {
 		fmt.Fprintln(c.stderr, "finish-run: --run-id is required")
@@ -130,8 +139,5 @@ func (c *program) finishRun(ctx context.Context, args []string) int {
 		return 1
 	}
 	fmt.Fprintf(c.stdout, "run %s of flow %s %s\n", *id, flow, status)
-	if status != metadata.Succeeded {
-		return 1
-	}
 	return 0
 }
