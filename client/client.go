@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/metadata"
+	"stepwise.dev/stepwise/internal/names"
 )
 
 // Global is the namespace that holds every run.
@@ -416,15 +416,19 @@ type Pathspec struct {
 }
 
 // ParsePathspec parses "Flow", "Flow/Run", "Flow/Run/step" or
-// "Flow/Run/step/task".
+// "Flow/Run/step/task". Each part must be a name that package names
+// allows, the rules every store and the metadata service hold names to, so
+// that whatever was recorded can be addressed: a flow name such as
+// BranchJoin, a run id such as 1764340315123456, a step name such as
+// train_model, and a task id such as 0, 17 or 2.5.
 func ParsePathspec(s string) (Pathspec, error) {
-	parts := strings.Split(s, "/")
 	bad := func(why string) (Pathspec, error) {
-		return Pathspec{}, fmt.Errorf("pathspec %q: %s; write Flow/RunID/step/TaskID, e.g. BranchJoin/1764340315123456/start/1", s, why)
+		return Pathspec{}, fmt.Errorf("pathspec %s: %s; write Flow/RunID/step/TaskID, e.g. BranchJoin/1764340315123456/start/0", names.Quote(s), why)
 	}
 	if s == "" {
 		return bad("it is empty")
 	}
+	parts := strings.Split(s, "/")
 	if len(parts) > 4 {
 		return bad("it has more than four parts")
 	}
@@ -432,25 +436,19 @@ func ParsePathspec(s string) (Pathspec, error) {
 		if p == "" {
 			return bad(fmt.Sprintf("part %d is empty", i+1))
 		}
-		if strings.ContainsAny(p, " \t\n\\") || p == "." || p == ".." {
-			return bad(fmt.Sprintf("part %q is not a name", p))
-		}
 	}
-	ps := Pathspec{Flow: parts[0]}
-	if len(parts) > 1 {
-		ps.Run = parts[1]
-		if _, err := strconv.ParseUint(ps.Run, 10, 64); err != nil {
-			return bad(fmt.Sprintf("run id %q is not a number", ps.Run))
+	var ps Pathspec
+	for i, part := range []struct {
+		field *string
+		rule  func(string) error
+	}{{&ps.Flow, names.Flow}, {&ps.Run, names.RunID}, {&ps.Step, names.Step}, {&ps.Task, names.TaskID}} {
+		if i == len(parts) {
+			break
 		}
-	}
-	if len(parts) > 2 {
-		ps.Step = parts[2]
-	}
-	if len(parts) > 3 {
-		ps.Task = parts[3]
-		if _, err := strconv.ParseUint(ps.Task, 10, 64); err != nil {
-			return bad(fmt.Sprintf("task id %q is not a number", ps.Task))
+		if err := part.rule(parts[i]); err != nil {
+			return bad(err.Error())
 		}
+		*part.field = parts[i]
 	}
 	return ps, nil
 }
@@ -503,8 +501,15 @@ func (t *Task) Logs(ctx context.Context, attempt int, stream string) ([]byte, er
 	return t.c.store.ReadLog(ctx, datastore.TaskPath{Flow: t.Flow, Run: t.Run, Step: t.Step, Task: t.ID}, attempt, stream)
 }
 
-// AddTags adds user tags to the run.
+// AddTags adds user tags to the run. A tag with a system prefix (user:,
+// runtime:, production:), or one that the rules of tags do not allow, is
+// refused, and then none is added.
 func (r *Run) AddTags(ctx context.Context, tags ...string) error {
+	for _, t := range tags {
+		if err := names.UserTag(t); err != nil {
+			return fmt.Errorf("run %s: %w", r.Pathspec(), err)
+		}
+	}
 	if err := r.c.meta.AddTags(ctx, r.Flow, r.ID, tags); err != nil {
 		return err
 	}

@@ -114,5 +114,5 @@ func ExampleParsePathspec() {
 	fmt.Println(err)
 	// Output:
 	// BranchJoin 1764340315123456 start 1 <nil>
-	// pathspec "BranchJoin/latest": run id "latest" is not a number; write Flow/RunID/step/TaskID, e.g. BranchJoin/1764340315123456/start/1
+	// pathspec "BranchJoin/latest": run id "latest" has the character 'l' at position 1: a run id is a decimal number without leading zeros, at most 19 digits (the microseconds since 1970 when the run started, such as 1764340315123456); copy the id from 'stepwise runs'; write Flow/RunID/step/TaskID, e.g. BranchJoin/1764340315123456/start/0
 }

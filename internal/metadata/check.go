@@ -5,50 +5,109 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"stepwise.dev/stepwise/internal/names"
 )
 
 // This file holds what the stores share of checking and naming what they
-// are given. A store stricter than the others (PostgreSQL cannot hold some
-// text) passes its own rules as strict; nil adds none.
+// are given. Names follow the rules of package names, everywhere; a store
+// stricter than the others (PostgreSQL cannot hold some text) adds its own
+// rules. Errors about names wrap a *names.Error, whose method Invalid
+// reports true, so that the metadata service answers 400 to them.
 
-// CheckNames returns an error for the first name that is empty or, when
-// strict is not nil, that strict refuses (its error as it is); pairs are
-// (what, name), such as ("flow", flow, "run id", run).
-func CheckNames(strict func(what, name string) error, pairs ...string) error {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		what, name := pairs[i], pairs[i+1]
-		if name == "" {
-			return fmt.Errorf("metadata: no %s given", what)
+// CheckRunName returns an error unless flow is a flow name and run a run
+// id that package names allows.
+func CheckRunName(flow, run string) error {
+	if err := names.Flow(flow); err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	if err := names.RunID(run); err != nil {
+		return fmt.Errorf("metadata: flow %s: %w", flow, err)
+	}
+	return nil
+}
+
+// CheckTaskName returns an error unless flow, run, step and task are names
+// that package names allows.
+func CheckTaskName(flow, run, step, task string) error {
+	if err := CheckRunName(flow, run); err != nil {
+		return err
+	}
+	if err := names.Step(step); err != nil {
+		return fmt.Errorf("metadata: run %s/%s: %w", flow, run, err)
+	}
+	if err := names.TaskID(task); err != nil {
+		return fmt.Errorf("metadata: run %s/%s, step %s: %w", flow, run, step, err)
+	}
+	return nil
+}
+
+// CheckNewRun checks a run to record: its flow name and id, its user (when
+// given), its system tags (each with a system prefix), its user tags (none
+// with one) and its status (when given).
+func CheckNewRun(r *Run) error {
+	if err := CheckRunName(r.Flow, r.ID); err != nil {
+		return err
+	}
+	name := r.Flow + "/" + r.ID
+	if r.User != "" {
+		if err := names.User(r.User); err != nil {
+			return fmt.Errorf("metadata: run %s: %w", name, err)
 		}
-		if strict != nil {
-			if err := strict(what, name); err != nil {
-				return err
-			}
+	}
+	for _, t := range r.SystemTags {
+		if err := names.SystemTag(t); err != nil {
+			return fmt.Errorf("metadata: run %s: %w", name, err)
+		}
+	}
+	if err := CheckUserTags(r.Flow, r.ID, r.Tags); err != nil {
+		return err
+	}
+	if r.Status != "" {
+		return CheckStatus(r.Status, "run "+name)
+	}
+	return nil
+}
+
+// CheckUserTags returns an error for the first of tags, to add to run
+// flow/run, that is not a user tag package names allows: a tag with a
+// system prefix (user:, runtime:, production:) is refused with the same
+// message wherever tags are added.
+func CheckUserTags(flow, run string, tags []string) error {
+	for _, t := range tags {
+		if err := names.UserTag(t); err != nil {
+			return fmt.Errorf("metadata: run %s/%s: %w", flow, run, err)
 		}
 	}
 	return nil
 }
 
-// CheckTag returns an error if a tag of run is empty, is refused by strict
-// (called as strict("tag", tag) when not nil), is not valid UTF-8 or holds
-// a control character.
-func CheckTag(strict func(what, name string) error, run, tag string) error {
-	if tag == "" {
-		return fmt.Errorf("metadata: run %s: empty tag", run)
-	}
-	if strict != nil {
-		if err := strict("tag", tag); err != nil {
-			return about("run "+run, err)
+// CheckFilter returns an error unless the flow (when given) and the tags
+// of a filter are names that package names allows.
+func CheckFilter(f RunFilter) error {
+	if f.Flow != "" {
+		if err := names.Flow(f.Flow); err != nil {
+			return fmt.Errorf("metadata: listing runs: %w", err)
 		}
 	}
-	if !utf8.ValidString(tag) {
-		return fmt.Errorf("metadata: run %s: tag %q is not valid UTF-8", run, tag)
+	for _, t := range f.Tags {
+		if err := names.Tag(t); err != nil {
+			return fmt.Errorf("metadata: listing runs: %w", err)
+		}
 	}
-	for _, r := range tag {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("metadata: run %s: tag %q holds a control character", run, tag)
+	if f.Status != "" {
+		return CheckStatus(f.Status, "listing runs")
+	}
+	return nil
+}
+
+// CheckTagsToRemove returns an error if a tag to remove from a run is
+// empty. Tags to remove are not held to the rules of package names, so
+// that a tag recorded before the rules can still be removed.
+func CheckTagsToRemove(flow, run string, tags []string) error {
+	for _, t := range tags {
+		if t == "" {
+			return fmt.Errorf("metadata: run %s/%s: an empty tag to remove; name the tags to remove", flow, run)
 		}
 	}
 	return nil

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"stepwise.dev/stepwise/internal/metadata"
+	"stepwise.dev/stepwise/internal/names"
 )
 
 // Run runs the conformance suite against the stores newStore returns. Each
@@ -59,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"ListRunsFilters", testListRunsFilters},
 		{"ListFlows", testListFlows},
 		{"Tags", testTags},
+		{"Names", testNames},
 		{"AttemptRetry", testAttemptRetry},
 		{"AttemptEdgeCases", testAttemptEdgeCases},
 		{"CloneTask", testCloneTask},
@@ -511,9 +513,8 @@ func testTags(t *testing.T, s metadata.Store) {
 	if err := s.AddTags(ctx, "Train", "1", []string{"x", "start"}); err != nil {
 		t.Fatalf("AddTags of tags the run has: %v", err)
 	}
-	if err := s.AddTags(ctx, "Train", "1", []string{"user:ann"}); err != nil {
-		t.Fatalf("AddTags of a tag equal to a system tag: %v", err)
-	}
+	err := s.AddTags(ctx, "Train", "1", []string{"z", "user:ann"})
+	checkErr(t, "AddTags of a tag with a system prefix", err, nil, names.UserTag("user:ann").Error())
 	sys, user := tagsOf()
 	checkStrings(t, "SystemTags after AddTags", sys, []string{"user:ann"})
 	checkStrings(t, "Tags after AddTags", user, []string{"start", "x", "y"})
@@ -526,7 +527,7 @@ func testTags(t *testing.T, s metadata.Store) {
 	checkStrings(t, "Tags after RemoveTags", user, []string{"start", "y"})
 	checkStrings(t, "runs tagged x after RemoveTags", listed("x"), nil)
 
-	err := s.RemoveTags(ctx, "Train", "1", []string{"y", "user:ann"})
+	err = s.RemoveTags(ctx, "Train", "1", []string{"y", "user:ann"})
 	checkErr(t, "RemoveTags of a system tag", err, nil, "user:ann", "system tags cannot be removed")
 	if errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("RemoveTags of a system tag: error %q is ErrNotFound", err)
@@ -545,6 +546,96 @@ func testTags(t *testing.T, s metadata.Store) {
 	err = s.RemoveTags(ctx, "Train", "9", []string{"x"})
 	checkErr(t, "RemoveTags on a missing run", err, metadata.ErrNotFound, "Train", "9")
 }
+
+// invalid fails unless err is a refusal of bad input (a method Invalid
+// that reports true) that holds want.
+func invalid(t *testing.T, what string, err error, want string) {
+	t.Helper()
+	var inv interface{ Invalid() bool }
+	switch {
+	case err == nil:
+		t.Errorf("%s: no error, want one saying %q", what, want)
+	case !errors.As(err, &inv) || !inv.Invalid():
+		t.Errorf("%s: error %q is not marked as bad input (Invalid)", what, err)
+	case !strings.Contains(err.Error(), want):
+		t.Errorf("%s: error %q does not say %q", what, err, want)
+	case errors.Is(err, metadata.ErrNotFound) || errors.Is(err, metadata.ErrExists):
+		t.Errorf("%s: error %q is ErrNotFound or ErrExists", what, err)
+	}
+}
+
+// testNames checks that every store holds names to the rules of package
+// names, with its messages: a name one store accepts, all do, and the
+// command line can address.
+func testNames(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	mustCreate(t, s, newRun("Train", "1", "ann", t0))
+	a := func(step, task string) metadata.Attempt {
+		return metadata.Attempt{Flow: "Train", Run: "1", Step: step, Task: task, Status: metadata.Running, Started: t0}
+	}
+	long := strings.Repeat("x", 5000)
+	for _, c := range []struct {
+		what string
+		err  error
+		want error // the rule's own error, whose message the store's holds
+	}{
+		{"flow name of a space", s.CreateRun(ctx, newRun(" ", "2", "ann", t0)), names.Flow(" ")},
+		{"flow name with SQL", s.CreateRun(ctx, newRun("; DROP TABLE runs;--", "2", "ann", t0)), names.Flow("; DROP TABLE runs;--")},
+		{"flow name with a bidi override", s.CreateRun(ctx, newRun("Train\u202e", "2", "ann", t0)), names.Flow("Train\u202e")},
+		{"run id of 20 digits", s.CreateRun(ctx, newRun("Train", "1"+strings.Repeat("0", 19), "ann", t0)), names.RunID("1" + strings.Repeat("0", 19))},
+		{"run id of 256 digits", s.CreateRun(ctx, newRun("Train", strings.Repeat("9", 256), "ann", t0)), names.RunID(strings.Repeat("9", 256))},
+		{"run id with a leading zero", s.CreateRun(ctx, newRun("Train", "02", "ann", t0)), names.RunID("02")},
+		{"user name with a space", s.CreateRun(ctx, &metadata.Run{Flow: "Train", ID: "2", User: "ann lee"}), names.User("ann lee")},
+		{"user tag with a system prefix", s.CreateRun(ctx, newRun("Train", "2", "ann", t0, "ok", "user:bob")), names.UserTag("user:bob")},
+		{"system tag without a system prefix", s.CreateRun(ctx, &metadata.Run{Flow: "Train", ID: "2", SystemTags: []string{"golden"}}), names.SystemTag("golden")},
+		{"tag user:bob", s.AddTags(ctx, "Train", "1", []string{"user:bob"}), names.UserTag("user:bob")},
+		{"tag runtime:local", s.AddTags(ctx, "Train", "1", []string{"runtime:local"}), names.UserTag("runtime:local")},
+		{"tag production:x", s.AddTags(ctx, "Train", "1", []string{"ok", "production:x"}), names.UserTag("production:x")},
+		{"tag of 5,000 characters", s.AddTags(ctx, "Train", "1", []string{long}), names.UserTag(long)},
+		{"tag with a bidi override", s.AddTags(ctx, "Train", "1", []string{"ok\u202egnp"}), names.UserTag("ok\u202egnp")},
+		{"tag with a tab", s.AddTags(ctx, "Train", "1", []string{"a\tb"}), names.UserTag("a\tb")},
+		{"tag with a trailing space", s.AddTags(ctx, "Train", "1", []string{"x "}), names.UserTag("x ")},
+		{"empty tag", s.AddTags(ctx, "Train", "1", []string{""}), names.UserTag("")},
+		{"step name in CamelCase", s.StartAttempt(ctx, a("TrainModel", "0")), names.Step("TrainModel")},
+		{"task id with a leading zero", s.StartAttempt(ctx, a("fit", "01")), names.TaskID("01")},
+		{"task id with an empty part", s.FinishAttempt(ctx, metadata.Attempt{Flow: "Train", Run: "1", Step: "fit", Task: "2..5", Status: metadata.Failed}, nil), names.TaskID("2..5")},
+		{"clone with a bad task id", s.CloneTask(ctx, &metadata.Task{Flow: "Train", Run: "1", Step: "fit", ID: "x", ClonedFrom: "Train/0/fit/0"}), names.TaskID("x")},
+		{"filter on a bad flow name", listErr(s.ListRuns(ctx, metadata.RunFilter{Flow: " "})), names.Flow(" ")},
+		{"filter on a bad tag", listErr(s.ListRuns(ctx, metadata.RunFilter{Tags: []string{"a\x00"}})), names.Tag("a\x00")},
+		{"get with a bad run id", getErr(s.GetRun(ctx, "Train", "abc")), names.RunID("abc")},
+	} {
+		if c.want == nil {
+			t.Fatalf("%s: the rule accepts it", c.what)
+		}
+		invalid(t, c.what, c.err, c.want.Error())
+	}
+	// None of that was recorded.
+	runs, err := s.ListRuns(ctx, metadata.RunFilter{})
+	if err != nil || len(runs) != 1 {
+		t.Errorf("ListRuns after refused writes: %d runs, %v; want 1", len(runs), err)
+	}
+	r := mustGetRun(t, s, "Train", "1")
+	checkStrings(t, "Tags after refused AddTags", r.Tags, nil)
+	tasks, err := s.ListTasks(ctx, "Train", "1")
+	if err != nil || len(tasks) != 0 {
+		t.Errorf("ListTasks after refused writes: %d tasks, %v; want none", len(tasks), err)
+	}
+	// The longest names the rules allow are recorded and read back.
+	flow, id, step, task := "F"+strings.Repeat("l", names.MaxFlow-1), strings.Repeat("9", names.MaxRunID), "s"+strings.Repeat("_", names.MaxStep-1), "1"+strings.Repeat(".1", (names.MaxTaskID-1)/2)
+	tag := strings.Repeat("t", names.MaxTag)
+	user := strings.Repeat("u", names.MaxUser)
+	mustCreate(t, s, &metadata.Run{Flow: flow, ID: id, User: user, SystemTags: []string{"user:" + user, "runtime:scheduler"}, Tags: []string{tag}, Started: t0})
+	checkRun(t, mustGetRun(t, s, flow, id), &metadata.Run{Flow: flow, ID: id, Status: metadata.Running, User: user,
+		SystemTags: []string{"runtime:scheduler", "user:" + user}, Tags: []string{tag}, Started: t0})
+	at := metadata.Attempt{Flow: flow, Run: id, Step: step, Task: task, Status: metadata.Running, Started: t0}
+	if err := s.StartAttempt(ctx, at); err != nil {
+		t.Fatalf("StartAttempt with the longest names: %v", err)
+	}
+	mustGetTask(t, s, flow, id, step, task)
+}
+
+func listErr(_ []*metadata.Run, err error) error { return err }
+func getErr(_ *metadata.Run, err error) error    { return err }
 
 func testAttemptRetry(t *testing.T, s metadata.Store) {
 	ctx := t.Context()

@@ -27,9 +27,10 @@
 //     FinishAttempt of an attempt never started records it all the same.
 //   - A cloned task has no attempts; starting one on it is an error.
 //
-// Beyond SQLite, text PostgreSQL cannot hold is refused up front: strings
-// must be valid UTF-8 without NUL bytes, and names (flows, run and task ids,
-// steps, tags, artifact names) are at most 256 characters. Errors about bad
+// Names (flows, run and task ids, steps, tags, users) follow the rules of
+// package names, as in SQLite. Beyond SQLite, text PostgreSQL cannot hold
+// is refused up front: strings must be valid UTF-8 without NUL bytes, and
+// artifact names are at most 256 characters. Errors about bad
 // input have a method Invalid() bool that returns true, and refusals because
 // of what is recorded (removing a system tag, an attempt on a cloned task)
 // a method Conflict() bool, so that the service can answer 400 or 409
@@ -177,10 +178,14 @@ const (
 type refusal struct {
 	kind int
 	msg  string
+	err  error // what it wraps, if anything
 }
 
 // Error returns the message.
 func (e *refusal) Error() string { return e.msg }
+
+// Unwrap returns the error the refusal wraps, such as a *names.Error.
+func (e *refusal) Unwrap() error { return e.err }
 
 // Is makes not-found and exists refusals match metadata.ErrNotFound and
 // metadata.ErrExists.
@@ -232,9 +237,9 @@ func checkText(what, s string) error {
 	return nil
 }
 
-// checkName is the store's own rule for a name that is not empty (a flow,
-// run id, step, task id, tag or artifact name): text PostgreSQL can store,
-// at most maxName characters, and no control characters.
+// checkName is the store's own rule for an artifact name that is not
+// empty: text PostgreSQL can store, at most maxName characters, and no
+// control characters.
 func checkName(what, v string) error {
 	if err := checkText(what, v); err != nil {
 		return err
@@ -250,20 +255,16 @@ func checkName(what, v string) error {
 	return nil
 }
 
-// checkNames rejects an empty name, or one checkName refuses; pairs are
-// (what, value).
-func checkNames(pairs ...string) error {
-	return asInvalid(metadata.CheckNames(checkName, pairs...))
+// checkRunName rejects a flow name or run id that package names does not
+// allow.
+func checkRunName(flow, run string) error {
+	return asInvalid(metadata.CheckRunName(flow, run))
 }
 
-// checkTag rejects a tag that is empty or that checkName refuses.
-func checkTag(run, tag string) error {
-	return asInvalid(metadata.CheckTag(checkName, run, tag))
-}
-
-// checkStatus rejects a status other than the three known.
-func checkStatus(st metadata.Status, what string) error {
-	return asInvalid(metadata.CheckStatus(st, what))
+// checkTaskName rejects a flow name, run id, step name or task id that
+// package names does not allow.
+func checkTaskName(flow, run, step, task string) error {
+	return asInvalid(metadata.CheckTaskName(flow, run, step, task))
 }
 
 // asInvalid marks an error of the checks of package metadata as one about
@@ -272,7 +273,7 @@ func asInvalid(err error) error {
 	if err == nil {
 		return nil
 	}
-	return &refusal{kind: kindInvalid, msg: err.Error()}
+	return &refusal{kind: kindInvalid, msg: err.Error(), err: err}
 }
 
 // The times the store can hold, as int64 unix nanoseconds.

@@ -102,7 +102,7 @@ func TestConcurrentOpen(t *testing.T) {
 			mu.Lock()
 			applied += s.applied
 			mu.Unlock()
-			if err := s.CreateRun(t.Context(), &metadata.Run{Flow: "F", ID: strconv.Itoa(i)}); err != nil {
+			if err := s.CreateRun(t.Context(), &metadata.Run{Flow: "F", ID: strconv.Itoa(i + 1)}); err != nil {
 				t.Errorf("CreateRun %d: %v", i, err)
 			}
 		})
@@ -151,14 +151,14 @@ func TestInvalid(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"NUL in flow", s.CreateRun(ctx, &metadata.Run{Flow: "F\x00", ID: "2"}), "NUL"},
+		{"NUL in flow", s.CreateRun(ctx, &metadata.Run{Flow: "F\x00", ID: "2"}), "U+0000"},
 		{"bad UTF-8 in run id", s.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "\xff"}), "UTF-8"},
 		{"long flow", s.CreateRun(ctx, &metadata.Run{Flow: long, ID: "2"}), "characters long"},
 		{"control character in flow", s.CreateRun(ctx, &metadata.Run{Flow: "F\n", ID: "2"}), "control character"},
 		{"NUL in user", s.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "2", User: "a\x00"}), "user"},
 		{"NUL in param", s.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "2", Params: map[string]string{"a": "\x00"}}), "parameter a"},
 		{"NUL in param name", s.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "2", Params: map[string]string{"\x00": ""}}), "parameter name"},
-		{"empty tag", s.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "2", Tags: []string{""}}), "empty tag"},
+		{"empty tag", s.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "2", Tags: []string{""}}), `tag "" is empty`},
 		{"long tag", s.AddTags(ctx, "F", "1", []string{long}), "tag"},
 		{"bad status", s.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "2", Status: "done"}), "unknown status"},
 		{"time out of range", s.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "2", Started: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}), "out of range"},
@@ -171,7 +171,8 @@ func TestInvalid(t *testing.T) {
 		{"NUL in artifact key", s.FinishAttempt(ctx, a("s", "1", 0), []metadata.Artifact{{Name: "x", Key: "\x00"}}), "key"},
 		{"clone without origin", s.CloneTask(ctx, &metadata.Task{Flow: "F", Run: "1", Step: "s", ID: "2"}), "ClonedFrom"},
 		{"bad status filter", listErr(s.ListRuns(ctx, metadata.RunFilter{Status: "nope"})), "unknown status"},
-		{"NUL in tag filter", listErr(s.ListRuns(ctx, metadata.RunFilter{Tags: []string{"\x00"}})), "NUL"},
+		{"NUL in tag filter", listErr(s.ListRuns(ctx, metadata.RunFilter{Tags: []string{"\x00"}})), "U+0000"},
+		{"NUL in a tag to remove", s.RemoveTags(ctx, "F", "1", []string{"\x00"}), "NUL"},
 	}
 	for _, tc := range tests {
 		var inv interface{ Invalid() bool }

@@ -19,16 +19,13 @@ import (
 // CreateRun records a new run (ErrExists if its id is taken). A zero
 // Started is set to now and an empty Status to running, in r too.
 func (s *Store) CreateRun(ctx context.Context, r *metadata.Run) error {
-	if err := checkNames("flow", r.Flow, "run id", r.ID); err != nil {
-		return err
-	}
-	name := r.Flow + "/" + r.ID
 	if r.Status == "" {
 		r.Status = metadata.Running
 	}
-	if err := checkStatus(r.Status, "run "+name); err != nil {
+	if err := asInvalid(metadata.CheckNewRun(r)); err != nil {
 		return err
 	}
+	name := r.Flow + "/" + r.ID
 	r.Started = metadata.TimeOrNow(r.Started)
 	started, err := nanos("run "+name+": start time", r.Started)
 	if err != nil {
@@ -37,13 +34,6 @@ func (s *Store) CreateRun(ctx context.Context, r *metadata.Run) error {
 	ended, err := nanos("run "+name+": end time", r.Ended)
 	if err != nil {
 		return err
-	}
-	for _, tags := range [][]string{r.SystemTags, r.Tags} {
-		for _, t := range tags {
-			if err := checkTag(name, t); err != nil {
-				return err
-			}
-		}
 	}
 	texts := []string{"user", r.User, "origin", r.Origin, "binary SHA-256", r.Code.BinarySHA256, "git commit", r.Code.GitCommit}
 	for i := 0; i < len(texts); i += 2 {
@@ -107,7 +97,7 @@ ON CONFLICT DO NOTHING`, run, tags, system)
 // FinishRun sets a run's final status (succeeded or failed) and end time
 // (now when zero).
 func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata.Status, ended time.Time) error {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := checkRunName(flow, run); err != nil {
 		return err
 	}
 	name := flow + "/" + run
@@ -140,7 +130,7 @@ func (s *Store) updateRun(ctx context.Context, flow, run, set string, args ...an
 // Heartbeat records that the runtime of a run is alive at time at (now when
 // zero); the heartbeat only moves forward.
 func (s *Store) Heartbeat(ctx context.Context, flow, run string, at time.Time) error {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := checkRunName(flow, run); err != nil {
 		return err
 	}
 	name := flow + "/" + run
@@ -196,7 +186,7 @@ func scanRun(row pgx.Row) (*metadata.Run, error) {
 
 // GetRun returns a run (ErrNotFound if none).
 func (s *Store) GetRun(ctx context.Context, flow, run string) (*metadata.Run, error) {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := checkRunName(flow, run); err != nil {
 		return nil, err
 	}
 	r, err := scanRun(s.pool.QueryRow(ctx, runSelect+` WHERE r.flow = $1 AND r.id = $2`, flow, run))
@@ -212,12 +202,12 @@ func (s *Store) GetRun(ctx context.Context, flow, run string) (*metadata.Run, er
 // ListRuns returns runs matching f, newest first (by start time, then by id,
 // both descending).
 func (s *Store) ListRuns(ctx context.Context, f metadata.RunFilter) ([]*metadata.Run, error) {
+	if err := asInvalid(metadata.CheckFilter(f)); err != nil {
+		return nil, err
+	}
 	what := "all flows"
 	if f.Flow != "" {
 		what = "flow " + f.Flow
-		if err := checkNames("flow", f.Flow); err != nil {
-			return nil, err
-		}
 	}
 	q, args, err := listRunsQuery(f)
 	if err != nil {
@@ -257,9 +247,6 @@ func listRunsQuery(f metadata.RunFilter) (string, []any, error) {
 		where = append(where, "r.flow = "+arg(f.Flow))
 	}
 	if f.Status != "" {
-		if err := checkStatus(f.Status, "listing runs"); err != nil {
-			return "", nil, err
-		}
 		where = append(where, "r.status = "+arg(string(f.Status)))
 	}
 	// Bounds beyond what the store holds match everything (or nothing).
@@ -270,9 +257,6 @@ func listRunsQuery(f metadata.RunFilter) (string, []any, error) {
 		where = append(where, "r.started < "+arg(clampNanos(f.Until)))
 	}
 	for _, t := range slices.Compact(slices.Sorted(slices.Values(f.Tags))) {
-		if err := checkTag("filter", t); err != nil {
-			return "", nil, err
-		}
 		where = append(where, "EXISTS (SELECT 1 FROM run_tags t WHERE t.run = r.pk AND t.tag = "+arg(t)+")")
 	}
 	q := runSelect
@@ -326,15 +310,13 @@ func runPK(ctx context.Context, tx pgx.Tx, flow, run string) (int64, error) {
 // AddTags adds user tags to a run. Tags it has already are left as they
 // are.
 func (s *Store) AddTags(ctx context.Context, flow, run string, tags []string) error {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := checkRunName(flow, run); err != nil {
+		return err
+	}
+	if err := asInvalid(metadata.CheckUserTags(flow, run, tags)); err != nil {
 		return err
 	}
 	name := flow + "/" + run
-	for _, t := range tags {
-		if err := checkTag(name, t); err != nil {
-			return err
-		}
-	}
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		pk, err := runPK(ctx, tx, flow, run)
 		if err != nil {
@@ -349,12 +331,15 @@ func (s *Store) AddTags(ctx context.Context, flow, run string, tags []string) er
 // ignored; if any tag is one of its system tags, nothing is removed and the
 // error says system tags cannot be removed.
 func (s *Store) RemoveTags(ctx context.Context, flow, run string, tags []string) error {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := checkRunName(flow, run); err != nil {
+		return err
+	}
+	if err := asInvalid(metadata.CheckTagsToRemove(flow, run, tags)); err != nil {
 		return err
 	}
 	name := flow + "/" + run
 	for _, t := range tags {
-		if err := checkTag(name, t); err != nil {
+		if err := checkText("run "+name+": tag", t); err != nil {
 			return err
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 // checkAttempt checks an attempt's names, number and error message.
 func checkAttempt(a metadata.Attempt) error {
-	if err := checkNames("flow", a.Flow, "run id", a.Run, "step", a.Step, "task id", a.Task); err != nil {
+	if err := checkTaskName(a.Flow, a.Run, a.Step, a.Task); err != nil {
 		return err
 	}
 	name := metadata.TaskPathspec(a.Flow, a.Run, a.Step, a.Task)
@@ -231,7 +231,7 @@ SELECT $1, u.name, u.type, u.key, u.size FROM unnest($2::text[], $3::text[], $4:
 // artifacts, and no attempts (t.Attempts is ignored). ErrExists if the
 // task exists.
 func (s *Store) CloneTask(ctx context.Context, t *metadata.Task) error {
-	if err := checkNames("flow", t.Flow, "run id", t.Run, "step", t.Step, "task id", t.ID); err != nil {
+	if err := checkTaskName(t.Flow, t.Run, t.Step, t.ID); err != nil {
 		return err
 	}
 	name := metadata.TaskPathspec(t.Flow, t.Run, t.Step, t.ID)
@@ -276,7 +276,7 @@ ON CONFLICT DO NOTHING RETURNING pk`,
 // GetTask returns a task with its attempts (by number) and artifacts (by
 // name).
 func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*metadata.Task, error) {
-	if err := checkNames("flow", flow, "run id", run, "step", step, "task id", task); err != nil {
+	if err := checkTaskName(flow, run, step, task); err != nil {
 		return nil, err
 	}
 	name := metadata.TaskPathspec(flow, run, step, task)
@@ -302,7 +302,7 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 // by start time, then step, then task id as dotted numbers
 // (metadata.CompareTasks). ErrNotFound if the run does not exist.
 func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
-	if err := checkNames("flow", flow, "run id", run); err != nil {
+	if err := checkRunName(flow, run); err != nil {
 		return nil, err
 	}
 	var tasks []*metadata.Task

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"stepwise.dev/stepwise/internal/metadata"
+	"stepwise.dev/stepwise/internal/names"
 )
 
 // Bodies of requests and responses, besides metadata.Run and
@@ -63,7 +64,7 @@ var filterQuery = []string{"tag", "status", "since", "until", "limit"}
 // routes are the routes of the API (besides /healthz), described in
 // docs/metadata-api.yaml.
 func routes() []route {
-	r := func(method, path string, query []string, serve func(*handler, *recorder, *http.Request, names) *apiError) route {
+	r := func(method, path string, query []string, serve func(*handler, *recorder, *http.Request, pathNames) *apiError) route {
 		return route{method: method, pattern: strings.Split(strings.TrimPrefix(path, "/"), "/"), query: query, serve: serve}
 	}
 	return []route{
@@ -85,27 +86,27 @@ func routes() []route {
 	}
 }
 
-// names are a request's path parameters, checked.
-type names struct {
+// pathNames are a request's path parameters, checked.
+type pathNames struct {
 	flow, run, step, task string
 	attempt               int
 }
 
 // check checks the path parameters a route has.
-func (p *params) check() (names, *apiError) {
-	n := names{flow: p.get("flow"), run: p.get("run"), step: p.get("step"), task: p.get("task")}
+func (p *params) check() (pathNames, *apiError) {
+	n := pathNames{flow: p.get("flow"), run: p.get("run"), step: p.get("step"), task: p.get("task")}
 	checks := []struct {
-		param, what string
-		check       func(what, v string) *apiError
+		param string
+		rule  func(string) error
 	}{
-		{"flow", "flow name", checkName},
-		{"run", "run id", checkID},
-		{"step", "step name", checkName},
-		{"task", "task id", checkTaskID},
+		{"flow", names.Flow},
+		{"run", names.RunID},
+		{"step", names.Step},
+		{"task", names.TaskID},
 	}
 	for _, c := range checks {
 		if slices.Contains(p.names, c.param) {
-			if e := c.check(c.what, p.get(c.param)); e != nil {
+			if e := checkRule(c.rule(p.get(c.param))); e != nil {
 				return n, e
 			}
 		}
@@ -158,12 +159,12 @@ func body(r *http.Request, req interface{ check() *apiError }) *apiError {
 	return req.check()
 }
 
-func (h *handler) listFlows(w *recorder, r *http.Request, _ names) *apiError {
+func (h *handler) listFlows(w *recorder, r *http.Request, _ pathNames) *apiError {
 	flows, err := h.store.ListFlows(r.Context())
 	return h.reply(w, r, http.StatusOK, flowList{Flows: nonNil(flows)}, err)
 }
 
-func (h *handler) listRuns(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) listRuns(w *recorder, r *http.Request, n pathNames) *apiError {
 	f, e := runFilter(r, n.flow)
 	if e != nil {
 		return e
@@ -172,7 +173,7 @@ func (h *handler) listRuns(w *recorder, r *http.Request, n names) *apiError {
 	return h.reply(w, r, http.StatusOK, runList{Runs: nonNil(runs)}, err)
 }
 
-func (h *handler) createRun(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) createRun(w *recorder, r *http.Request, n pathNames) *apiError {
 	var run metadata.Run
 	if e := decode(r, &run); e != nil {
 		return e
@@ -197,12 +198,12 @@ func (h *handler) createRun(w *recorder, r *http.Request, n names) *apiError {
 	return nil
 }
 
-func (h *handler) getRun(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) getRun(w *recorder, r *http.Request, n pathNames) *apiError {
 	run, err := h.store.GetRun(r.Context(), n.flow, n.run)
 	return h.reply(w, r, http.StatusOK, run, err)
 }
 
-func (h *handler) finishRun(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) finishRun(w *recorder, r *http.Request, n pathNames) *apiError {
 	var req finishRunRequest
 	if e := body(r, &req); e != nil {
 		return e
@@ -210,7 +211,7 @@ func (h *handler) finishRun(w *recorder, r *http.Request, n names) *apiError {
 	return done(w, r, h.store.FinishRun(r.Context(), n.flow, n.run, req.Status, req.Ended))
 }
 
-func (h *handler) heartbeat(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) heartbeat(w *recorder, r *http.Request, n pathNames) *apiError {
 	var req heartbeatRequest
 	if e := body(r, &req); e != nil {
 		return e
@@ -218,7 +219,7 @@ func (h *handler) heartbeat(w *recorder, r *http.Request, n names) *apiError {
 	return done(w, r, h.store.Heartbeat(r.Context(), n.flow, n.run, req.At))
 }
 
-func (h *handler) addTags(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) addTags(w *recorder, r *http.Request, n pathNames) *apiError {
 	var req tagsRequest
 	if e := body(r, &req); e != nil {
 		return e
@@ -226,25 +227,25 @@ func (h *handler) addTags(w *recorder, r *http.Request, n names) *apiError {
 	return done(w, r, h.store.AddTags(r.Context(), n.flow, n.run, req.Tags))
 }
 
-func (h *handler) removeTags(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) removeTags(w *recorder, r *http.Request, n pathNames) *apiError {
 	tags := r.URL.Query()["tag"]
-	if e := checkTags(tags); e != nil {
+	if e := checkTagsToRemove(tags); e != nil {
 		return e
 	}
 	return done(w, r, h.store.RemoveTags(r.Context(), n.flow, n.run, tags))
 }
 
-func (h *handler) listTasks(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) listTasks(w *recorder, r *http.Request, n pathNames) *apiError {
 	tasks, err := h.store.ListTasks(r.Context(), n.flow, n.run)
 	return h.reply(w, r, http.StatusOK, taskList{Tasks: nonNil(tasks)}, err)
 }
 
-func (h *handler) getTask(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) getTask(w *recorder, r *http.Request, n pathNames) *apiError {
 	t, err := h.store.GetTask(r.Context(), n.flow, n.run, n.step, n.task)
 	return h.reply(w, r, http.StatusOK, t, err)
 }
 
-func (h *handler) cloneTask(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) cloneTask(w *recorder, r *http.Request, n pathNames) *apiError {
 	var req cloneTaskRequest
 	if e := body(r, &req); e != nil {
 		return e
@@ -264,7 +265,7 @@ func (h *handler) cloneTask(w *recorder, r *http.Request, n names) *apiError {
 	return nil
 }
 
-func (h *handler) startAttempt(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) startAttempt(w *recorder, r *http.Request, n pathNames) *apiError {
 	var req startAttemptRequest
 	if e := body(r, &req); e != nil {
 		return e
@@ -274,7 +275,7 @@ func (h *handler) startAttempt(w *recorder, r *http.Request, n names) *apiError 
 	return done(w, r, h.store.StartAttempt(r.Context(), a))
 }
 
-func (h *handler) finishAttempt(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) finishAttempt(w *recorder, r *http.Request, n pathNames) *apiError {
 	var req finishAttemptRequest
 	if e := body(r, &req); e != nil {
 		return e
@@ -284,7 +285,7 @@ func (h *handler) finishAttempt(w *recorder, r *http.Request, n names) *apiError
 	return done(w, r, h.store.FinishAttempt(r.Context(), a, req.Artifacts))
 }
 
-func (h *handler) taskHeartbeat(w *recorder, r *http.Request, n names) *apiError {
+func (h *handler) taskHeartbeat(w *recorder, r *http.Request, n pathNames) *apiError {
 	var req heartbeatRequest
 	if e := body(r, &req); e != nil {
 		return e
@@ -311,7 +312,7 @@ func (req *finishRunRequest) check() *apiError {
 
 func (req *heartbeatRequest) check() *apiError { return checkTime("at", req.At) }
 
-func (req *tagsRequest) check() *apiError { return checkTags(req.Tags) }
+func (req *tagsRequest) check() *apiError { return checkUserTags(req.Tags) }
 
 func (req *startAttemptRequest) check() *apiError { return checkTime("started", req.Started) }
 

@@ -314,7 +314,7 @@ type route struct {
 	method  string
 	pattern []string // path segments; "{name}" matches any one segment
 	query   []string // query parameters it takes
-	serve   func(h *handler, w *recorder, r *http.Request, n names) *apiError
+	serve   func(h *handler, w *recorder, r *http.Request, n pathNames) *apiError
 }
 
 // params are a request's path parameters, unescaped.

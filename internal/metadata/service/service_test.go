@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/metadata/metadatatest"
 	"stepwise.dev/stepwise/internal/metadata/postgres"
+	"stepwise.dev/stepwise/internal/names"
 	"stepwise.dev/stepwise/internal/testservers"
 )
 
@@ -257,17 +259,32 @@ func TestBadInput(t *testing.T) {
 		{"not an object", "POST", runs, `["5"]`, 400, codeBadRequest, "JSON object"},
 		{"wrong type", "POST", runs, `{"id": 5}`, 400, codeBadRequest, "id is a JSON number, but it must be a string"},
 		{"oversized body", "POST", runs, huge, 413, codeTooLarge, "larger than the limit"},
-		{"bad run id in path", "GET", runs + "/abc", "", 400, codeBadRequest, `bad run id "abc"`},
-		{"bad run id in body", "POST", runs, `{"id": "abc"}`, 400, codeBadRequest, `bad run id "abc"`},
+		{"bad run id in path", "GET", runs + "/abc", "", 400, codeBadRequest, `run id "abc" has the character 'a'`},
+		{"bad run id in body", "POST", runs, `{"id": "abc"}`, 400, codeBadRequest, `run id "abc" has the character 'a'`},
+		{"run id of 20 digits", "POST", runs, `{"id": "10000000000000000000"}`, 400, codeBadRequest, "20 characters long, more than 19"},
+		{"run id of 256 digits", "POST", runs, `{"id": "` + strings.Repeat("9", 256) + `"}`, 400, codeBadRequest, "256 characters long, more than 19"},
+		{"run id with a leading zero", "POST", runs, `{"id": "01"}`, 400, codeBadRequest, `run id "01"`},
+		{"flow name of a space", "POST", "/v1/flows/%20/runs", `{"id": "5"}`, 400, codeBadRequest, `flow name " " has a space`},
+		{"flow name with SQL", "POST", "/v1/flows/" + url.PathEscape("; DROP TABLE runs;--") + "/runs", `{"id": "5"}`, 400, codeBadRequest, `flow name "; DROP TABLE runs;--" has the character ';'`},
+		{"flow name with a bidi override", "POST", "/v1/flows/F%E2%80%AE/runs", `{"id": "5"}`, 400, codeBadRequest, `flow name "F\u202e" has the invisible formatting character U+202E`},
+		{"user name with a space", "POST", runs, `{"id": "5", "user": "ann lee"}`, 400, codeBadRequest, `user name "ann lee" has a space`},
+		{"user tag with a system prefix", "POST", runs, `{"id": "5", "tags": ["user:bob"]}`, 400, codeBadRequest, names.UserTag("user:bob").Error()},
+		{"system tag without a prefix", "POST", runs, `{"id": "5", "system_tags": ["golden"]}`, 400, codeBadRequest, "does not start with a system prefix"},
+		{"add tag user:bob", "POST", run + "/tags", `{"tags": ["user:bob"]}`, 400, codeBadRequest, names.UserTag("user:bob").Error()},
+		{"add tag production:x", "POST", run + "/tags", `{"tags": ["production:x"]}`, 400, codeBadRequest, names.UserTag("production:x").Error()},
+		{"add a 5,000-character tag", "POST", run + "/tags", `{"tags": ["` + strings.Repeat("x", 5000) + `"]}`, 400, codeBadRequest, "5000 bytes long, more than 256"},
+		{"add a tag with a bidi override", "POST", run + "/tags", `{"tags": ["ok\u202egnp"]}`, 400, codeBadRequest, "U+202E"},
+		{"step name in CamelCase", "POST", run + "/steps/Fit/tasks/0/attempts/0/start", ``, 400, codeBadRequest, `step name "Fit"`},
+		{"task id with a leading zero", "POST", run + "/steps/fit/tasks/01/attempts/0/start", ``, 400, codeBadRequest, `task id "01"`},
 		{"no run id", "POST", runs, `{}`, 400, codeBadRequest, "no run id"},
 		{"empty body", "POST", runs, ``, 400, codeBadRequest, "no run id"},
 		{"flow mismatch", "POST", runs, `{"flow": "G", "id": "5"}`, 400, codeBadRequest, "agree"},
-		{"empty flow name", "GET", "/v1/flows//runs", "", 400, codeBadRequest, "no flow name"},
-		{"too long flow name", "GET", "/v1/flows/" + long + "/runs", "", 400, codeBadRequest, "more than 256"},
-		{"slash in flow name", "GET", "/v1/flows/a%2Fb/runs", "", 400, codeBadRequest, "slash"},
-		{"dot-dot flow name", "GET", "/v1/flows/%2E%2E/runs", "", 400, codeBadRequest, "bad flow name"},
+		{"empty flow name", "GET", "/v1/flows//runs", "", 400, codeBadRequest, `flow name "" is empty`},
+		{"too long flow name", "GET", "/v1/flows/" + long + "/runs", "", 400, codeBadRequest, "more than 128"},
+		{"slash in flow name", "GET", "/v1/flows/a%2Fb/runs", "", 400, codeBadRequest, "the character '/'"},
+		{"dot-dot flow name", "GET", "/v1/flows/%2E%2E/runs", "", 400, codeBadRequest, `flow name ".."`},
 		{"control character in step", "GET", run + "/steps/a%0Ab/tasks/1", "", 400, codeBadRequest, "control"},
-		{"bad task id", "GET", run + "/steps/w/tasks/x", "", 400, codeBadRequest, "bad task id"},
+		{"bad task id", "GET", run + "/steps/w/tasks/x", "", 400, codeBadRequest, `task id "x"`},
 		{"unknown run", "GET", runs + "/999", "", 404, codeNotFound, "run F/999 does not exist"},
 		{"unknown flow", "GET", "/v1/flows/G/runs/1", "", 404, codeNotFound, "G/1"},
 		{"unknown task", "GET", run + "/steps/w/tasks/3", "", 404, codeNotFound, "F/1/w/3"},
@@ -283,7 +300,7 @@ func TestBadInput(t *testing.T) {
 		{"finish as running", "POST", run + "/finish", `{"status": "running"}`, 400, codeBadRequest, `bad status "running"`},
 		{"bad time", "POST", run + "/finish", `{"status": "failed", "ended": "yesterday"}`, 400, codeBadRequest, "bad JSON"},
 		{"time out of range", "POST", runs, `{"id": "5", "started": "3000-01-01T00:00:00Z"}`, 400, codeBadRequest, "between the years"},
-		{"NUL in text", "POST", runs, `{"id": "5", "user": "a\u0000b"}`, 400, codeBadRequest, "NUL"},
+		{"NUL in text", "POST", runs, `{"id": "5", "origin": "a\u0000b"}`, 400, codeBadRequest, "NUL"},
 		{"NUL in param", "POST", runs, `{"id": "5", "params": {"a\u0000": "1"}}`, 400, codeBadRequest, "NUL"},
 		{"bad status in body", "POST", runs, `{"id": "5", "status": "done"}`, 400, codeBadRequest, `bad status "done"`},
 		{"bad status filter", "GET", runs + "?status=done", "", 400, codeBadRequest, `bad status "done"`},
@@ -293,7 +310,7 @@ func TestBadInput(t *testing.T) {
 		{"empty limit", "GET", runs + "?limit=", "", 400, codeBadRequest, "empty"},
 		{"bad since", "GET", runs + "?since=yesterday", "", 400, codeBadRequest, `bad since "yesterday"`},
 		{"bad until", "GET", runs + "?until=2025", "", 400, codeBadRequest, `bad until "2025"`},
-		{"empty tag filter", "GET", runs + "?tag=", "", 400, codeBadRequest, "empty tag"},
+		{"empty tag filter", "GET", runs + "?tag=", "", 400, codeBadRequest, `tag "" is empty`},
 		{"too many tag filters", "GET", runs + manyTags, "", 400, codeBadRequest, "at most 64"},
 		{"unknown query parameter", "GET", runs + "?tags=x", "", 400, codeBadRequest, `unknown query parameter "tags"`},
 		{"query on a route without", "GET", run + "?x=1", "", 400, codeBadRequest, "takes none"},
@@ -303,7 +320,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown route", "GET", "/v2/flows", "", 404, codeNoRoute, "no route"},
 		{"trailing slash", "GET", "/v1/flows/", "", 404, codeNoRoute, "no route"},
 		{"duplicate run", "POST", runs, `{"id": "1"}`, 409, codeExists, "F/1 already exists"},
-		{"empty tag", "POST", run + "/tags", `{"tags": ["ok", ""]}`, 400, codeBadRequest, "empty tag"},
+		{"empty tag", "POST", run + "/tags", `{"tags": ["ok", ""]}`, 400, codeBadRequest, `tag "" is empty`},
+		{"empty tag to remove", "DELETE", run + "/tags?tag=", "", 400, codeBadRequest, "empty tag to remove"},
 		{"control character in tag", "POST", run + "/tags", `{"tags": ["a\tb"]}`, 400, codeBadRequest, "control"},
 		{"tags not a list", "POST", run + "/tags", `{"tags": "x"}`, 400, codeBadRequest, "tags is a JSON string, but it must be a array"},
 		{"remove a system tag", "DELETE", run + "/tags?tag=x&tag=user:ann", "", 409, codeConflict, "system tags cannot be removed"},
@@ -354,7 +372,7 @@ func TestBadInput(t *testing.T) {
 // TestRoundTrip checks what the routes answer to good requests.
 func TestRoundTrip(t *testing.T) {
 	s := newStack(t, nil, Options{})
-	r := s.request(t, "POST", "/v1/flows/F/runs", `{"id": "1", "user": "ann", "system_tags": ["user:ann"], "tags": ["b", "a", "user:ann"], "params": {"x": "1"}}`)
+	r := s.request(t, "POST", "/v1/flows/F/runs", `{"id": "1", "user": "ann", "system_tags": ["user:ann"], "tags": ["b", "a", "b"], "params": {"x": "1"}}`)
 	if r.status != http.StatusCreated || r.header.Get("Location") != "/v1/flows/F/runs/1" {
 		t.Fatalf("create: %d %v %s", r.status, r.header, r.body)
 	}
@@ -419,7 +437,7 @@ func TestClientErrors(t *testing.T) {
 	}
 	err = c.CreateRun(ctx, &metadata.Run{Flow: "F", ID: "x"})
 	var se *Error
-	if !errors.As(err, &se) || se.StatusCode != 400 || !se.Invalid() || !strings.Contains(err.Error(), `bad run id "x"`) ||
+	if !errors.As(err, &se) || se.StatusCode != 400 || !se.Invalid() || !strings.Contains(err.Error(), `run id "x"`) ||
 		!strings.Contains(err.Error(), "POST "+s.srv.URL+"/v1/flows/F/runs") || errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("CreateRun with a bad id: %v", err)
 	}

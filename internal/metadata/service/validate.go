@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"stepwise.dev/stepwise/internal/metadata"
+	"stepwise.dev/stepwise/internal/names"
 )
 
 // maxName is the most characters a name, id or tag may have.
@@ -31,9 +32,8 @@ var (
 	maxTime = time.Unix(0, math.MaxInt64)
 )
 
-// checkName checks a name (of a flow, step or artifact): not empty, at most
-// maxName characters, valid UTF-8 without control characters or slashes,
-// and not "." or "..".
+// checkName checks an artifact name: not empty, at most maxName
+// characters, valid UTF-8 without control characters.
 func checkName(what, s string) *apiError {
 	switch {
 	case s == "":
@@ -42,63 +42,51 @@ func checkName(what, s string) *apiError {
 		return badRequest("bad %s %q: not valid UTF-8", what, s)
 	case utf8.RuneCountInString(s) > maxName:
 		return badRequest("bad %s %.40q...: %d characters long, more than %d", what, s, utf8.RuneCountInString(s), maxName)
-	case strings.Contains(s, "/"):
-		return badRequest("bad %s %q: names cannot hold a slash", what, s)
-	case s == "." || s == "..":
-		return badRequest("bad %s %q", what, s)
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
 		return badRequest("bad %s %q: names cannot hold control characters", what, s)
 	}
 	return nil
 }
 
-// checkID checks a run or task id: a decimal number of at most maxName
-// digits.
-func checkID(what, s string) *apiError {
-	if s == "" {
-		return badRequest("no %s given: the %s is empty", what, what)
-	}
-	if len(s) > maxName {
-		return badRequest("bad %s %.40q...: %d characters long, more than %d", what, s, len(s), maxName)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return badRequest("bad %s %q: %ss are decimal numbers, such as 1764340315123456", what, s, what)
-		}
+// checkRule turns the error of a rule of package names into a response.
+func checkRule(err error) *apiError {
+	if err != nil {
+		return badRequest("%s", err.Error())
 	}
 	return nil
 }
 
-// checkTaskID checks a task id: decimal numbers joined by dots, such as
-// 0, 17 or 2.5, of at most maxName characters.
-func checkTaskID(what, s string) *apiError {
-	if s == "" {
-		return badRequest("no %s given: the %s is empty", what, what)
-	}
-	if len(s) > maxName {
-		return badRequest("bad %s %.40q...: %d characters long, more than %d", what, s, len(s), maxName)
-	}
-	for p := range strings.SplitSeq(s, ".") {
-		if p == "" || strings.Trim(p, "0123456789") != "" {
-			return badRequest("bad %s %q: task ids are decimal numbers joined by dots, such as 0, 17 or 2.5", what, s)
-		}
-	}
-	return nil
-}
-
-// checkTags checks tags: not empty, at most maxName characters, valid
-// UTF-8 without control characters.
+// checkTags checks tags to filter on: tags that package names allows.
 func checkTags(tags []string) *apiError {
 	for _, t := range tags {
-		switch {
-		case t == "":
-			return badRequest("empty tag: a tag has at least one character")
-		case !utf8.ValidString(t):
-			return badRequest("bad tag %q: not valid UTF-8", t)
-		case utf8.RuneCountInString(t) > maxName:
-			return badRequest("bad tag %.40q...: %d characters long, more than %d", t, utf8.RuneCountInString(t), maxName)
-		case strings.IndexFunc(t, unicode.IsControl) >= 0:
-			return badRequest("bad tag %q: tags cannot hold control characters", t)
+		if e := checkRule(names.Tag(t)); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// checkUserTags checks tags to add to a run: user tags that package names
+// allows, none with a system prefix.
+func checkUserTags(tags []string) *apiError {
+	for _, t := range tags {
+		if e := checkRule(names.UserTag(t)); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// checkTagsToRemove checks tags to remove from a run: not empty, and text
+// the database holds. They are not held to the rules of package names, so
+// that a tag recorded before them can still be removed.
+func checkTagsToRemove(tags []string) *apiError {
+	for _, t := range tags {
+		if t == "" {
+			return badRequest("empty tag to remove: name the tags to remove, with tag=... for each")
+		}
+		if e := checkText("tag", t); e != nil {
+			return e
 		}
 	}
 	return nil
@@ -168,18 +156,28 @@ func checkArtifacts(arts []metadata.Artifact) *apiError {
 
 // checkRun checks the body of a new run.
 func checkRun(r *metadata.Run) *apiError {
-	if e := checkID("run id", r.ID); e != nil {
+	if r.ID == "" {
+		return badRequest("no run id given: the body has no id; give the run's id, such as \"id\": \"1764340315123456\"")
+	}
+	if e := checkRule(names.RunID(r.ID)); e != nil {
 		return e
+	}
+	if r.User != "" {
+		if e := checkRule(names.User(r.User)); e != nil {
+			return e
+		}
+	}
+	for _, t := range r.SystemTags {
+		if e := checkRule(names.SystemTag(t)); e != nil {
+			return e
+		}
 	}
 	if r.Status != "" {
 		if e := checkStatus("status", r.Status, false); e != nil {
 			return e
 		}
 	}
-	if e := checkTags(r.SystemTags); e != nil {
-		return e
-	}
-	if e := checkTags(r.Tags); e != nil {
+	if e := checkUserTags(r.Tags); e != nil {
 		return e
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Params)) {

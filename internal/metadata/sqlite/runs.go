@@ -16,24 +16,14 @@ import (
 // CreateRun records a new run (ErrExists if its id is taken). A zero
 // Started is set to now and an empty Status to running, in r too.
 func (s *Store) CreateRun(ctx context.Context, r *metadata.Run) error {
-	if err := metadata.CheckNames(nil, "flow", r.Flow, "run id", r.ID); err != nil {
-		return err
-	}
-	name := r.Flow + "/" + r.ID
 	if r.Status == "" {
 		r.Status = metadata.Running
 	}
-	if err := metadata.CheckStatus(r.Status, "run "+name); err != nil {
+	if err := metadata.CheckNewRun(r); err != nil {
 		return err
 	}
+	name := r.Flow + "/" + r.ID
 	r.Started = metadata.TimeOrNow(r.Started)
-	for _, tags := range [][]string{r.SystemTags, r.Tags} {
-		for _, t := range tags {
-			if err := metadata.CheckTag(nil, name, t); err != nil {
-				return err
-			}
-		}
-	}
 	params := []byte("{}")
 	if len(r.Params) > 0 {
 		var err error
@@ -86,7 +76,7 @@ func insertTags(ctx context.Context, tx *sql.Tx, run int64, tags []string, syste
 // FinishRun sets a run's final status (succeeded or failed) and end time
 // (now when zero).
 func (s *Store) FinishRun(ctx context.Context, flow, run string, status metadata.Status, ended time.Time) error {
-	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckRunName(flow, run); err != nil {
 		return err
 	}
 	name := flow + "/" + run
@@ -116,7 +106,7 @@ func (s *Store) updateRun(ctx context.Context, flow, run, set string, args ...an
 // Heartbeat records that the runtime of a run is alive at time at (now when
 // zero); the heartbeat only moves forward.
 func (s *Store) Heartbeat(ctx context.Context, flow, run string, at time.Time) error {
-	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckRunName(flow, run); err != nil {
 		return err
 	}
 	err := s.updateRun(ctx, flow, run, `heartbeat = max(coalesce(heartbeat, 0), ?)`, nanos(metadata.TimeOrNow(at)))
@@ -173,7 +163,7 @@ func scanRun(sc scanner) (*metadata.Run, error) {
 
 // GetRun returns a run (ErrNotFound if none).
 func (s *Store) GetRun(ctx context.Context, flow, run string) (*metadata.Run, error) {
-	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckRunName(flow, run); err != nil {
 		return nil, err
 	}
 	var r *metadata.Run
@@ -194,6 +184,9 @@ func (s *Store) GetRun(ctx context.Context, flow, run string) (*metadata.Run, er
 // ListRuns returns runs matching f, newest first (by start time, then by id,
 // both descending).
 func (s *Store) ListRuns(ctx context.Context, f metadata.RunFilter) ([]*metadata.Run, error) {
+	if err := metadata.CheckFilter(f); err != nil {
+		return nil, err
+	}
 	q, args := listRunsQuery(f)
 	var runs []*metadata.Run
 	err := retryBusy(ctx, func() error {
@@ -257,15 +250,13 @@ func runPK(ctx context.Context, tx *sql.Tx, flow, run string) (int64, error) {
 // AddTags adds user tags to a run. Tags it has already are left as they
 // are.
 func (s *Store) AddTags(ctx context.Context, flow, run string, tags []string) error {
-	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckRunName(flow, run); err != nil {
+		return err
+	}
+	if err := metadata.CheckUserTags(flow, run, tags); err != nil {
 		return err
 	}
 	name := flow + "/" + run
-	for _, t := range tags {
-		if err := metadata.CheckTag(nil, name, t); err != nil {
-			return err
-		}
-	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		pk, err := runPK(ctx, tx, flow, run)
 		if err != nil {
@@ -280,7 +271,10 @@ func (s *Store) AddTags(ctx context.Context, flow, run string, tags []string) er
 // ignored; if any tag is one of its system tags, nothing is removed and the
 // error says system tags cannot be removed.
 func (s *Store) RemoveTags(ctx context.Context, flow, run string, tags []string) error {
-	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckRunName(flow, run); err != nil {
+		return err
+	}
+	if err := metadata.CheckTagsToRemove(flow, run, tags); err != nil {
 		return err
 	}
 	name := flow + "/" + run

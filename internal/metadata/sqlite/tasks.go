@@ -13,7 +13,7 @@ import (
 
 // checkAttempt checks an attempt's names and number.
 func checkAttempt(a metadata.Attempt) error {
-	if err := metadata.CheckNames(nil, "flow", a.Flow, "run id", a.Run, "step", a.Step, "task id", a.Task); err != nil {
+	if err := metadata.CheckTaskName(a.Flow, a.Run, a.Step, a.Task); err != nil {
 		return err
 	}
 	if a.N < 0 {
@@ -205,7 +205,7 @@ func insertArtifacts(ctx context.Context, tx *sql.Tx, task int64, arts []metadat
 // artifacts, and no attempts (t.Attempts is ignored). ErrExists if the
 // task exists.
 func (s *Store) CloneTask(ctx context.Context, t *metadata.Task) error {
-	if err := metadata.CheckNames(nil, "flow", t.Flow, "run id", t.Run, "step", t.Step, "task id", t.ID); err != nil {
+	if err := metadata.CheckTaskName(t.Flow, t.Run, t.Step, t.ID); err != nil {
 		return err
 	}
 	name := metadata.TaskPathspec(t.Flow, t.Run, t.Step, t.ID)
@@ -239,7 +239,7 @@ ON CONFLICT DO NOTHING RETURNING pk`,
 // GetTask returns a task with its attempts (by number) and artifacts (by
 // name).
 func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*metadata.Task, error) {
-	if err := metadata.CheckNames(nil, "flow", flow, "run id", run, "step", step, "task id", task); err != nil {
+	if err := metadata.CheckTaskName(flow, run, step, task); err != nil {
 		return nil, err
 	}
 	name := metadata.TaskPathspec(flow, run, step, task)
@@ -265,7 +265,7 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 // by start time, then step, then task id as dotted numbers
 // (metadata.CompareTasks). ErrNotFound if the run does not exist.
 func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
-	if err := metadata.CheckNames(nil, "flow", flow, "run id", run); err != nil {
+	if err := metadata.CheckRunName(flow, run); err != nil {
 		return nil, err
 	}
 	var tasks []*metadata.Task
