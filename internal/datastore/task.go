@@ -63,6 +63,9 @@ type TaskRecord struct {
 	Artifacts []ArtifactRef  `json:"artifacts"`        // sorted by Name
 	Foreach   []ForeachFrame `json:"foreach"`          // outermost first
 	Splits    int            `json:"splits,omitempty"` // for a foreach step: how many elements it fanned out to
+	// ClonedFrom is the pathspec (Flow/Run/Step/Task) of the task this
+	// one was cloned from by resume; empty for a task that ran.
+	ClonedFrom string `json:"cloned_from,omitempty"`
 }
 
 // Task record object format, JSON:
