@@ -3,6 +3,8 @@ package metadata
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,6 +114,42 @@ func CheckTagsToRemove(flow, run string, tags []string) error {
 	}
 	return nil
 }
+
+// SameRun reports whether the recorded run got is the run want that
+// CreateRun was asked to record, so that recording it again (a retry after
+// a lost response) is not an error: the same flow, id, status, user, times,
+// code, origin, parameters and system tags, and at least want's user tags
+// (others may have been added since).
+func SameRun(got, want *Run) bool {
+	if got.Flow != want.Flow || got.ID != want.ID || got.Status != want.Status || got.User != want.User ||
+		!got.Started.Equal(want.Started) || !got.Ended.Equal(want.Ended) || got.Code != want.Code ||
+		got.Origin != want.Origin || !maps.Equal(got.Params, want.Params) {
+		return false
+	}
+	if !slices.Equal(sortedSet(got.SystemTags), sortedSet(want.SystemTags)) {
+		return false
+	}
+	for _, t := range want.Tags {
+		if !slices.Contains(got.Tags, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// SameClone reports whether the recorded task got is the clone want that
+// CloneTask was asked to record: the same origin, times and artifacts.
+func SameClone(got, want *Task) bool {
+	if got.ClonedFrom != want.ClonedFrom || !got.Started.Equal(want.Started) || !got.Ended.Equal(want.Ended) ||
+		len(got.Artifacts) != len(want.Artifacts) {
+		return false
+	}
+	arts := slices.Clone(want.Artifacts)
+	slices.SortFunc(arts, func(a, b Artifact) int { return strings.Compare(a.Name, b.Name) })
+	return slices.Equal(got.Artifacts, arts)
+}
+
+func sortedSet(s []string) []string { return slices.Compact(slices.Sorted(slices.Values(s))) }
 
 // CheckArtifacts returns an error if an artifact of task has no name, has
 // the name of another, or is refused by strict (when not nil).

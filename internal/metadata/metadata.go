@@ -163,7 +163,13 @@ type RunFilter struct {
 // Store records and reads metadata. Methods are safe for concurrent use,
 // and several processes may use the same store at once.
 type Store interface {
-	// CreateRun records a new run (ErrExists if its id is taken).
+	// CreateRun records a new run. Recording the same run again (SameRun)
+	// does nothing, so a retry after a lost answer is safe; ErrExists if
+	// another run has its id.
+	//
+	// Every write is safe to repeat with the same arguments: a retry of
+	// one that was done (its answer lost) leaves what is recorded as it
+	// was, and does not fail because the first one was done.
 	CreateRun(ctx context.Context, r *Run) error
 	// FinishRun sets a run's final status and end time.
 	FinishRun(ctx context.Context, flow, run string, status Status, ended time.Time) error
@@ -189,13 +195,15 @@ type Store interface {
 	RemoveTags(ctx context.Context, flow, run string, tags []string) error
 
 	// StartAttempt records that an attempt started (creating the task on
-	// its first attempt).
+	// its first attempt). Starting an attempt that is running with the
+	// same start time does nothing; ErrExists if it was started otherwise.
 	StartAttempt(ctx context.Context, a Attempt) error
 	// FinishAttempt records the end of an attempt; on success the task
 	// takes the attempt's artifacts and status.
 	FinishAttempt(ctx context.Context, a Attempt, artifacts []Artifact) error
 	// CloneTask records a task copied from an origin run by resume, with
-	// the origin's artifacts, as succeeded.
+	// the origin's artifacts, as succeeded. Recording the same clone again
+	// (SameClone) does nothing; ErrExists if the task exists otherwise.
 	CloneTask(ctx context.Context, t *Task) error
 	// GetTask returns a task with its attempts and artifacts.
 	GetTask(ctx context.Context, flow, run, step, task string) (*Task, error)

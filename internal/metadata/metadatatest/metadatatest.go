@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"CloneTask", testCloneTask},
 		{"TaskOrder", testTaskOrder},
 		{"Concurrent", testConcurrent},
+		{"Retries", testRetries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,6 +260,20 @@ func testCreateRunExists(t *testing.T, s metadata.Store) {
 	mustCreate(t, s, first)
 	err := s.CreateRun(t.Context(), newRun("Train", "17", "bob", at(time.Minute)))
 	checkErr(t, "CreateRun of a taken id", err, metadata.ErrExists, "Train", "17")
+	checkRun(t, mustGetRun(t, s, "Train", "17"), first)
+	// The same run again, as a retry after a lost answer sends it, is not
+	// an error; one that differs in anything is.
+	if err := s.CreateRun(t.Context(), newRun("Train", "17", "ann", t0)); err != nil {
+		t.Errorf("CreateRun of the same run again: %v", err)
+	}
+	for _, other := range []*metadata.Run{
+		newRun("Train", "17", "ann", t0.Add(time.Nanosecond)),
+		newRun("Train", "17", "ann", t0, "extra"),
+		{Flow: "Train", ID: "17", Status: metadata.Succeeded, User: "ann", SystemTags: []string{"user:ann"}, Started: t0},
+	} {
+		err := s.CreateRun(t.Context(), other)
+		checkErr(t, "CreateRun of another run with a taken id", err, metadata.ErrExists, "Train", "17")
+	}
 	checkRun(t, mustGetRun(t, s, "Train", "17"), first)
 }
 
@@ -671,7 +686,12 @@ func testAttemptRetry(t *testing.T, s metadata.Store) {
 	if k.Status != metadata.Running || !k.Ended.IsZero() {
 		t.Errorf("task after StartAttempt 1: Status = %q, Ended = %v; want running, no end", k.Status, k.Ended)
 	}
-	err := s.StartAttempt(ctx, a1)
+	if err := s.StartAttempt(ctx, a1); err != nil {
+		t.Errorf("StartAttempt of the same attempt again (a retry): %v", err)
+	}
+	other := a1
+	other.Started = a1.Started.Add(time.Millisecond)
+	err := s.StartAttempt(ctx, other)
 	checkErr(t, "StartAttempt of an attempt already started", err, metadata.ErrExists, "Train/1/fit/3")
 
 	a1.Status, a1.Ended = metadata.Succeeded, at(4*time.Second)
@@ -788,7 +808,20 @@ func testCloneTask(t *testing.T, s metadata.Store) {
 	// The origin is unchanged.
 	checkTask(t, mustGetTask(t, s, "Train", "1", "start", "1"), origin)
 
-	checkErr(t, "CloneTask onto an existing task", s.CloneTask(ctx, clone), metadata.ErrExists, "Train/2/start/1")
+	if err := s.CloneTask(ctx, clone); err != nil {
+		t.Errorf("CloneTask of the same clone again (a retry): %v", err)
+	}
+	checkTask(t, mustGetTask(t, s, "Train", "2", "start", "1"), want)
+	elsewhere := *clone
+	elsewhere.ClonedFrom = "Train/0/start/1"
+	checkErr(t, "CloneTask onto an existing task", s.CloneTask(ctx, &elsewhere), metadata.ErrExists, "Train/2/start/1")
+	started := metadata.Attempt{Flow: "Train", Run: "2", Step: "end", Task: "0", Status: metadata.Running, Started: at(time.Hour)}
+	if err := s.StartAttempt(ctx, started); err != nil {
+		t.Fatal(err)
+	}
+	onto0 := *clone
+	onto0.Step, onto0.ID = "end", "0"
+	checkErr(t, "CloneTask onto a task with attempts", s.CloneTask(ctx, &onto0), metadata.ErrExists, "Train/2/end/0")
 	onto := *clone
 	onto.Run = "9"
 	checkErr(t, "CloneTask into a missing run", s.CloneTask(ctx, &onto), metadata.ErrNotFound, "Train", "9")
@@ -862,6 +895,53 @@ func testTaskOrder(t *testing.T, s metadata.Store) {
 		_, err := s.GetTask(ctx, "Train", c.run, c.step, c.id)
 		checkErr(t, "GetTask of a missing task", err, metadata.ErrNotFound, "Train/"+c.run)
 	}
+}
+
+// testRetries does every write twice, as a client does when the answer to
+// the first was lost: the second is not an error, and what is recorded is
+// what one write would have recorded.
+func testRetries(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	twice := func(what string, write func() error) {
+		t.Helper()
+		for i := range 2 {
+			if err := write(); err != nil {
+				t.Fatalf("%s (time %d): %v", what, i+1, err)
+			}
+		}
+	}
+	r := newRun("Train", "1", "ann", t0, "exp")
+	r.Params, r.Code, r.Origin = map[string]string{"alpha": "0.5"}, metadata.Code{GitCommit: "abc"}, ""
+	twice("CreateRun", func() error { return s.CreateRun(ctx, r) })
+	twice("AddTags", func() error { return s.AddTags(ctx, "Train", "1", []string{"golden", "x"}) })
+	twice("RemoveTags", func() error { return s.RemoveTags(ctx, "Train", "1", []string{"x"}) })
+	twice("Heartbeat", func() error { return s.Heartbeat(ctx, "Train", "1", at(time.Minute)) })
+
+	a := metadata.Attempt{Flow: "Train", Run: "1", Step: "start", Task: "0", Status: metadata.Running, Started: at(time.Second)}
+	twice("StartAttempt", func() error { return s.StartAttempt(ctx, a) })
+	twice("TaskHeartbeat", func() error { return s.TaskHeartbeat(ctx, "Train", "1", "start", "0", 0, at(2*time.Minute)) })
+	done := a
+	done.Status, done.Ended = metadata.Succeeded, at(3*time.Minute)
+	arts := []metadata.Artifact{{Name: "x", Type: "int", Key: "kx", Size: 8}}
+	twice("FinishAttempt", func() error { return s.FinishAttempt(ctx, done, arts) })
+	clone := &metadata.Task{Flow: "Train", Run: "1", Step: "prepare", ID: "0", Started: at(-time.Hour), Ended: at(-time.Minute),
+		ClonedFrom: "Train/0/prepare/0", Artifacts: arts}
+	twice("CloneTask", func() error { return s.CloneTask(ctx, clone) })
+	twice("FinishRun", func() error { return s.FinishRun(ctx, "Train", "1", metadata.Succeeded, at(4*time.Minute)) })
+
+	want := *r
+	want.Tags = []string{"exp", "golden"}
+	want.Status, want.Ended, want.Heartbeat = metadata.Succeeded, at(4*time.Minute), at(2*time.Minute)
+	checkRun(t, mustGetRun(t, s, "Train", "1"), &want)
+	done.Heartbeat = at(2 * time.Minute)
+	tasks, err := s.ListTasks(ctx, "Train", "1")
+	if err != nil || len(tasks) != 2 {
+		t.Fatalf("ListTasks: %d tasks, %v; want 2", len(tasks), err)
+	}
+	checkTask(t, tasks[0], &metadata.Task{Flow: "Train", Run: "1", Step: "prepare", ID: "0", Status: metadata.Succeeded,
+		Started: clone.Started, Ended: clone.Ended, ClonedFrom: clone.ClonedFrom, Artifacts: arts})
+	checkTask(t, tasks[1], &metadata.Task{Flow: "Train", Run: "1", Step: "start", ID: "0", Status: metadata.Succeeded,
+		Started: a.Started, Ended: done.Ended, Attempts: []metadata.Attempt{done}, Artifacts: arts})
 }
 
 // testConcurrent has 20 writers record 50 tasks each in one run, and

@@ -33,17 +33,21 @@
 // artifact names are at most 256 characters. Errors about bad
 // input have a method Invalid() bool that returns true, and refusals because
 // of what is recorded (removing a system tag, an attempt on a cloned task)
-// a method Conflict() bool, so that the service can answer 400 or 409
-// rather than 500.
+// a method Conflict() bool, and failures to reach the database (down,
+// restarting) a method Unavailable() bool, so that the service can answer
+// 400, 409 or 503 rather than 500.
 package postgres
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -130,7 +134,9 @@ func (s *Store) String() string { return "postgres " + s.where }
 const maxTries = 5
 
 // write runs fn in a read-committed transaction, again when PostgreSQL
-// aborted it for a deadlock or a serialization failure.
+// aborted it for a deadlock or a serialization failure, or the connection
+// failed (a stale connection of the pool after a restart of the server;
+// every write is safe to repeat).
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return s.run(ctx, pgx.TxOptions{}, fn)
 }
@@ -144,7 +150,7 @@ func (s *Store) run(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) 
 	delay := 5 * time.Millisecond
 	for try := 1; ; try++ {
 		err := pgx.BeginTxFunc(ctx, s.pool, opts, fn)
-		if err == nil || try == maxTries || !retryable(err) {
+		if err == nil || try == maxTries || !(retryable(err) || unreachable(err)) || ctx.Err() != nil {
 			return err
 		}
 		t := time.NewTimer(delay/2 + rand.N(delay))
@@ -171,6 +177,7 @@ const (
 	kindExists
 	kindInvalid
 	kindConflict
+	kindUnavailable
 )
 
 // refusal is an error of the store's own: a message that names what it is
@@ -200,6 +207,11 @@ func (e *refusal) Invalid() bool { return e.kind == kindInvalid }
 // Conflict reports whether the request conflicts with what is recorded.
 func (e *refusal) Conflict() bool { return e.kind == kindConflict }
 
+// Unavailable reports whether the database could not be reached (it is
+// down, restarting, or refuses connections): the same request may work in
+// a moment, and the service answers 503.
+func (e *refusal) Unavailable() bool { return e.kind == kindUnavailable }
+
 func refuse(kind int, format string, args ...any) error {
 	return &refusal{kind: kind, msg: "metadata: " + fmt.Sprintf(format, args...)}
 }
@@ -219,7 +231,34 @@ func (s *Store) wrap(err error, format string, args ...any) error {
 	if errors.As(err, &r) {
 		return err
 	}
+	if unreachable(err) {
+		return &refusal{kind: kindUnavailable, err: err,
+			msg: fmt.Sprintf("metadata: %s: PostgreSQL %s cannot be reached: %v", fmt.Sprintf(format, args...), s.where, err)}
+	}
 	return fmt.Errorf("metadata: %s (PostgreSQL %s): %w", fmt.Sprintf(format, args...), s.where, err)
+}
+
+// unreachable reports whether err says that the database could not be
+// reached or went away: a refused or lost connection, a server shutting
+// down or starting, too many connections. Errors PostgreSQL answers with
+// for other reasons (a wrong password, a missing database, a bad query)
+// are not.
+func unreachable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "53300": // admin or crash shutdown, cannot connect now, too many connections
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08") // connection exception
+	}
+	var (
+		ce *pgconn.ConnectError
+		ne net.Error
+	)
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // maxName is the most characters a name or tag may have.

@@ -16,8 +16,10 @@ import (
 	"stepwise.dev/stepwise/internal/metadata"
 )
 
-// CreateRun records a new run (ErrExists if its id is taken). A zero
-// Started is set to now and an empty Status to running, in r too.
+// CreateRun records a new run. A zero Started is set to now and an empty
+// Status to running, in r too. Recording a run that is recorded already,
+// the same (metadata.SameRun), does nothing, so that a retry is safe;
+// ErrExists if another run has its id.
 func (s *Store) CreateRun(ctx context.Context, r *metadata.Run) error {
 	if r.Status == "" {
 		r.Status = metadata.Running
@@ -66,6 +68,13 @@ RETURNING pk`,
 			r.Flow, r.ID, string(r.Status), r.User, string(params), started, ended,
 			r.Code.BinarySHA256, r.Code.GitCommit, r.Code.GitDirty, r.Origin).Scan(&pk)
 		if errors.Is(err, pgx.ErrNoRows) {
+			got, err := scanRun(tx.QueryRow(ctx, runSelect+` WHERE r.flow = $1 AND r.id = $2`, r.Flow, r.ID))
+			if err != nil {
+				return err
+			}
+			if metadata.SameRun(got, r) {
+				return nil // recorded already: a retry
+			}
 			return exists("run %s already exists", name)
 		}
 		if err != nil {

@@ -54,7 +54,9 @@ ON CONFLICT (run, step, id) DO NOTHING RETURNING pk`,
 // StartAttempt records that an attempt started (creating the task on its
 // first attempt); the attempt is running whatever a.Status says, and a
 // zero a.Started is now. The task becomes running unless it already has a
-// later attempt. An attempt already started gives ErrExists.
+// later attempt. Starting an attempt that is running with the same start
+// time does nothing, so that a retry is safe; an attempt already started
+// otherwise gives ErrExists.
 func (s *Store) StartAttempt(ctx context.Context, a metadata.Attempt) error {
 	if err := checkAttempt(a); err != nil {
 		return err
@@ -70,6 +72,22 @@ func (s *Store) StartAttempt(ctx context.Context, a metadata.Attempt) error {
 			return err
 		}
 		t, created, err := lockTask(ctx, tx, run, a, metadata.Running, started)
+		if err == nil && !created && t.clonedFrom == "" {
+			var (
+				status string
+				begun  *int64
+			)
+			err := tx.QueryRow(ctx, `SELECT status, started FROM attempts WHERE task = $1 AND n = $2`, t.pk, a.N).Scan(&status, &begun)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return err
+			case status == string(metadata.Running) && begun != nil && started != nil && *begun == started.(int64):
+				return nil // recorded already: a retry
+			default:
+				return exists("task %s: attempt %d was already started", name, a.N)
+			}
+		}
 		switch {
 		case err != nil:
 			return err
@@ -228,8 +246,9 @@ SELECT $1, u.name, u.type, u.key, u.size FROM unnest($2::text[], $3::text[], $4:
 
 // CloneTask records a task copied from an origin run by resume: succeeded
 // (whatever t.Status says), with t's start and end times, ClonedFrom and
-// artifacts, and no attempts (t.Attempts is ignored). ErrExists if the
-// task exists.
+// artifacts, and no attempts (t.Attempts is ignored). Recording the same
+// clone again (metadata.SameClone) does nothing, so that a retry is safe;
+// ErrExists if the task exists otherwise.
 func (s *Store) CloneTask(ctx context.Context, t *metadata.Task) error {
 	if err := checkTaskName(t.Flow, t.Run, t.Step, t.ID); err != nil {
 		return err
@@ -263,6 +282,13 @@ INSERT INTO tasks (run, step, id, status, started, ended, attempt, cloned_from) 
 ON CONFLICT DO NOTHING RETURNING pk`,
 			run, t.Step, t.ID, string(metadata.Succeeded), started, ended, t.ClonedFrom).Scan(&pk)
 		if errors.Is(err, pgx.ErrNoRows) {
+			got, err := readTasks(ctx, tx, `r.flow = $1 AND r.id = $2 AND k.step = $3 AND k.id = $4`, t.Flow, t.Run, t.Step, t.ID)
+			if err != nil {
+				return err
+			}
+			if len(got) == 1 && metadata.SameClone(got[0], t) {
+				return nil // recorded already: a retry
+			}
 			return exists("task %s already exists", name)
 		}
 		if err != nil {

@@ -3,11 +3,15 @@ package service
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,29 +24,64 @@ import (
 
 // Client is a metadata.Store that uses a metadata service over HTTP. Its
 // methods are safe for concurrent use.
+//
+// Every request, read or write, that cannot reach the service (no
+// connection, a connection lost, a timeout) or that the service or a proxy
+// answers with 502, 503 or 504 (the service answers 503 while its database
+// is away) is sent again, with exponential backoff and jitter, for up to
+// ClientOptions.RetryFor. Writes are safe to send again: the stores record
+// a write that was done already as it was (see metadata.Store).
 type Client struct {
-	base  string // the service's URL, without a trailing slash
-	token string
-	hc    *http.Client
+	base     string // the service's URL, without a trailing slash
+	token    string
+	hc       *http.Client
+	retryFor time.Duration
+	log      *slog.Logger
 }
 
 var _ metadata.Store = (*Client)(nil)
 
-// getTries is how many times a GET is sent when it fails to reach the
-// service (or a proxy answers 502, 503 or 504); other requests are sent
-// once, since they may have been done.
-const getTries = 4
-
-// DefaultTimeout is the time limit of a request of a Client made without
+// DefaultTimeout is the time limit of one request of a Client made without
 // an http.Client.
 const DefaultTimeout = 2 * time.Minute
 
+// DefaultRetryFor is how long a Client tries to reach the service, when
+// ClientOptions.RetryFor is zero: long enough for a restart of the service
+// or of its database.
+const DefaultRetryFor = 2 * time.Minute
+
+// ErrUnreachable is matched (errors.Is) by the error of a request that
+// could not reach the metadata service, or its database, for as long as
+// the client tried.
+var ErrUnreachable = errors.New("metadata service unreachable")
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// Token is sent as a bearer token unless it is empty.
+	Token string
+	// HTTPClient sends the requests; nil means one of the client's own,
+	// with DefaultTimeout and room for many concurrent connections.
+	HTTPClient *http.Client
+	// RetryFor is how long a request that cannot reach the service is
+	// tried, in all, before the client gives up: DefaultRetryFor when
+	// zero, no retries when negative.
+	RetryFor time.Duration
+	// Logger receives a warning when a request starts to be retried, and
+	// a line when it gets through; nil means slog.Default().
+	Logger *slog.Logger
+}
+
 // NewClient returns a client of the metadata service at baseURL (such as
 // https://metadata.example.com, or with a path prefix), sending token as
-// a bearer token unless it is empty. With a nil httpClient the client
-// uses its own, with DefaultTimeout and room for many concurrent
-// connections.
+// a bearer token unless it is empty, with the defaults of ClientOptions
+// otherwise and httpClient if not nil.
 func NewClient(baseURL, token string, httpClient *http.Client) (*Client, error) {
+	return NewClientWithOptions(baseURL, ClientOptions{Token: token, HTTPClient: httpClient})
+}
+
+// NewClientWithOptions returns a client of the metadata service at baseURL
+// (such as https://metadata.example.com, or with a path prefix).
+func NewClientWithOptions(baseURL string, o ClientOptions) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: bad metadata service URL %q: %w", baseURL, err)
@@ -53,16 +92,24 @@ func NewClient(baseURL, token string, httpClient *http.Client) (*Client, error) 
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("metadata: bad metadata service URL %q: it cannot have a query, a fragment or user information; give the token apart", baseURL)
 	}
-	token = strings.TrimSpace(token)
+	token := strings.TrimSpace(o.Token)
 	if strings.IndexFunc(token, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		return nil, errors.New("metadata: the metadata service token holds spaces or control characters; check the token in your configuration")
 	}
+	httpClient := o.HTTPClient
 	if httpClient == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
 		httpClient = &http.Client{Transport: tr, Timeout: DefaultTimeout}
 	}
-	return &Client{base: strings.TrimRight(u.String(), "/"), token: token, hc: httpClient}, nil
+	c := &Client{base: strings.TrimRight(u.String(), "/"), token: token, hc: httpClient, retryFor: o.RetryFor, log: o.Logger}
+	if c.retryFor == 0 {
+		c.retryFor = DefaultRetryFor
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	return c, nil
 }
 
 // Close closes the client's idle connections.
@@ -80,6 +127,8 @@ type Error struct {
 	StatusCode int
 	Code       string // the service's error code, such as "not_found", "exists" or "bad_request"
 	Message    string // the service's message
+	// RetryAfter is the wait the answer's Retry-After header asked for.
+	RetryAfter time.Duration
 }
 
 // Error returns the service's message, followed by the request and the
@@ -115,8 +164,16 @@ func (e *Error) Conflict() bool {
 	return e.StatusCode == http.StatusConflict && e.Code == codeConflict
 }
 
+// Backoff between tries: from firstDelay, doubling up to maxDelay, each
+// wait drawn at random between half and all of it.
+const (
+	firstDelay = 100 * time.Millisecond
+	maxDelay   = 5 * time.Second
+)
+
 // do sends a request with body (unless nil) encoded as JSON, and decodes
-// the response's body into out (unless nil).
+// the response's body into out (unless nil). It sends it again while the
+// service cannot be reached, for up to c.retryFor.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	u := c.base + path
 	if len(query) > 0 {
@@ -129,36 +186,94 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return fmt.Errorf("metadata: encoding the request %s %s: %w", method, u, err)
 		}
 	}
-	tries := 1
-	if method == http.MethodGet {
-		tries = getTries
-	}
-	delay := 100 * time.Millisecond
+	start := time.Now()
+	delay := firstDelay
 	for try := 1; ; try++ {
 		resp, err := c.send(ctx, method, u, payload)
-		retry := try < tries && ctx.Err() == nil && (err != nil || resp.StatusCode == http.StatusBadGateway ||
-			resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout)
-		if !retry {
-			if err != nil {
-				if try > 1 {
-					return fmt.Errorf("metadata: cannot reach the metadata service at %s (%d tries): %w", c.base, try, err)
-				}
-				return fmt.Errorf("metadata: cannot reach the metadata service at %s: %w", c.base, err)
+		var answered *Error // a 502, 503 or 504 answer
+		if err == nil && isUnavailable(resp.StatusCode) {
+			answered = c.response(resp, method, u, nil).(*Error)
+		}
+		if err == nil && answered == nil {
+			if try > 1 {
+				c.log.Info("metadata service reached again", "url", c.base, "request", method+" "+path, "after", time.Since(start).Round(time.Millisecond), "tries", try)
 			}
 			return c.response(resp, method, u, out)
 		}
-		if resp != nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
+		if ctx.Err() != nil {
+			return fmt.Errorf("metadata: %s %s: gave up waiting for the metadata service at %s after %s: %w", method, u, c.base, time.Since(start).Round(time.Millisecond), context.Cause(ctx))
 		}
-		t := time.NewTimer(delay/2 + rand.N(delay))
+		if err != nil && !retryable(err) {
+			return fmt.Errorf("metadata: cannot reach the metadata service at %s: %w", c.base, err)
+		}
+		elapsed := time.Since(start)
+		if c.retryFor < 0 || elapsed >= c.retryFor {
+			return c.gaveUp(elapsed, try, err, answered)
+		}
+		wait := delay/2 + rand.N(delay/2+1)
+		if answered != nil && answered.RetryAfter > wait {
+			wait = answered.RetryAfter
+		}
+		wait = min(wait, c.retryFor-elapsed)
+		if try == 1 {
+			why := fmt.Sprint(err)
+			if answered != nil {
+				why = answered.Error()
+			}
+			c.log.Warn("metadata service unreachable; retrying", "url", c.base, "request", method+" "+path, "for", c.retryFor, "error", why)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+			return fmt.Errorf("metadata: %s %s: gave up waiting for the metadata service at %s after %s: %w", method, u, c.base, time.Since(start).Round(time.Millisecond), context.Cause(ctx))
 		}
-		delay *= 2
+		delay = min(2*delay, maxDelay)
 	}
+}
+
+// gaveUp is the error of a request that could not get through for as
+// long as the client tried.
+func (c *Client) gaveUp(elapsed time.Duration, tries int, err error, answered *Error) error {
+	what, why := "was unreachable", ""
+	if answered != nil {
+		what = fmt.Sprintf("answered %d %s", answered.StatusCode, http.StatusText(answered.StatusCode))
+		if answered.Code == codeUnavailable {
+			why = ": its database is away"
+		}
+		err = answered
+	}
+	return fmt.Errorf("metadata: the metadata service at %s %s for %s (%d tries)%s; check that it and its database are running and reachable from here (GET %s/healthz answers ok), then try again (a failed run can be resumed): %w: %w",
+		c.base, what, elapsed.Round(time.Millisecond), tries, why, c.base, ErrUnreachable, err)
+}
+
+// isUnavailable reports whether an HTTP status says that the service, or
+// what is behind it, is away for now.
+func isUnavailable(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
+// retryable reports whether a request that failed with err (the HTTP
+// client's) may get through later: any failure to connect or of the
+// connection, but not a certificate the client refuses, a host name that
+// does not exist, or a server that does not speak HTTP as asked.
+func retryable(err error) bool {
+	var (
+		dns     *net.DNSError
+		certErr *tls.CertificateVerificationError
+		hostErr x509.HostnameError
+		authErr x509.UnknownAuthorityError
+		invErr  x509.CertificateInvalidError
+		recErr  tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &dns):
+		return !dns.IsNotFound
+	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &invErr), errors.As(err, &recErr):
+		return false
+	}
+	return true
 }
 
 func (c *Client) send(ctx context.Context, method, u string, payload []byte) (*http.Response, error) {
@@ -197,6 +312,9 @@ func (c *Client) response(resp *http.Response, method, u string, out any) error 
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &Error{Method: method, URL: u, StatusCode: resp.StatusCode}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		e.RetryAfter = time.Duration(min(secs, 60)) * time.Second
+	}
 	var eb errorBody
 	if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
 		e.Message, e.Code = eb.Error, eb.Code
@@ -219,9 +337,15 @@ func taskPathOf(flow, run, step, task string) string {
 	return escapedPath("v1", "flows", flow, "runs", run, "steps", step, "tasks", task)
 }
 
-// CreateRun records a new run (ErrExists if its id is taken). A zero
-// Started is set to now and an empty Status to running, in r too.
+// CreateRun records a new run (ErrExists if another run has its id). A
+// zero Started is set to now and an empty Status to running, in r too,
+// before the request is sent, so that sending it again is recording the
+// same run.
 func (c *Client) CreateRun(ctx context.Context, r *metadata.Run) error {
+	r.Started = metadata.TimeOrNow(r.Started)
+	if r.Status == "" {
+		r.Status = metadata.Running
+	}
 	var got metadata.Run
 	if err := c.do(ctx, http.MethodPost, escapedPath("v1", "flows", r.Flow, "runs"), nil, r, &got); err != nil {
 		return err
@@ -237,7 +361,8 @@ func (c *Client) CreateRun(ctx context.Context, r *metadata.Run) error {
 
 // FinishRun sets a run's final status and end time (now when zero).
 func (c *Client) FinishRun(ctx context.Context, flow, run string, status metadata.Status, ended time.Time) error {
-	return c.do(ctx, http.MethodPost, runPathOf(flow, run)+"/finish", nil, finishRunRequest{Status: status, Ended: ended}, nil)
+	req := finishRunRequest{Status: status, Ended: metadata.TimeOrNow(ended)}
+	return c.do(ctx, http.MethodPost, runPathOf(flow, run)+"/finish", nil, req, nil)
 }
 
 // Heartbeat records that the runtime of a run is alive at time at (now
@@ -320,15 +445,17 @@ func attemptPath(a metadata.Attempt) string {
 }
 
 // StartAttempt records that an attempt started (creating the task on its
-// first attempt); ErrExists if it was started already.
+// first attempt), at now when a.Started is zero; ErrExists if it was
+// started already, otherwise than by this call.
 func (c *Client) StartAttempt(ctx context.Context, a metadata.Attempt) error {
-	return c.do(ctx, http.MethodPost, attemptPath(a)+"/start", nil, startAttemptRequest{Started: a.Started}, nil)
+	req := startAttemptRequest{Started: metadata.TimeOrNow(a.Started)} // the same start if sent again
+	return c.do(ctx, http.MethodPost, attemptPath(a)+"/start", nil, req, nil)
 }
 
 // FinishAttempt records the end of an attempt; on success the task takes
 // the attempt's artifacts and status.
 func (c *Client) FinishAttempt(ctx context.Context, a metadata.Attempt, artifacts []metadata.Artifact) error {
-	req := finishAttemptRequest{Status: a.Status, Started: a.Started, Ended: a.Ended, Error: a.Error, Artifacts: artifacts}
+	req := finishAttemptRequest{Status: a.Status, Started: a.Started, Ended: metadata.TimeOrNow(a.Ended), Error: a.Error, Artifacts: artifacts}
 	return c.do(ctx, http.MethodPost, attemptPath(a)+"/finish", nil, req, nil)
 }
 

@@ -19,7 +19,10 @@
 // Every request but GET /healthz needs Authorization: Bearer <token> when
 // the service has tokens. Errors are JSON objects {"error": "...", "code":
 // "..."} whose message says what happened and what to do; bad input gets a
-// 4xx status, never 500, which is kept for failures of the store.
+// 4xx status, never 500, which is kept for failures of the store; a
+// database that cannot be reached (down, restarting) gets 503 with
+// Retry-After, and the Client sends the request again. Every write is safe
+// to send again (see metadata.Store).
 package service
 
 import (
@@ -34,6 +37,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +87,9 @@ type apiError struct {
 	code   string
 	msg    string
 	cause  error // logged, for failures
+	// retryAfter, when not zero, is sent as Retry-After (in seconds): the
+	// request may work then.
+	retryAfter int
 }
 
 // Error returns the message.
@@ -254,7 +261,7 @@ func (h *handler) healthz(w *recorder, r *http.Request) {
 		err := p.Ping(ctx)
 		cancel()
 		if err != nil {
-			h.writeError(w, &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable,
+			h.writeError(w, &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, retryAfter: RetryAfter,
 				msg: "the metadata service cannot reach its database: " + err.Error(), cause: err})
 			return
 		}
@@ -281,16 +288,25 @@ func (h *handler) writeJSON(w *recorder, status int, v any) {
 // writeError writes an error response.
 func (h *handler) writeError(w *recorder, e *apiError) {
 	w.err = e
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
 	h.writeJSON(w, e.status, errorBody{Error: e.msg, Code: e.code})
 }
 
+// RetryAfter is the Retry-After (in seconds) of a 503 answer: the service
+// cannot reach its database, which is down or restarting.
+const RetryAfter = 1
+
 // storeError turns an error of the store into a response: 404 and 409 for
 // the sentinel errors, 400 for input the store refused, 409 for a conflict
-// with what is recorded, 500 for anything else.
+// with what is recorded, 503 with Retry-After when the store cannot reach
+// its database, 500 for anything else.
 func storeError(r *http.Request, err error) *apiError {
 	var (
-		inv interface{ Invalid() bool }
-		con interface{ Conflict() bool }
+		inv  interface{ Invalid() bool }
+		con  interface{ Conflict() bool }
+		unav interface{ Unavailable() bool }
 	)
 	switch {
 	case errors.Is(err, metadata.ErrNotFound):
@@ -301,6 +317,9 @@ func storeError(r *http.Request, err error) *apiError {
 		return &apiError{status: http.StatusBadRequest, code: codeBadRequest, msg: err.Error()}
 	case errors.As(err, &con) && con.Conflict():
 		return &apiError{status: http.StatusConflict, code: codeConflict, msg: err.Error()}
+	case errors.As(err, &unav) && unav.Unavailable():
+		return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, retryAfter: RetryAfter, cause: err,
+			msg: err.Error() + " (the metadata service cannot reach its database, which is down or restarting; try again in a few seconds: Stepwise's clients do so by themselves)"}
 	case r.Context().Err() != nil:
 		return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable,
 			msg: "the request was canceled before the metadata service finished it: " + err.Error(), cause: err}

@@ -42,7 +42,9 @@ func findTask(ctx context.Context, tx *sql.Tx, run int64, step, task string) (t 
 // StartAttempt records that an attempt started (creating the task on its
 // first attempt); the attempt is running whatever a.Status says, and a
 // zero a.Started is now. The task becomes running unless it already has a
-// later attempt. An attempt already started gives ErrExists.
+// later attempt. Starting an attempt that is running with the same start
+// time does nothing, so that a retry is safe; an attempt already started
+// otherwise gives ErrExists.
 func (s *Store) StartAttempt(ctx context.Context, a metadata.Attempt) error {
 	if err := checkAttempt(a); err != nil {
 		return err
@@ -55,6 +57,22 @@ func (s *Store) StartAttempt(ctx context.Context, a metadata.Attempt) error {
 			return err
 		}
 		t, ok, err := findTask(ctx, tx, run, a.Step, a.Task)
+		if ok && t.clonedFrom == "" {
+			var (
+				status  string
+				started sql.NullInt64
+			)
+			err := tx.QueryRowContext(ctx, `SELECT status, started FROM attempts WHERE task = ? AND n = ?`, t.pk, a.N).Scan(&status, &started)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return err
+			case status == string(metadata.Running) && fromNanos(started).Equal(a.Started):
+				return nil // recorded already: a retry
+			default:
+				return exists("task %s: attempt %d was already started", name, a.N)
+			}
+		}
 		switch {
 		case err != nil:
 			return err
@@ -202,8 +220,9 @@ func insertArtifacts(ctx context.Context, tx *sql.Tx, task int64, arts []metadat
 
 // CloneTask records a task copied from an origin run by resume: succeeded
 // (whatever t.Status says), with t's start and end times, ClonedFrom and
-// artifacts, and no attempts (t.Attempts is ignored). ErrExists if the
-// task exists.
+// artifacts, and no attempts (t.Attempts is ignored). Recording the same
+// clone again (metadata.SameClone) does nothing, so that a retry is safe;
+// ErrExists if the task exists otherwise.
 func (s *Store) CloneTask(ctx context.Context, t *metadata.Task) error {
 	if err := metadata.CheckTaskName(t.Flow, t.Run, t.Step, t.ID); err != nil {
 		return err
@@ -226,6 +245,13 @@ INSERT INTO tasks (run, step, id, status, started, ended, attempt, cloned_from) 
 ON CONFLICT DO NOTHING RETURNING pk`,
 			run, t.Step, t.ID, string(metadata.Succeeded), nanos(t.Started), nanos(t.Ended), t.ClonedFrom).Scan(&pk)
 		if errors.Is(err, sql.ErrNoRows) {
+			got, err := readTasks(ctx, tx, `AND r.flow = ? AND r.id = ? AND k.step = ? AND k.id = ?`, t.Flow, t.Run, t.Step, t.ID)
+			if err != nil {
+				return err
+			}
+			if len(got) == 1 && metadata.SameClone(got[0], t) {
+				return nil // recorded already: a retry
+			}
 			return exists("task %s already exists", name)
 		}
 		if err != nil {
