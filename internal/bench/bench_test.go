@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -23,73 +21,6 @@ import (
 	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func repo() string {
-	_, file, _, _ := goruntime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// bin builds the examples once and returns the path of one.
-func bin(b *testing.B, name string) string {
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "stepwise-bench-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./examples/branchjoin", "./examples/foreach")
-		cmd.Dir = repo()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		b.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
-
-func runFlow(b *testing.B, dir, name string, args ...string) {
-	cmd := exec.Command(bin(b, name), append([]string{"run", "--quiet"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "STEPWISE_DATASTORE=", "STEPWISE_METADATA=", "STEPWISE_CONFIG="+filepath.Join(dir, "none.json"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("%s: %v\n%s", name, err, out)
-	}
-}
-
-// BenchmarkSeedFlow runs examples/branchjoin end to end: 5 tasks, two of
-// them in parallel.
-func BenchmarkSeedFlow(b *testing.B) {
-	dir := b.TempDir()
-	runFlow(b, dir, "branchjoin") // warm up: creates the datastore
-	b.ResetTimer()
-	for b.Loop() {
-		runFlow(b, dir, "branchjoin")
-	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/run")
-}
-
-// BenchmarkForeach runs examples/foreach at several widths; per-task is
-// the wall time divided by the tasks (width + start, join and end).
-func BenchmarkForeach(b *testing.B) {
-	for _, n := range []int{100, 1000, 10000} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			dir := b.TempDir()
-			for b.Loop() {
-				runFlow(b, dir, "foreach", "--n", strconv.Itoa(n))
-			}
-			perRun := b.Elapsed().Seconds() / float64(b.N)
-			b.ReportMetric(perRun, "s/run")
-			b.ReportMetric(perRun*1000/float64(n+3), "ms/task")
-		})
-	}
-}
-
 // randomFloats are normally distributed, like model weights.
 func randomFloats(n int) []float64 {
 	out := make([]float64, n)
@@ -100,13 +31,17 @@ func randomFloats(n int) []float64 {
 }
 
 // BenchmarkArtifact saves and loads one []float64 artifact of random
-// values through the codec and the local datastore, as a task does.
+// values through the codec and the local datastore, as a task does; its
+// floor (plain-write, plain-read) writes the same encoded bytes to one
+// file in a new folder on the same disk, unsynced as blobs are, and reads
+// them back, with nothing hashed, checked or decoded.
 func BenchmarkArtifact(b *testing.B) {
 	ctx := context.Background()
 	for _, size := range []int{128 << 20, 1 << 30} {
 		name := fmt.Sprintf("%dMiB", size>>20)
-		vals := randomFloats(size / 8)
+		vals := sync.OnceValue(func() []float64 { return randomFloats(size / 8) })
 		b.Run("save/"+name, func(b *testing.B) {
+			vals := vals()
 			b.SetBytes(int64(size))
 			for b.Loop() {
 				b.StopTimer()
@@ -133,6 +68,7 @@ func BenchmarkArtifact(b *testing.B) {
 			}
 		})
 		b.Run("load/"+name, func(b *testing.B) {
+			vals := vals()
 			be, err := local.New(b.TempDir())
 			if err != nil {
 				b.Fatal(err)
@@ -156,7 +92,60 @@ func BenchmarkArtifact(b *testing.B) {
 				}
 			}
 		})
+		b.Run("plain-write/"+name, func(b *testing.B) {
+			enc, err := codec.Encode(vals())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				b.StopTimer()
+				dir, err := os.MkdirTemp("", "stepwise-bench-plain-")
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := writeParts(filepath.Join(dir, "blob"), enc.Parts); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				os.RemoveAll(dir)
+				b.StartTimer()
+			}
+		})
+		b.Run("plain-read/"+name, func(b *testing.B) {
+			enc, err := codec.Encode(vals())
+			if err != nil {
+				b.Fatal(err)
+			}
+			file := filepath.Join(b.TempDir(), "blob")
+			if err := writeParts(file, enc.Parts); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := os.ReadFile(file); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
+}
+
+// writeParts writes parts, one after the other, to a new file.
+func writeParts(name string, parts [][]byte) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := f.Write(p); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
 // BenchmarkListRuns lists and filters 10,000 runs of a flow with the
