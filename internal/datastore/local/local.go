@@ -110,9 +110,21 @@ type pathError struct {
 func (e *pathError) Error() string { return e.msg }
 func (e *pathError) Unwrap() error { return e.err }
 
+// Hints of the errors of file operations.
+const (
+	hintFull     = "free space on that disk, or choose another directory with STEPWISE_DATASTORE (or --datastore)"
+	hintReadOnly = "make the directory writable for this user, or copy the datastore to a writable place and point STEPWISE_DATASTORE (or --datastore) at the copy"
+)
+
 // pathErr describes err, which happened trying to do what on path, and
-// says what to do about it.
-func pathErr(what, path string, err error) error {
+// says what to do about it. A full disk is a *datastore.DiskFullError
+// (matching datastore.ErrDiskFull), a file system or directory that
+// cannot be written a *datastore.ReadOnlyError (matching
+// datastore.ErrReadOnly); both also match the system's error.
+func pathErr(what, path string, err error) error { return pathErrNeed(what, path, 0, err) }
+
+// pathErrNeed is pathErr for a write that needed need bytes (0: unknown).
+func pathErrNeed(what, path string, need int64, err error) error {
 	cause := err
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -122,13 +134,23 @@ func pathErr(what, path string, err error) error {
 	if errors.As(err, &lerr) {
 		cause = lerr.Err
 	}
-	hint := ""
 	switch {
 	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
-		hint = "; free space on that disk, or choose another directory with STEPWISE_DATASTORE (or --datastore)"
-	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EROFS):
-		hint = "; make the directory writable for this user, or choose another directory with STEPWISE_DATASTORE (or --datastore)"
-	case errors.Is(err, syscall.ENOTDIR):
+		dir := path
+		if fi, serr := os.Stat(path); serr != nil || !fi.IsDir() {
+			dir = filepath.Dir(path)
+		}
+		full := datastore.DiskFull(what+" "+path, dir, need, hintFull, cause)
+		return &pathError{msg: "local datastore: " + full.Error(), err: errors.Join(full, err)}
+	case errors.Is(err, syscall.EROFS):
+		ro := &datastore.ReadOnlyError{Msg: fmt.Sprintf("local datastore: cannot %s %s: %v: the datastore is on a read-only file system (reading it works); %s", what, path, cause, hintReadOnly), Err: err}
+		return &pathError{msg: ro.Msg, err: ro}
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		ro := &datastore.ReadOnlyError{Msg: fmt.Sprintf("local datastore: cannot %s %s: %v: this user may not write there (reading works); %s", what, path, cause, hintReadOnly), Err: err}
+		return &pathError{msg: ro.Msg, err: ro}
+	}
+	hint := ""
+	if errors.Is(err, syscall.ENOTDIR) {
 		hint = "; part of that path is a file, not a directory: choose another directory with STEPWISE_DATASTORE (or --datastore)"
 	}
 	return &pathError{msg: fmt.Sprintf("local datastore: cannot %s %s: %v%s", what, path, cause, hint), err: err}
@@ -185,7 +207,12 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 		if ctx.Err() != nil {
 			return fmt.Errorf("local datastore: put %s: %w", key, ctx.Err())
 		}
-		return pathErr("write", tmp, w.err)
+		// Free the partial file first, so that the error tells the
+		// space there is without it.
+		f.Close()
+		f = nil
+		os.Remove(tmp)
+		return pathErrNeed("write", tmp, size, w.err)
 	case err != nil && err != errFull:
 		return fmt.Errorf("local datastore: put %s: reading the data: %w", key, err)
 	case w.left > 0:
@@ -199,7 +226,8 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	err = f.Close()
 	f = nil
 	if err != nil {
-		return pathErr("write", tmp, err)
+		os.Remove(tmp)
+		return pathErrNeed("write", tmp, size, err)
 	}
 	if err = ctx.Err(); err != nil {
 		return fmt.Errorf("local datastore: put %s: %w", key, err)

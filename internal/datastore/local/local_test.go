@@ -391,3 +391,116 @@ func BenchmarkGetBlob(b *testing.B) {
 		})
 	}
 }
+
+// mountTmpfs mounts a tmpfs with the options at a new directory (root, as
+// CI runs, is needed) and returns the directory.
+func mountTmpfs(t *testing.T, opts string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("this test needs a small tmpfs (run as root): mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// TestDiskFull fills a real 1 MiB disk: the error says that the disk is
+// full, where, how much is free and how much the write needed, and leaves
+// nothing half-written.
+func TestDiskFull(t *testing.T) {
+	ctx := context.Background()
+	mnt := mountTmpfs(t, "size=1m")
+	b, err := New(filepath.Join(mnt, "ds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "blobs/aa/small", bytes.NewReader(make([]byte, 256<<10)), 256<<10); err != nil {
+		t.Fatal(err)
+	}
+	big := storetest.RandomBytes(2<<20, 1)
+	s := datastore.New(b)
+	_, _, err = s.PutBlob(ctx, [][]byte{big})
+	if err == nil {
+		t.Fatal("storing 2 MiB on a 1 MiB disk succeeded")
+	}
+	if !errors.Is(err, datastore.ErrDiskFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("error %v does not match ErrDiskFull and ENOSPC", err)
+	}
+	var full *datastore.DiskFullError
+	if !errors.As(err, &full) || full.Mount != mnt || full.FSType != "tmpfs" || full.Free < 0 || full.Free > 800<<10 || full.Need != 2<<20+28 {
+		t.Errorf("DiskFullError = %+v", full)
+	}
+	for _, want := range []string{"no space left on device", filepath.Join(mnt, "ds", "blobs"), "(tmpfs file system mounted at " + mnt + ") is full", "free", "this write needs 2.0 MiB", "free space on that disk, or choose another directory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	t.Log(err)
+	if left, _ := b.Leftovers(ctx); len(left) != 0 {
+		t.Errorf("half-written files left: %+v", left)
+	}
+	if rc, _, err := b.Get(ctx, "blobs/aa/small"); err != nil {
+		t.Errorf("what was written before: %v", err)
+	} else {
+		rc.Close()
+	}
+}
+
+// TestReadOnlyCopy: a datastore on a read-only file system opens, and
+// everything reads; writes fail saying that the datastore is read-only.
+func TestReadOnlyCopy(t *testing.T) {
+	ctx := context.Background()
+	mnt := mountTmpfs(t, "size=4m")
+	dir := filepath.Join(mnt, "ds")
+	b, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := datastore.New(b)
+	key, _, err := s.PutBlob(ctx, [][]byte{[]byte("a value")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &datastore.TaskRecord{Path: datastore.TaskPath{Flow: "F", Run: "1", Step: "start", Task: "0"}, Artifacts: []datastore.ArtifactRef{{Name: "X", Key: key}}}
+	if err := s.PutTask(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRun(ctx, &datastore.RunRecord{Flow: "F", Run: "1", Started: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount read-only: %v %s", err, out)
+	}
+
+	b, err = New(dir)
+	if err != nil {
+		t.Fatalf("opening a read-only datastore: %v", err)
+	}
+	s = datastore.New(b)
+	if v, err := s.GetBlob(ctx, key); err != nil || string(v) != "a value" {
+		t.Errorf("GetBlob = %q, %v", v, err)
+	}
+	if _, err := s.GetTask(ctx, rec.Path); err != nil {
+		t.Errorf("GetTask: %v", err)
+	}
+	if _, err := s.GetRun(ctx, "F", "1"); err != nil {
+		t.Errorf("GetRun: %v", err)
+	}
+	if ids, err := s.ListRunIDs(ctx, "F"); err != nil || len(ids) != 1 {
+		t.Errorf("ListRunIDs = %q, %v", ids, err)
+	}
+	_, _, err = s.PutBlob(ctx, [][]byte{[]byte("another value")})
+	if !errors.Is(err, datastore.ErrReadOnly) || !errors.Is(err, syscall.EROFS) {
+		t.Fatalf("PutBlob on a read-only datastore: %v; want ErrReadOnly", err)
+	}
+	t.Log(err)
+	for _, want := range []string{"read-only file system", "reading it works", dir, "copy the datastore to a writable place"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if err := b.Delete(ctx, datastore.BlobObjectKey(key)); !errors.Is(err, datastore.ErrReadOnly) {
+		t.Errorf("Delete on a read-only datastore: %v", err)
+	}
+}
+

@@ -48,16 +48,19 @@ import (
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/metadata"
 )
 
 // Store is a metadata store in a SQLite database file. Its methods are safe
 // for concurrent use, and any number of processes may open the same file.
 type Store struct {
-	db      *sql.DB
-	path    string
-	writeMu chan struct{} // one writer of this process at a time
-	applied int           // schema migrations this Open applied
+	db       *sql.DB
+	path     string
+	dir      string        // the absolute directory of the file
+	writeMu  chan struct{} // one writer of this process at a time
+	applied  int           // schema migrations this Open applied
+	readOnly string        // why the store was opened for reading only; "" when writable
 }
 
 var _ metadata.Store = (*Store)(nil)
@@ -71,9 +74,17 @@ const busyTimeout = 10 * time.Second
 const retryFor = time.Minute
 
 // Open opens the store in the database file at path, creating the file and
-// its schema if needed. The directory must exist and be writable (SQLite
-// keeps its write-ahead log beside the file). Open is cheap: a task process
-// opens the store for each task.
+// its schema if needed. The directory must exist. Open is cheap: a task
+// process opens the store for each task.
+//
+// When the directory or the file cannot be written (a read-only copy of a
+// datastore, a read-only file system), Open opens the database for
+// reading only: every read works, and every write fails with an error
+// that matches datastore.ErrReadOnly and says why. A database in WAL mode
+// is read with its write-ahead log when the log's shared-memory file is
+// there, and as it is in the main file (SQLite's immutable mode) when
+// neither is; a log with content but no shared-memory file cannot be read
+// without writing, and Open says so.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("metadata: no path given for the SQLite metadata store")
@@ -91,8 +102,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("metadata: cannot open %s: %s is not a directory; choose another datastore directory", path, dir)
 	}
-	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+	fi, statErr := os.Stat(abs)
+	if statErr == nil && fi.IsDir() {
 		return nil, fmt.Errorf("metadata: cannot open %s: it is a directory, not a database file; name a file in it, e.g. %s", path, filepath.Join(path, "metadata.db"))
+	}
+	switch {
+	case !datastore.Writable(dir):
+		return openReadOnly(ctx, path, abs, "its directory "+dir+" cannot be written", statErr)
+	case statErr == nil && !datastore.Writable(abs):
+		return openReadOnly(ctx, path, abs, "the file cannot be written", statErr)
 	}
 
 	// A file: URI, so that any character in the path is escaped. Every
@@ -109,7 +127,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("metadata: cannot open %s: %w", path, err)
 	}
 	db.SetMaxIdleConns(4)
-	s := &Store{db: db, path: path, writeMu: make(chan struct{}, 1)}
+	s := &Store{db: db, path: path, dir: dir, writeMu: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, s.openError(dir, err)
@@ -117,11 +135,72 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// openReadOnly opens the database at abs for reading only; why says why
+// it cannot be written.
+func openReadOnly(ctx context.Context, path, abs, why string, statErr error) (*Store, error) {
+	dir := filepath.Dir(abs)
+	if statErr != nil {
+		if errors.Is(statErr, os.ErrNotExist) {
+			return nil, &datastore.ReadOnlyError{Err: statErr, Msg: fmt.Sprintf(
+				"metadata: %s does not exist, and it cannot be created: %s (a read-only datastore?); run once where the datastore is writable, or copy it to a writable place and point STEPWISE_DATASTORE at the copy", path, why)}
+		}
+		return nil, fmt.Errorf("metadata: cannot open %s: %w", path, statErr)
+	}
+	base := (&url.URL{Scheme: "file", Path: abs}).String() + "?_pragma=busy_timeout(" + fmt.Sprint(busyTimeout.Milliseconds()) + ")&_pragma=foreign_keys(1)&mode=ro"
+	walInfo, walErr := os.Stat(abs + "-wal")
+	_, shmErr := os.Stat(abs + "-shm")
+	walPending := walErr == nil && walInfo.Size() > 0
+	modes := []string{""}
+	if !walPending || shmErr != nil {
+		// No log to read, or no way to read it: the main file as it is.
+		modes = append(modes, "&immutable=1")
+	}
+	var firstErr error
+	for _, mode := range modes {
+		db, err := sql.Open("sqlite", base+mode)
+		if err != nil {
+			return nil, fmt.Errorf("metadata: cannot open %s: %w", path, err)
+		}
+		db.SetMaxIdleConns(4)
+		s := &Store{db: db, path: path, dir: dir, writeMu: make(chan struct{}, 1), readOnly: why}
+		v, err := schemaVersion(ctx, db)
+		if err != nil {
+			db.Close()
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if mode != "" && walPending {
+			db.Close()
+			return nil, &datastore.ReadOnlyError{Err: firstErr, Msg: fmt.Sprintf(
+				"metadata: cannot read %s for reading only: %s, and its write-ahead log %s-wal holds changes that SQLite can read only with its shared-memory file %s-shm, which is missing and cannot be created; copy the datastore (with %s-wal) to a writable place and point STEPWISE_DATASTORE at the copy",
+				path, why, path, path, filepath.Base(path))}
+		}
+		switch err := s.checkVersion(v); {
+		case err != nil:
+			db.Close()
+			return nil, err
+		case v < len(migrations):
+			db.Close()
+			return nil, &datastore.ReadOnlyError{Msg: fmt.Sprintf(
+				"metadata: %s has schema version %d, older than this program's %d, and cannot be upgraded: %s; open it once where it can be written (this program upgrades it), or with the Stepwise that wrote it", path, v, len(migrations), why)}
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("metadata: cannot open %s for reading (%s): %w", path, why, firstErr)
+}
+
 // openError explains why the database could not be opened: most often a
-// directory this process cannot write.
+// directory this process cannot write, or a full disk.
 func (s *Store) openError(dir string, err error) error {
+	err = s.translate(err)
 	if strings.HasPrefix(err.Error(), "metadata: ") {
 		return err
+	}
+	var full *datastore.DiskFullError
+	if errors.As(err, &full) {
+		return fmt.Errorf("metadata: cannot open %s: %w", s.path, err)
 	}
 	f, perr := os.CreateTemp(dir, ".stepwise-write-test-*")
 	if perr != nil {
@@ -130,6 +209,41 @@ func (s *Store) openError(dir string, err error) error {
 	f.Close()
 	os.Remove(f.Name())
 	return fmt.Errorf("metadata: cannot open %s: %w", s.path, err)
+}
+
+// ReadOnly returns why the store was opened for reading only, or "" when
+// it can be written.
+func (s *Store) ReadOnly() string { return s.readOnly }
+
+// hintFull is what to do about a full disk.
+const hintFull = "free space on that disk, or choose another datastore directory with STEPWISE_DATASTORE (or --datastore)"
+
+// translate turns SQLite's errors for a full disk and a read-only
+// database into errors that say so: a *datastore.DiskFullError (matching
+// datastore.ErrDiskFull) that names the directory, its file system and
+// the space free, or a *datastore.ReadOnlyError. SQLite reports a full
+// disk as "database or disk is full", or as an I/O error when the disk
+// filled while it grew its shared memory or log ("disk I/O error
+// (4874)"); an I/O error counts as a full disk when less than 1 MiB is
+// free there. Other errors are returned as they are.
+func (s *Store) translate(err error) error {
+	var e *msqlite.Error
+	if err == nil || !errors.As(err, &e) {
+		return err
+	}
+	what := "write to the metadata store " + s.path
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return datastore.DiskFull(what, s.dir, 0, hintFull, err)
+	case sqlite3.SQLITE_IOERR:
+		if free, ok := datastore.FreeBytes(s.dir); ok && free < 1<<20 {
+			return datastore.DiskFull(what, s.dir, 0, hintFull, err)
+		}
+	case sqlite3.SQLITE_READONLY:
+		return &datastore.ReadOnlyError{Err: err, Msg: fmt.Sprintf(
+			"cannot %s: %v: the database cannot be written (a read-only file system, or a file of another user); reading works; make %s writable, or copy the datastore to a writable place and point STEPWISE_DATASTORE at the copy", what, err, s.dir)}
+	}
+	return err
 }
 
 // Close closes the database.
@@ -146,13 +260,17 @@ func (s *Store) Path() string { return s.path }
 // write runs fn in one write transaction (BEGIN IMMEDIATE), retried while
 // SQLite reports the database busy.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.readOnly != "" {
+		return &datastore.ReadOnlyError{Msg: fmt.Sprintf(
+			"the metadata store %s was opened for reading only, because %s (a read-only copy of a datastore?): reading works, writing does not; make it writable, or copy the datastore to a writable place and point STEPWISE_DATASTORE at the copy", s.path, s.readOnly)}
+	}
 	select {
 	case s.writeMu <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-s.writeMu }()
-	return retryBusy(ctx, func() error {
+	return s.translate(retryBusy(ctx, func() error {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -162,7 +280,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 			return err
 		}
 		return tx.Commit()
-	})
+	}))
 }
 
 // read runs fn in one read transaction, a consistent snapshot that does not
