@@ -15,6 +15,7 @@ import (
 // metadata from the datastore, collect garbage, check the set-up.
 var Maintenance = []Command{
 	{rebuild.CommandName, "[--default-user NAME]", "record in the metadata store every run of the datastore that it lacks", rebuildCmd},
+	{"gc", "[--apply] [--retention 30d] [--grace 24h]", "find (and with --apply delete) what no kept run needs", gcCmd},
 }
 
 // maintenanceConfig loads the settings, with the --datastore and

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -156,16 +157,16 @@ func (s *Store) PutBlob(ctx context.Context, parts [][]byte) (key string, writte
 	}
 	key = hex.EncodeToString(h.Sum(nil))
 	obj := BlobObjectKey(key)
-	ok, err := s.b.Exists(ctx, obj)
-	if err != nil {
+	oi, err := s.b.Stat(ctx, obj)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return key, false, fmt.Errorf("datastore: cannot check for blob %s in %s: %w", key, s.b, err)
 	}
-	if ok {
+	if err == nil {
 		// A cheap look at the header catches a blob cut short by a crash
 		// of the machine (blobs are not fsynced); such a blob is written
 		// again. A full check would cost a load.
 		info, err := s.StatBlob(ctx, key)
-		if err == nil && info.Size == n {
+		if err == nil && info.Size == n && s.fresh(ctx, obj, oi.ModTime) {
 			return key, false, nil
 		}
 		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, fs.ErrNotExist) {
@@ -194,6 +195,18 @@ func (s *Store) PutBlob(ctx context.Context, parts [][]byte) (key string, writte
 		return key, false, fmt.Errorf("datastore: cannot store blob %s: %w", key, err)
 	}
 	return key, true, nil
+}
+
+// fresh makes sure a blob about to be reused is younger than RefreshAge,
+// so that gc's grace period protects it until the task that reuses it
+// records it: an older one is touched. It returns false when the blob
+// must be written again instead (the backend cannot touch, or failed to).
+func (s *Store) fresh(ctx context.Context, obj string, mod time.Time) bool {
+	if time.Since(mod) < RefreshAge {
+		return true
+	}
+	t, ok := s.b.(Toucher)
+	return ok && t.Touch(ctx, obj) == nil
 }
 
 // worthCompressing compresses a sample of the blob and reports whether it
@@ -390,6 +403,11 @@ func (s *Store) readErr(key string, err error) error {
 func (s *Store) GetBlob(ctx context.Context, key string) ([]byte, error) {
 	rc, hdr, err := s.openBlob(ctx, key)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if cerr := s.collectedErr(ctx, CollectedBlobKey(key), "blob "+key); cerr != nil {
+				return nil, cerr
+			}
+		}
 		return nil, err
 	}
 	defer rc.Close()

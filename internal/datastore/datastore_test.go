@@ -151,3 +151,26 @@ func TestKeys(t *testing.T) {
 		t.Errorf("BlobObjectKey = %q", got)
 	}
 }
+
+// TestRefreshWithoutTouch: a backend that cannot touch gets an old blob
+// written again when PutBlob reuses it, so that gc sees it fresh.
+func TestRefreshWithoutTouch(t *testing.T) {
+	ctx := context.Background()
+	m := &memBackend{objs: map[string][]byte{}, times: map[string]time.Time{}}
+	s := datastore.New(m)
+	key, _, err := s.PutBlob(ctx, [][]byte{[]byte("value")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := datastore.BlobObjectKey(key)
+	if _, written, err := s.PutBlob(ctx, [][]byte{[]byte("value")}); err != nil || written {
+		t.Fatalf("PutBlob of a fresh blob = %v, %v; want it reused", written, err)
+	}
+	m.times[obj] = time.Now().Add(-2 * datastore.RefreshAge)
+	if _, written, err := s.PutBlob(ctx, [][]byte{[]byte("value")}); err != nil || !written {
+		t.Fatalf("PutBlob of an old blob = %v, %v; want it written again", written, err)
+	}
+	if time.Since(m.times[obj]) > time.Minute {
+		t.Errorf("the blob is still dated %s", m.times[obj])
+	}
+}

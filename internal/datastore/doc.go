@@ -16,6 +16,8 @@
 //	runs/<Flow>/<Run>/tags.json                              its user tags after a change (RunTags)
 //	runs/<Flow>/<Run>/<Step>/<Task>/task.json                task records
 //	logs/<Flow>/<Run>/<Step>/<Task>/<attempt>/<stream>/<8 digits>  log chunks (see LogPrefix)
+//	gc/blobs/<2 hex>/<64 hex>                                notes of blobs gc deleted (Collected)
+//	gc/logs/<Flow>/<Run>                                     notes of runs whose logs gc deleted
 //
 // # Blobs
 //
@@ -42,17 +44,25 @@
 //	  "sha256": "<hex SHA-256 of the compact JSON of record>",
 //	  "record": {"path": {"flow": ..., "run": ..., "step": ..., "task": ...},
 //	             "attempt": 0, "artifacts": [{"name", "key", "type", "size"}...],
-//	             "foreach": [{"step", "index", "count"}...]}
+//	             "foreach": [{"step", "index", "count"}...], "cloned_from": "F/R/S/T"}
 //	}
 //
 // Artifacts are sorted by name, foreach frames go outermost first.
 // [Store.GetTask] verifies the checksum and that the record is the one of
 // the task asked for.
 //
+// # Garbage collection
+//
+// Package gc deletes blobs no kept run refers to; a blob it deletes
+// leaves a note, and GetBlob of it says "collected by gc on DATE"
+// (ErrCollected). PutBlob gives a blob it reuses that is older than
+// RefreshAge a new modification time, so that gc's grace period protects
+// every blob a running task has stored or reused.
+//
 // # Durability
 //
 // Run records (run, end and tags) are made durable (fsynced) before Put
-// returns. Blobs, task
-// records and log chunks are not: see [NeedsSync] for the measurements
-// behind that and for how damage from a machine crash is caught.
+// returns. Blobs, task records and log chunks are not: see [NeedsSync]
+// for the measurements behind that and for how damage from a machine
+// crash is caught.
 package datastore

@@ -21,10 +21,17 @@ func LogPrefix(p TaskPath, attempt int, stream string) string {
 func LogChunkKey(prefix string, seq int) string { return fmt.Sprintf("%s%08d", prefix, seq) }
 
 // ReadLog returns one stream of one task attempt, all chunks in order.
+// The logs of a run that gc collected give an error that says so and
+// matches ErrCollected.
 func (s *Store) ReadLog(ctx context.Context, p TaskPath, attempt int, stream string) ([]byte, error) {
 	keys, err := s.Backend().List(ctx, LogPrefix(p, attempt, stream))
 	if err != nil {
 		return nil, err
+	}
+	if len(keys) == 0 && checkSegments("run", "flow name", p.Flow, "run id", p.Run) == nil {
+		if cerr := s.collectedErr(ctx, CollectedLogsKey(p.Flow, p.Run), "the output of run "+p.Flow+"/"+p.Run); cerr != nil {
+			return nil, cerr
+		}
 	}
 	var buf bytes.Buffer
 	for _, k := range keys {

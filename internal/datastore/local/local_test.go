@@ -504,3 +504,27 @@ func TestReadOnlyCopy(t *testing.T) {
 	}
 }
 
+// TestRefreshOldBlob: PutBlob reusing a blob older than RefreshAge
+// touches it instead of writing it, so that gc sees it fresh.
+func TestRefreshOldBlob(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	s := datastore.New(b)
+	key, _, err := s.PutBlob(ctx, [][]byte{[]byte("value")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(b.dir, filepath.FromSlash(datastore.BlobObjectKey(key)))
+	old := time.Now().Add(-2 * datastore.RefreshAge)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(path)
+	if _, written, err := s.PutBlob(ctx, [][]byte{[]byte("value")}); err != nil || written {
+		t.Fatalf("PutBlob of an old blob = %v, %v; want it reused", written, err)
+	}
+	after, _ := os.Stat(path)
+	if time.Since(after.ModTime()) > time.Minute || !os.SameFile(before, after) {
+		t.Errorf("the blob was not touched in place: modified %s", after.ModTime())
+	}
+}

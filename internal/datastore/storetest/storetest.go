@@ -819,6 +819,59 @@ func runStore(t *testing.T, newStore func(t *testing.T) *datastore.Store) {
 	})
 
 	t.Run("RunRecords", func(t *testing.T) { runRecords(t, newStore(t)) })
+
+	t.Run("Collected", func(t *testing.T) {
+		s := newStore(t)
+		kept, _, err := s.PutBlob(ctx, [][]byte{[]byte("kept")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone, _, err := s.PutBlob(ctx, [][]byte{[]byte("gone")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		when := time.Date(2026, 4, 1, 9, 30, 0, 0, time.Local)
+		if err := s.MarkBlobCollected(ctx, gone, datastore.Collected{Collected: when, Reason: "no run kept by the retention refers to it"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Backend().Delete(ctx, datastore.BlobObjectKey(gone)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.GetBlob(ctx, gone)
+		if !errors.Is(err, datastore.ErrCollected) || !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("GetBlob of a collected blob: %v; want ErrCollected", err)
+		}
+		for _, want := range []string{gone, "collected by gc on 2026-04-01 09:30", "no run kept by the retention"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q: %v", want, err)
+			}
+		}
+		if v, err := s.GetBlob(ctx, kept); err != nil || string(v) != "kept" {
+			t.Errorf("GetBlob of the kept blob = %q, %v", v, err)
+		}
+		if _, err := s.GetBlob(ctx, sum([]byte("never"))); !errors.Is(err, fs.ErrNotExist) || errors.Is(err, datastore.ErrCollected) {
+			t.Errorf("GetBlob of a blob never stored: %v; want fs.ErrNotExist only", err)
+		}
+
+		p := datastore.TaskPath{Flow: "F", Run: "1", Step: "start", Task: "0"}
+		if out, err := s.ReadLog(ctx, p, 0, "stdout"); err != nil || len(out) != 0 {
+			t.Errorf("ReadLog of no output = %q, %v", out, err)
+		}
+		chunk := datastore.LogChunkKey(datastore.LogPrefix(p, 0, "stdout"), 0)
+		put(t, s.Backend(), chunk, []byte("hello\n"))
+		if out, err := s.ReadLog(ctx, p, 0, "stdout"); err != nil || string(out) != "hello\n" {
+			t.Errorf("ReadLog = %q, %v", out, err)
+		}
+		if err := s.MarkLogsCollected(ctx, "F", "1", datastore.Collected{Collected: when, Reason: "the run is older than the retention"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Backend().Delete(ctx, chunk); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ReadLog(ctx, p, 0, "stdout"); !errors.Is(err, datastore.ErrCollected) || !strings.Contains(err.Error(), "output of run F/1 was collected by gc") {
+			t.Errorf("ReadLog of collected logs: %v", err)
+		}
+	})
 }
 
 func runRecords(t *testing.T, s *datastore.Store) {
