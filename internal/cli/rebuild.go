@@ -16,6 +16,7 @@ import (
 var Maintenance = []Command{
 	{rebuild.CommandName, "[--default-user NAME]", "record in the metadata store every run of the datastore that it lacks", rebuildCmd},
 	{"gc", "[--apply] [--retention 30d] [--grace 24h]", "find (and with --apply delete) what no kept run needs", gcCmd},
+	{"doctor", "[--create-bucket]", "check that the datastore and the metadata store are reachable and writable", doctorCmd},
 }
 
 // maintenanceConfig loads the settings, with the --datastore and

@@ -136,6 +136,24 @@ func (b *Backend) CreateBucket(ctx context.Context) error {
 	return nil
 }
 
+// Bucket returns the bucket's name.
+func (b *Backend) Bucket() string { return b.bucket }
+
+// BucketExists reports whether the bucket exists (and these credentials
+// may see it).
+func (b *Backend) BucketExists(ctx context.Context) (bool, error) {
+	_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.bucket)})
+	if err == nil {
+		return true, nil
+	}
+	var nb *types.NoSuchBucket
+	var ae smithy.APIError
+	if errors.As(err, &nb) || isNotFound(err) || (errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket") {
+		return false, nil
+	}
+	return false, b.wrap("check the bucket of", "", err)
+}
+
 func (b *Backend) key(k string) (string, error) {
 	if k == "" || strings.HasPrefix(k, "/") || strings.Contains("/"+k+"/", "/../") {
 		return "", fmt.Errorf("s3: invalid key %q: keys are relative, slash-separated, without '..'", k)
@@ -149,7 +167,7 @@ func (b *Backend) wrap(op, key string, err error) error {
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "NoSuchBucket":
-			hint = "; create the bucket or fix the datastore setting"
+			hint = "; create the bucket ('stepwise doctor --create-bucket' does) or fix the datastore setting"
 		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
 			hint = "; check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)"
 		}

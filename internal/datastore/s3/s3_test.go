@@ -82,3 +82,29 @@ func TestLeftovers(t *testing.T) {
 		t.Fatal("RemoveLeftover of an upload outside the prefix succeeded")
 	}
 }
+
+// TestBucketExists: a missing bucket is reported, then created.
+func TestBucketExists(t *testing.T) {
+	ctx := context.Background()
+	srv := testservers.MinIO(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_REGION", "us-east-1")
+	name := fmt.Sprintf("stepwise-new-%d", time.Now().UnixNano())
+	b, err := s3.New(ctx, "s3://"+name+"/p", s3.Options{Endpoint: srv.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.BucketExists(ctx); ok || err != nil {
+		t.Fatalf("BucketExists of a missing bucket = %v, %v", ok, err)
+	}
+	if err := b.Put(ctx, "k", strings.NewReader("x"), 1); err == nil || !strings.Contains(err.Error(), "stepwise doctor --create-bucket") {
+		t.Errorf("Put into a missing bucket: %v", err)
+	}
+	if err := b.CreateBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.BucketExists(ctx); !ok || err != nil || b.Bucket() != name {
+		t.Fatalf("BucketExists after CreateBucket = %v, %v", ok, err)
+	}
+}
