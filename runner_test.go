@@ -17,6 +17,7 @@ import (
 	"stepwise.dev/stepwise/steptest"
 
 	_ "stepwise.dev/stepwise/backend/s3"
+	_ "stepwise.dev/stepwise/backend/service"
 	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 

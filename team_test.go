@@ -137,13 +137,13 @@ func TestTwoMachines(t *testing.T) {
 	}
 }
 
-// withS3 returns a go build overlay that adds the S3 backend's import to
-// examples/branchjoin.
+// withS3 returns a go build overlay that adds the team's backends (S3 and
+// the metadata service's client) to examples/branchjoin.
 func withS3(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "s3.go")
-	os.WriteFile(src, []byte("package main\n\nimport _ \"stepwise.dev/stepwise/backend/s3\"\n"), 0o644)
+	os.WriteFile(src, []byte("package main\n\nimport (\n\t_ \"stepwise.dev/stepwise/backend/s3\"\n\t_ \"stepwise.dev/stepwise/backend/service\"\n)\n"), 0o644)
 	abs, _ := filepath.Abs("examples/branchjoin/zz_s3.go")
 	overlay := filepath.Join(dir, "overlay.json")
 	data, _ := json.Marshal(map[string]map[string]string{"Replace": {abs: src}})

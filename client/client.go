@@ -33,12 +33,23 @@ const Global = ""
 // artifact does not exist, or is not in the current namespace.
 var ErrNotFound = errors.New("not found")
 
+// Status is the state of a run, a task or an attempt.
+type Status string
+
+// Statuses.
+const (
+	Running   Status = "running"
+	Succeeded Status = "succeeded"
+	Failed    Status = "failed"
+)
+
 // Client reads runs and artifacts. It is safe for concurrent use, but
 // SetNamespace affects every later call.
 type Client struct {
 	meta      metadata.Store
 	store     *datastore.Store
 	namespace string
+	lostAfter time.Duration
 	owned     bool
 }
 
@@ -48,35 +59,36 @@ type Options struct {
 	Datastore string // local directory or s3://bucket/prefix
 	Metadata  string // "local" or the URL of a metadata service
 	Namespace *string
+	// LostAfter is how long a running task may go without a heartbeat
+	// before it counts as lost (default one minute, six missed
+	// heartbeats).
+	LostAfter time.Duration
 }
 
 // Open connects to the datastore and metadata store in force. The
 // namespace starts as the current user's.
 func Open(ctx context.Context, o Options) (*Client, error) {
-	cfg, err := config.Load()
+	cfg, err := config.Load(config.Overrides{Datastore: o.Datastore, Metadata: o.Metadata, Source: "client.Options"})
 	if err != nil {
 		return nil, err
 	}
-	if o.Datastore != "" {
-		cfg.Datastore.Value = o.Datastore
-	}
-	if o.Metadata != "" {
-		cfg.Metadata.Value = o.Metadata
-	}
-	store, meta, err := config.OpenStores(ctx, cfg)
+	store, meta, err := cfg.Open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{meta: meta, store: store, namespace: "user:" + cfg.User.Value, owned: true}
+	c := &Client{meta: meta, store: store, namespace: "user:" + cfg.User.Value, lostAfter: o.LostAfter, owned: true}
+	if c.lostAfter <= 0 {
+		c.lostAfter = metadata.LostAfter
+	}
 	if o.Namespace != nil {
 		c.namespace = *o.Namespace
 	}
 	return c, nil
 }
 
-// New makes a client over stores that are already open (the runner uses it).
-func New(store *datastore.Store, meta metadata.Store, namespace string) *Client {
-	return &Client{meta: meta, store: store, namespace: namespace}
+// newClient makes a client over open stores (tests).
+func newClient(store *datastore.Store, meta metadata.Store, namespace string) *Client {
+	return &Client{meta: meta, store: store, namespace: namespace, lostAfter: metadata.LostAfter}
 }
 
 // Close releases the stores opened by Open.
@@ -124,7 +136,7 @@ type Flow struct {
 // Filter selects runs of a flow. Zero fields match everything.
 type Filter struct {
 	Tags   []string // runs carrying all of them
-	Status string   // "running", "succeeded" or "failed"
+	Status Status   // Running, Succeeded or Failed
 	Since  time.Time
 	Until  time.Time
 	Limit  int
@@ -154,6 +166,7 @@ func (c *Client) runs(ctx context.Context, flow string, filter Filter) ([]*Run, 
 	out := make([]*Run, len(rs))
 	for i, r := range rs {
 		out[i] = c.wrapRun(r)
+		c.settle(ctx, out[i])
 	}
 	return out, nil
 }
@@ -166,11 +179,11 @@ func (f *Flow) LatestRun(ctx context.Context) (*Run, error) {
 // LatestSuccessfulRun returns the newest run in the namespace that
 // succeeded.
 func (f *Flow) LatestSuccessfulRun(ctx context.Context) (*Run, error) {
-	return f.latest(ctx, metadata.Succeeded)
+	return f.latest(ctx, Succeeded)
 }
 
-func (f *Flow) latest(ctx context.Context, status metadata.Status) (*Run, error) {
-	runs, err := f.Runs(ctx, Filter{Status: string(status), Limit: 1})
+func (f *Flow) latest(ctx context.Context, status Status) (*Run, error) {
+	runs, err := f.Runs(ctx, Filter{Status: status, Limit: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +211,7 @@ func (f *Flow) Run(ctx context.Context, id string) (*Run, error) {
 	if !run.inNamespace(f.c.namespace) {
 		return nil, &NamespaceError{Pathspec: f.Name + "/" + id, Namespace: f.c.namespace, RunNamespaces: r.SystemTags}
 	}
+	f.c.settle(ctx, run)
 	return run, nil
 }
 
@@ -234,7 +248,7 @@ type Run struct {
 	c          *Client
 	Flow       string
 	ID         string
-	Status     string
+	Status     Status
 	User       string
 	Tags       []string // user tags and system tags, sorted
 	SystemTags []string
@@ -242,23 +256,48 @@ type Run struct {
 	Started    time.Time
 	Ended      time.Time
 	Origin     string // the run it resumed, if any
-	Code       metadata.Code
+	Code       Code
 	// Heartbeat is when the run's runtime last said it was alive (every
 	// 10 seconds while the run goes on); zero before it first did.
 	Heartbeat time.Time `json:",omitzero"`
 	// Lost is true when the run is still marked running but its runtime
-	// has not said it is alive for a minute, when the run was read: the
-	// runtime was killed or its machine stopped. Resume the run to finish
-	// it.
+	// has not said it is alive for a minute (a quarter of an hour for a
+	// run driven by a production scheduler, whose tasks keep it alive),
+	// when the run was read: the runtime was killed or its machine
+	// stopped. Resume the run to finish it.
 	Lost bool `json:",omitempty"`
+}
+
+// Code is the version of the code a run used.
+type Code struct {
+	BinarySHA256 string `json:"binary_sha256,omitempty"` // the flow binary's
+	GitCommit    string `json:"git_commit,omitempty"`
+	GitDirty     bool   `json:"git_dirty,omitempty"` // uncommitted changes when it was built
 }
 
 func (c *Client) wrapRun(r *metadata.Run) *Run {
 	tags := append(slices.Clone(r.SystemTags), r.Tags...)
 	slices.Sort(tags)
-	return &Run{c: c, Flow: r.Flow, ID: r.ID, Status: string(r.Status), User: r.User, Tags: slices.Compact(tags),
-		SystemTags: r.SystemTags, Params: r.Params, Started: r.Started, Ended: r.Ended, Origin: r.Origin, Code: r.Code,
+	return &Run{c: c, Flow: r.Flow, ID: r.ID, Status: Status(r.Status), User: r.User, Tags: slices.Compact(tags),
+		SystemTags: r.SystemTags, Params: r.Params, Started: r.Started, Ended: r.Ended, Origin: r.Origin,
+		Code:      Code{BinarySHA256: r.Code.BinarySHA256, GitCommit: r.Code.GitCommit, GitDirty: r.Code.GitDirty},
 		Heartbeat: r.Heartbeat, Lost: r.Lost(time.Now())}
+}
+
+// settle looks, for a run still marked running in the metadata store but
+// lost, whether its end was recorded in the datastore while the metadata
+// store was away; if so the run takes that status, and the metadata store
+// is brought up to date.
+func (c *Client) settle(ctx context.Context, r *Run) {
+	if !r.Lost {
+		return
+	}
+	end, err := c.store.GetRunEnd(ctx, r.Flow, r.ID)
+	if err != nil || end == nil || end.Status == "" {
+		return
+	}
+	r.Status, r.Ended, r.Lost = Status(end.Status), end.Ended, false
+	_ = c.meta.FinishRun(ctx, r.Flow, r.ID, metadata.Status(end.Status), end.Ended)
 }
 
 func (r *Run) inNamespace(ns string) bool {
@@ -269,7 +308,7 @@ func (r *Run) inNamespace(ns string) bool {
 func (r *Run) Pathspec() string { return r.Flow + "/" + r.ID }
 
 // Successful reports whether the run finished successfully.
-func (r *Run) Successful() bool { return r.Status == string(metadata.Succeeded) }
+func (r *Run) Successful() bool { return r.Status == Succeeded }
 
 // Tasks lists every task of the run, in the order they were created.
 func (r *Run) Tasks(ctx context.Context) ([]*Task, error) {
@@ -346,25 +385,60 @@ type Task struct {
 	Flow       string
 	Run        string
 	Step       string
-	ID         string
-	Status     string
+	ID         string // 0 outside a foreach, the element index inside one (dotted when nested: 2.5)
+	Status     Status
 	Started    time.Time
 	Ended      time.Time
 	ClonedFrom string // pathspec of the origin task when the run resumed another
-	Attempts   []metadata.Attempt
-	Artifacts  []metadata.Artifact
+	Attempts   []Attempt
+	Artifacts  []Artifact // sorted by name
+	// Lost is true when the task is still marked running but its process
+	// has not said it is alive for Options.LostAfter: its process or
+	// machine died. Its run fails or is resumed.
+	Lost bool `json:",omitempty"`
+}
+
+// Attempt is one attempt at running a task.
+type Attempt struct {
+	N         int    // 0 for the first
+	Status    Status // Running, Succeeded or Failed
+	Started   time.Time
+	Ended     time.Time `json:",omitzero"`
+	Heartbeat time.Time `json:",omitzero"`  // when its process last said it was alive
+	Error     string    `json:",omitempty"` // why it failed
+	Lost      bool      `json:",omitempty"` // running, but silent for too long
+}
+
+// Artifact is one artifact a task produced: a field of the flow.
+type Artifact struct {
+	Name string // the field's name
+	Type string // its Go type
+	Key  string // the content key of its value in the datastore
+	Size int64  // encoded size in bytes
 }
 
 func (c *Client) wrapTask(t *metadata.Task) *Task {
-	return &Task{c: c, Flow: t.Flow, Run: t.Run, Step: t.Step, ID: t.ID, Status: string(t.Status), Started: t.Started,
-		Ended: t.Ended, ClonedFrom: t.ClonedFrom, Attempts: t.Attempts, Artifacts: t.Artifacts}
+	out := &Task{c: c, Flow: t.Flow, Run: t.Run, Step: t.Step, ID: t.ID, Status: Status(t.Status), Started: t.Started,
+		Ended: t.Ended, ClonedFrom: t.ClonedFrom}
+	now := time.Now()
+	for _, a := range t.Attempts {
+		lost := a.Lost(now, c.lostAfter)
+		out.Attempts = append(out.Attempts, Attempt{N: a.N, Status: Status(a.Status), Started: a.Started, Ended: a.Ended,
+			Heartbeat: a.Heartbeat, Error: a.Error, Lost: lost})
+		out.Lost = lost // the last attempt's
+	}
+	for _, a := range t.Artifacts {
+		out.Artifacts = append(out.Artifacts, Artifact{Name: a.Name, Type: a.Type, Key: a.Key, Size: a.Size})
+	}
+	out.Lost = out.Lost && out.Status == Running
+	return out
 }
 
 // Pathspec is "Flow/RunID/step/TaskID".
 func (t *Task) Pathspec() string { return t.Flow + "/" + t.Run + "/" + t.Step + "/" + t.ID }
 
 // Artifact returns the reference of the named artifact.
-func (t *Task) Artifact(name string) (metadata.Artifact, error) {
+func (t *Task) Artifact(name string) (Artifact, error) {
 	for _, a := range t.Artifacts {
 		if a.Name == name {
 			return a, nil
@@ -374,7 +448,7 @@ func (t *Task) Artifact(name string) (metadata.Artifact, error) {
 	for i, a := range t.Artifacts {
 		names[i] = a.Name
 	}
-	return metadata.Artifact{}, fmt.Errorf("task %s has no artifact %q (it has %s): %w", t.Pathspec(), name, strings.Join(names, ", "), ErrNotFound)
+	return Artifact{}, fmt.Errorf("task %s has no artifact %q (it has %s): %w", t.Pathspec(), name, strings.Join(names, ", "), ErrNotFound)
 }
 
 // Raw returns the value of an artifact decoded without its Go type: maps,

@@ -25,14 +25,21 @@ import (
 // with --flow NAME): then it runs that command and exits.
 func Main(m *testing.M, flows ...stepwise.Flow) {
 	if len(os.Args) > 1 && slices.Contains(flowcmd.DriverCommands, os.Args[1]) {
-		name := flagValue(os.Args[2:], "flow")
+		args := os.Args[1:]
+		if warm, err := flowcmd.WarmArgs(args, os.Stdin); err != nil {
+			fmt.Fprintln(os.Stderr, "steptest:", err)
+			os.Exit(2)
+		} else if warm != nil {
+			args = warm
+		}
+		name := flagValue(args[1:], "flow")
 		for _, f := range flows {
 			def, err := flowdef.Describe(f)
 			if err != nil || def.Name() != name {
 				continue
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			code := flowcmd.Command(ctx, def, os.Args[1:], os.Stdout, os.Stderr)
+			code := flowcmd.Command(ctx, def, args, os.Stdout, os.Stderr)
 			stop()
 			os.Exit(code)
 		}

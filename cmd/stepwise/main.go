@@ -13,6 +13,7 @@ import (
 
 	// The stepwise command reads every kind of datastore and metadata store.
 	_ "stepwise.dev/stepwise/backend/s3"
+	_ "stepwise.dev/stepwise/backend/service"
 	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 

@@ -14,8 +14,9 @@ import (
 
 	"stepwise.dev/stepwise/client"
 
-	_ "stepwise.dev/stepwise/backend/s3"     // reads s3:// datastores
-	_ "stepwise.dev/stepwise/backend/sqlite" // and local ones
+	_ "stepwise.dev/stepwise/backend/s3"      // reads s3:// datastores
+	_ "stepwise.dev/stepwise/backend/service" // and a team's metadata service
+	_ "stepwise.dev/stepwise/backend/sqlite"  // and local ones
 )
 
 func main() {

@@ -4,5 +4,6 @@ package cli
 // does.
 import (
 	_ "stepwise.dev/stepwise/backend/s3"
+	_ "stepwise.dev/stepwise/backend/service"
 	_ "stepwise.dev/stepwise/backend/sqlite"
 )

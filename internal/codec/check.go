@@ -3,7 +3,6 @@ package codec
 import (
 	"bytes"
 	"encoding"
-	"encoding/gob"
 	"fmt"
 	"math/big"
 	"reflect"
@@ -23,13 +22,21 @@ const maxDepth = 1000
 
 const plainAdvice = "store a plain value such as a slice or struct of numbers/strings instead"
 
+// gobEncoder and gobDecoder are encoding/gob's GobEncoder and GobDecoder,
+// declared here so that every flow binary does not pay for gob's package
+// initialisation.
+type (
+	gobEncoder interface{ GobEncode() ([]byte, error) }
+	gobDecoder interface{ GobDecode([]byte) error }
+)
+
 var (
 	timeType              = reflect.TypeFor[time.Time]()
 	bigIntType            = reflect.TypeFor[big.Int]()
 	binaryMarshalerType   = reflect.TypeFor[encoding.BinaryMarshaler]()
 	binaryUnmarshalerType = reflect.TypeFor[encoding.BinaryUnmarshaler]()
-	gobEncoderType        = reflect.TypeFor[gob.GobEncoder]()
-	gobDecoderType        = reflect.TypeFor[gob.GobDecoder]()
+	gobEncoderType        = reflect.TypeFor[gobEncoder]()
+	gobDecoderType        = reflect.TypeFor[gobDecoder]()
 	textMarshalerType     = reflect.TypeFor[encoding.TextMarshaler]()
 	textUnmarshalerType   = reflect.TypeFor[encoding.TextUnmarshaler]()
 )

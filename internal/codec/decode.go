@@ -2,7 +2,6 @@ package codec
 
 import (
 	"encoding"
-	"encoding/gob"
 	"fmt"
 	"math"
 	"math/big"
@@ -488,7 +487,7 @@ func (d *decoder) unmarshal(v reflect.Value, h head, how how) error {
 		err = p.(encoding.BinaryUnmarshaler).UnmarshalBinary(b)
 	case asGob:
 		fn = "GobDecode"
-		err = p.(gob.GobDecoder).GobDecode(b)
+		err = p.(gobDecoder).GobDecode(b)
 	case asText:
 		fn = "UnmarshalText"
 		err = p.(encoding.TextUnmarshaler).UnmarshalText(b)

@@ -3,7 +3,6 @@ package codec
 import (
 	"bytes"
 	"encoding"
-	"encoding/gob"
 	"fmt"
 	"math"
 	"math/big"
@@ -362,7 +361,7 @@ func (e *encoder) marshaler(v reflect.Value, h how) *problem {
 		b, err = addressable(v).(encoding.BinaryMarshaler).MarshalBinary()
 	case asGob:
 		fn = "GobEncode"
-		b, err = addressable(v).(gob.GobEncoder).GobEncode()
+		b, err = addressable(v).(gobEncoder).GobEncode()
 	case asText:
 		fn = "MarshalText"
 		b, err = addressable(v).(encoding.TextMarshaler).MarshalText()

@@ -42,6 +42,18 @@ type Spec struct {
 	// the launcher's console. Either may be nil. The task also writes its
 	// own output to the datastore, so a backend need not keep it.
 	Stdout, Stderr io.Writer
+	// Records, when set, receives what the task writes on a third stream
+	// (file descriptor 3 of a process): the launcher records the task's
+	// metadata from it. Backends that can give a task such a stream (local
+	// processes) copy all of it before Wait returns; the launcher sets it
+	// only for those (see Channel).
+	Records io.Writer
+}
+
+// Channel is implemented by backends that give a task a stream back to
+// the launcher (Spec.Records).
+type Channel interface {
+	RecordsChannel() bool
 }
 
 // Path is "run/step/task" for messages.

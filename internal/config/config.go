@@ -7,10 +7,11 @@
 //
 // Backends are chosen by the setting's scheme from a registry that backend
 // packages join when they are imported (as database/sql drivers do): the
-// local datastore and the metadata service's client are always there;
-// S3 and the local SQLite metadata store come with their packages
-// (stepwise.dev/stepwise/backend/s3, .../backend/sqlite), so a flow binary
-// carries only the backends it imports.
+// local datastore is always there; S3, the metadata service's client and
+// the local SQLite metadata store come with their packages
+// (stepwise.dev/stepwise/backend/s3, .../backend/service,
+// .../backend/sqlite), so a flow binary carries only the backends it
+// imports.
 package config
 
 import (
@@ -20,8 +21,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"sync"
@@ -29,7 +30,6 @@ import (
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/local"
 	"stepwise.dev/stepwise/internal/metadata"
-	"stepwise.dev/stepwise/internal/metadata/service"
 )
 
 // Environment variables.
@@ -113,8 +113,8 @@ func Load(o Overrides) (*Config, error) {
 		return nil, err
 	}
 	u := "unknown"
-	if cu, err := user.Current(); err == nil && cu.Username != "" {
-		u = cu.Username
+	if name := passwdName("/etc/passwd", os.Getuid()); name != "" {
+		u = name
 	}
 	for _, e := range []string{"USER", "LOGNAME"} {
 		if v := os.Getenv(e); v != "" {
@@ -192,8 +192,9 @@ var (
 // Packages that provide the optional backends, for the message that says
 // which import to add.
 const (
-	S3Package     = "stepwise.dev/stepwise/backend/s3"
-	SQLitePackage = "stepwise.dev/stepwise/backend/sqlite"
+	S3Package      = "stepwise.dev/stepwise/backend/s3"
+	SQLitePackage  = "stepwise.dev/stepwise/backend/sqlite"
+	ServicePackage = "stepwise.dev/stepwise/backend/service"
 )
 
 // RegisterDatastore makes datastore URLs with the scheme (s3 for
@@ -204,7 +205,8 @@ func RegisterDatastore(scheme string, open DatastoreOpener) {
 	datastores[scheme] = open
 }
 
-// RegisterMetadata makes the metadata setting name (local) open with open.
+// RegisterMetadata makes the metadata setting name open with open: "local",
+// or "service" for the URLs of a metadata service (http://, https://).
 func RegisterMetadata(name string, open MetadataOpener) {
 	mu.Lock()
 	defer mu.Unlock()
@@ -245,11 +247,17 @@ func OpenDatastore(ctx context.Context, ds string) (*datastore.Store, error) {
 // URL, or "local", the SQLite store in the local datastore's directory.
 func OpenMetadata(ctx context.Context, c *Config) (metadata.Store, error) {
 	if strings.HasPrefix(c.Metadata.Value, "http://") || strings.HasPrefix(c.Metadata.Value, "https://") {
-		cl, err := service.NewClient(c.Metadata.Value, c.Token.Value, nil)
+		mu.Lock()
+		open := metastores["service"]
+		mu.Unlock()
+		if open == nil {
+			return nil, fmt.Errorf("metadata %s (from %s): this program does not include the metadata service's client; add import _ %q to the flow's main package (the stepwise command has it)", c.Metadata.Value, c.Metadata.Source, ServicePackage)
+		}
+		st, err := open(ctx, c)
 		if err != nil {
 			return nil, fmt.Errorf("metadata %q (from %s): %w", c.Metadata.Value, c.Metadata.Source, err)
 		}
-		return cl, nil
+		return st, nil
 	}
 	if c.Metadata.Value != "local" {
 		return nil, fmt.Errorf("metadata %q (from %s): use \"local\" or the URL of a metadata service (http://host:port)", c.Metadata.Value, c.Metadata.Source)
@@ -290,4 +298,22 @@ func (c *Config) Open(ctx context.Context) (*datastore.Store, metadata.Store, er
 		return nil, nil, err
 	}
 	return store, meta, nil
+}
+
+// passwdName finds the name of the user with uid in a passwd file. It
+// stands in for os/user, whose cgo lookup would make every flow binary a
+// dynamically linked one.
+func passwdName(path string, uid int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	want := strconv.Itoa(uid)
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 && f[2] == want {
+			return f[0]
+		}
+	}
+	return ""
 }

@@ -14,7 +14,7 @@ import (
 //
 //	FLOW task --flow NAME --run-id RUN --step STEP --task-id ID --attempt N
 //	          [--catch-error MSG] [--datastore URL] [--metadata URL]
-//	          [--heartbeat 10s] [--splits-out FILE] [--launcher-logs]
+//	          [--heartbeat 10s] [--splits-out FILE] [--launcher]
 //
 // The task finds its inputs itself, from the graph and its position (the
 // task id), so a scheduler needs to know nothing but the graph and, after
@@ -34,10 +34,11 @@ type Spec struct {
 	// Heartbeat is how often the task records that it is alive (default
 	// metadata.HeartbeatInterval).
 	Heartbeat time.Duration
-	// LauncherLogs says that the launcher keeps what the task prints (it
+	// Launcher says that a local launcher keeps what the task prints (it
 	// reads the task's output through a pipe, which survives the task's
-	// sudden death), so the task does not write it to the datastore itself.
-	LauncherLogs bool
+	// sudden death) and records the task's metadata, which the task sends
+	// it on file descriptor 3; the task opens no metadata store.
+	Launcher bool
 	// SplitsOut, for a foreach step, is a file that receives the JSON list
 	// of the element indexes it fanned out to ([0,1,...]), for a
 	// production scheduler to fan out over.
@@ -65,8 +66,8 @@ func (s *Spec) Args() []string {
 	if s.SplitsOut != "" {
 		args = append(args, "--splits-out", s.SplitsOut)
 	}
-	if s.LauncherLogs {
-		args = append(args, "--launcher-logs")
+	if s.Launcher {
+		args = append(args, "--launcher")
 	}
 	return args
 }
@@ -83,7 +84,7 @@ func (s *Spec) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&s.Metadata, "metadata", "", "metadata store: local or the URL of a service (default: the settings in force)")
 	fs.DurationVar(&s.Heartbeat, "heartbeat", 0, "how often to record that the task is alive (default 10s)")
 	fs.StringVar(&s.SplitsOut, "splits-out", "", "for a foreach step: write the JSON list of its element indexes to this file")
-	fs.BoolVar(&s.LauncherLogs, "launcher-logs", false, "the launcher keeps the task's output: do not write it to the datastore")
+	fs.BoolVar(&s.Launcher, "launcher", false, "a local launcher keeps the task's output and records its metadata, sent on file descriptor 3")
 }
 
 // Check says what is missing from a task command line.

@@ -78,7 +78,7 @@ func (x *Executor) Execute(ctx context.Context, spec Spec) error {
 		x.Stderr = os.Stderr
 	}
 	path := datastore.TaskPath{Flow: x.Def.Name(), Run: spec.Run, Step: spec.Step, Task: spec.Task}
-	if x.Capture && !spec.LauncherLogs {
+	if x.Capture && !spec.Launcher {
 		stop, err := captureOutput(ctx, x.Store.Backend(), path, spec.Attempt)
 		if err != nil {
 			fmt.Fprintf(x.Stderr, "stepwise: warning: the output of task %s is not kept in the datastore: %v\n", path, err)

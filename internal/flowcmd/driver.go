@@ -4,6 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"syscall"
+
+	"stepwise.dev/stepwise/internal/config"
 
 	"stepwise.dev/stepwise/internal/executor"
 	"stepwise.dev/stepwise/internal/launcher"
@@ -38,14 +42,32 @@ func (c *program) task(ctx context.Context, args []string) int {
 	ph := timing.New()
 	defer ph.Print(c.stderr)
 	c.stores.Datastore, c.stores.Metadata = spec.Datastore, spec.Metadata
-	_, st, err := c.open(ctx)
-	if err != nil {
-		fmt.Fprintln(c.stderr, err)
-		return 1
+	x := &executor.Executor{Def: c.def, Capture: true, Stderr: c.stderr, Phases: ph}
+	if spec.Launcher {
+		// The launcher records the task's metadata, from file descriptor 3.
+		syscall.CloseOnExec(3)
+		records := os.NewFile(3, "launcher")
+		defer records.Close()
+		cfg, err := c.settings()
+		if err != nil {
+			fmt.Fprintln(c.stderr, err)
+			return 1
+		}
+		if x.Store, err = config.OpenDatastore(ctx, cfg.Datastore.Value); err != nil {
+			fmt.Fprintln(c.stderr, err)
+			return 1
+		}
+		x.Meta = executor.NewPipeRecorder(records)
+	} else {
+		_, st, err := c.open(ctx)
+		if err != nil {
+			fmt.Fprintln(c.stderr, err)
+			return 1
+		}
+		defer func() { st.Meta.Close(); ph.Mark("close") }()
+		x.Store, x.Meta = st.Data, st.Meta
 	}
-	defer func() { st.Meta.Close(); ph.Mark("close") }()
 	ph.Mark("open")
-	x := &executor.Executor{Def: c.def, Store: st.Data, Meta: st.Meta, Capture: true, Stderr: c.stderr, Phases: ph}
 	if err := x.Execute(ctx, spec); err != nil {
 		return 1 // Execute printed it
 	}

@@ -5,7 +5,9 @@
 package flowcmd
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"stepwise.dev/stepwise/internal/cli"
+	"stepwise.dev/stepwise/internal/compute/local"
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/flowdef"
 	"stepwise.dev/stepwise/internal/graph"
@@ -58,6 +61,23 @@ Every command takes --datastore DIR|s3://... and --metadata local|URL
 // from test binaries.
 var DriverCommands = []string{"task", "create-run", "finish-run"}
 
+// WarmArgs reads the command line of a warm process (task --warm; see
+// local.Backend.Warm) from in. It returns nil for other command lines.
+func WarmArgs(args []string, in io.Reader) ([]string, error) {
+	if len(args) != 2 || args[0] != "task" || args[1] != local.WarmFlag {
+		return nil, nil
+	}
+	line, err := bufio.NewReader(in).ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("a warm task process got no command line: %w", err)
+	}
+	var out []string
+	if err := json.Unmarshal(line, &out); err != nil || len(out) == 0 || out[0] != "task" {
+		return nil, fmt.Errorf("a warm task process got %.100q, not a task's command line", line)
+	}
+	return out, nil
+}
+
 // Command runs one command line of a flow program and returns its exit
 // code: 0 on success, 1 when the command failed, 2 for a usage error.
 func Command(ctx context.Context, def *flowdef.Def, args []string, stdout, stderr io.Writer) int {
@@ -67,6 +87,12 @@ func Command(ctx context.Context, def *flowdef.Def, args []string, stdout, stder
 		return 2
 	}
 	c := &program{def: def, stdout: stdout, stderr: stderr, prog: prog}
+	if warm, err := WarmArgs(args, os.Stdin); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	} else if warm != nil {
+		args = warm
+	}
 	switch args[0] {
 	case "run":
 		return c.run(ctx, args[1:])

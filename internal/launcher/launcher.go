@@ -116,6 +116,11 @@ func (l *Launcher) backends(ctx context.Context, req Request) (func(step string)
 	return func(step string) compute.Backend { return byStep[step] }, nil
 }
 
+// warmer is a backend that starts task processes ahead (local.Backend).
+type warmer interface {
+	Warm(env []string, n int)
+}
+
 // Check refuses, before a run, steps that can never run on their compute
 // backend (compute, when set, replaces every step's).
 func (l *Launcher) Check(ctx context.Context, compute string) error {
@@ -145,6 +150,18 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 	if err := scheduler.Check(g, backend); err != nil {
 		return "", fmt.Errorf("flow %s: cannot run: %w", g.Flow, err)
 	}
+	env := []string{"STEPWISE_USER=" + l.User}
+	// The process of the first task starts while the run is created.
+	if w, ok := backend("start").(warmer); ok {
+		w.Warm(env, 1)
+	}
+	defer func() {
+		for _, s := range g.Steps {
+			if c, ok := backend(s.Name).(io.Closer); ok {
+				c.Close()
+			}
+		}
+	}()
 	var plan *resume.Plan
 	if req.Resume != nil {
 		if plan, err = resume.New(ctx, g, l.Stores, *req.Resume, l.ErrOut); err != nil {
@@ -179,12 +196,16 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 		KillGrace:  req.KillGrace,
 		Spec: func(ctx context.Context, t *scheduler.Task) (compute.Spec, error) {
 			ts := executor.Spec{Flow: g.Flow, Run: runID, Step: t.Step, Task: t.ID, Attempt: t.Attempt, CatchError: t.CatchError,
-				Datastore: l.Datastore, Metadata: l.Metadata, Heartbeat: req.Heartbeat, LauncherLogs: keepsLogs(backend(t.Step))}
-			return compute.Spec{Flow: g.Flow, Run: runID, Step: t.Step, Task: t.ID, Attempt: t.Attempt, Args: ts.Args(),
-				Env: []string{"STEPWISE_USER=" + l.User}}, nil
+				Datastore: l.Datastore, Metadata: l.Metadata, Heartbeat: req.Heartbeat, Launcher: viaLauncher(backend(t.Step))}
+			cs := compute.Spec{Flow: g.Flow, Run: runID, Step: t.Step, Task: t.ID, Attempt: t.Attempt, Args: ts.Args(),
+				Env: env}
+			if ts.Launcher {
+				cs.Records = executor.ApplyRecords(ctx, l.Stores.Meta)
+			}
+			return cs, nil
 		},
 		Logs: func(t *scheduler.Task) (io.WriteCloser, io.WriteCloser) {
-			if !keepsLogs(backend(t.Step)) {
+			if !viaLauncher(backend(t.Step)) {
 				return nil, nil
 			}
 			p := datastore.TaskPath{Flow: g.Flow, Run: runID, Step: t.Step, Task: t.ID}
@@ -200,6 +221,13 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 		},
 		Failed: func(ctx context.Context, t *scheduler.Task, err error) string {
 			return l.recordFailure(ctx, runID, t, err)
+		},
+		// Task processes start ahead of their tasks, as many as will start
+		// soon: each waits, initialised, for its task's command line.
+		Ahead: func(b compute.Backend, n int) {
+			if w, ok := b.(warmer); ok {
+				w.Warm(env, n)
+			}
 		},
 	}
 	if plan != nil {
@@ -221,11 +249,14 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 	return runID, err
 }
 
-// keepsLogs says whether the launcher keeps the output of tasks on b: it
-// does for local processes, whose output it reads through a pipe (which
-// keeps every line even when the task is killed); tasks elsewhere write
-// their own.
-func keepsLogs(b compute.Backend) bool { return b.Name() == "local" }
+// viaLauncher says whether tasks on b hand their output and their records
+// to the launcher: processes on this machine do (a pipe keeps every line of
+// output even when the task is killed, and one writer of the metadata
+// store is faster than many); tasks elsewhere write their own.
+func viaLauncher(b compute.Backend) bool {
+	c, ok := b.(compute.Channel)
+	return ok && c.RecordsChannel()
+}
 
 // finish records the run's end, trying again for two minutes while a store
 // is away; it says what happened.

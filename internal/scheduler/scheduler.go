@@ -80,6 +80,10 @@ type Config struct {
 	// RetryDelay is the wait before the first retry of a failed task; it
 	// doubles with each further attempt. Zero means 2 seconds.
 	RetryDelay time.Duration
+	// Ahead, when set, is told after every event how many tasks are likely
+	// to start on a backend soon (the ready ones, and those the running ones
+	// lead to, within the worker limit), so that it can prepare for them.
+	Ahead func(b compute.Backend, n int)
 }
 
 // TaskError is a task that failed for good, with the last lines it printed.
@@ -157,6 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 	for {
 		s.launch(ctx)
 		s.status()
+		s.ahead()
 		if len(s.running) == 0 && s.retrying == 0 {
 			if len(s.ready) == 0 {
 				return nil
@@ -193,6 +198,32 @@ func (s *scheduler) status() {
 		running += " (" + strings.Join(names, " ") + ")"
 	}
 	s.cfg.Console.Status(fmt.Sprintf("run %s, %s: %d done, %s, %d waiting", s.cfg.RunID, time.Since(s.began).Round(100*time.Millisecond), s.finished, running, len(s.ready)))
+}
+
+// ahead tells each backend how many tasks are likely to start on it soon:
+// those waiting, and those the running tasks lead to (a foreach: as many as
+// the workers allow; a join: one), within the workers left.
+func (s *scheduler) ahead() {
+	if s.cfg.Ahead == nil {
+		return
+	}
+	soon := map[compute.Backend]int{}
+	for _, t := range s.ready {
+		soon[s.cfg.Backend(t.Step)]++
+	}
+	for t := range s.running {
+		step := s.cfg.Graph.Step(t.Step)
+		for _, n := range step.Next {
+			if step.Foreach != "" {
+				soon[s.cfg.Backend(n)] += s.cfg.MaxWorkers
+			} else {
+				soon[s.cfg.Backend(n)]++
+			}
+		}
+	}
+	for b, n := range soon {
+		s.cfg.Ahead(b, min(n, s.cfg.MaxWorkers))
+	}
 }
 
 func (s *scheduler) add(t *Task) {

@@ -11,6 +11,7 @@ import (
 
 	"stepwise.dev/stepwise"
 	_ "stepwise.dev/stepwise/backend/s3"
+	_ "stepwise.dev/stepwise/backend/service"
 	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 

@@ -3,8 +3,8 @@ package local
 import (
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"stepwise.dev/stepwise/internal/graph"
@@ -21,7 +21,19 @@ func Machine() graph.Resources {
 	return r
 }
 
-var nvidiaDevice = regexp.MustCompile(`^nvidia[0-9]+$`)
+// nvidiaDevice reports whether name is a GPU's device, nvidiaN.
+func nvidiaDevice(name string) bool {
+	n, ok := strings.CutPrefix(name, "nvidia")
+	if !ok || n == "" {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // gpus counts the NVIDIA GPUs under root: the driver lists each in
 // /proc/driver/nvidia/gpus and makes a /dev/nvidiaN device for each.
@@ -35,7 +47,7 @@ func gpus(root string) int {
 	}
 	n := 0
 	for _, e := range ents {
-		if nvidiaDevice.MatchString(e.Name()) {
+		if nvidiaDevice(e.Name()) {
 			n++
 		}
 	}
