@@ -183,6 +183,17 @@ func (f *TwoParents) B(none) error     { return nil }
 func (f *TwoParents) Mid(none) error   { return nil }
 func (f *TwoParents) End(none) error   { return nil }
 
+// BadName names itself with a space.
+type BadName struct{}
+
+func (f *BadName) Graph(g *stepwise.Graph) {
+	g.Name("my flow")
+	g.Step(f.Start).Next(f.End)
+	g.Step(f.End)
+}
+func (f *BadName) Start(none) error { return nil }
+func (f *BadName) End(none) error   { return nil }
+
 func TestCheckRejectsBrokenFlows(t *testing.T) {
 	tests := []struct {
 		name string
@@ -202,6 +213,7 @@ func TestCheckRejectsBrokenFlows(t *testing.T) {
 		{"no end", &NoEnd{}, []string{"the flow has no end step"}},
 		{"not a method", &NotAMethod{}, []string{"step start: transition: stepwise.dev/stepwise_test.plain is not a method of *stepwise_test.NotAMethod; steps are methods of the flow, passed as f.Method"}},
 		{"ordinary step with two parents", &TwoParents{}, []string{"step mid: has 2 parents (a, b) but takes no inputs; make it a join"}},
+		{"flow name the CLI cannot address", &BadName{}, []string{"flow name", "(set it with g.Name)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"stepwise.dev/stepwise/internal/flowdef"
 	"stepwise.dev/stepwise/internal/graph"
+	"stepwise.dev/stepwise/internal/names"
 	"stepwise.dev/stepwise/internal/params"
 )
 
@@ -274,6 +275,9 @@ func (g *Graph) build() (*graph.Graph, error) {
 	}
 	gr, err := graph.New(name, steps)
 	var errs graph.Errors
+	if nerr := names.Flow(name); nerr != nil {
+		errs = append(errs, &graph.Error{Msg: nerr.Error() + " (set it with g.Name)"})
+	}
 	for _, e := range g.errs {
 		if ge, ok := e.(*graph.Error); ok {
 			errs = append(errs, ge)

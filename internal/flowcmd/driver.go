@@ -12,6 +12,7 @@ import (
 	"stepwise.dev/stepwise/internal/executor"
 	"stepwise.dev/stepwise/internal/launcher"
 	"stepwise.dev/stepwise/internal/lifecycle"
+	"stepwise.dev/stepwise/internal/names"
 	"stepwise.dev/stepwise/internal/timing"
 )
 
@@ -96,6 +97,12 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 	if *flow != c.def.Name() {
 		fmt.Fprintf(c.stderr, "create-run: this program runs flow %s, not %s\n", c.def.Name(), *flow)
 		return 2
+	}
+	if *id != "" {
+		if err := names.RunID(*id); err != nil {
+			fmt.Fprintf(c.stderr, "create-run: --run-id: %v\n", err)
+			return 2
+		}
 	}
 	o.req.MaxWorkers = 1
 	if err := o.check(); err != nil {
