@@ -227,6 +227,35 @@ func CompareTaskIDs(a, b string) int {
 	return cmp.Or(cmp.Compare(len(ra), len(rb)), strings.Compare(a, b))
 }
 
+// TaskOrderKey returns a string whose byte order among task ids is that of
+// CompareTaskIDs, up to ties between the same numbers written differently
+// ("07" and "7"), which stores break by the id itself. Stores keep it with
+// each task, to list tasks in order, and page through them, in SQL. Each
+// number of a dotted id becomes its count of digits (three digits) and its
+// digits: "2.10" is "001 2.002 10" without the spaces. Ids that are not
+// dotted numbers (or have numbers of more than 999 digits) start with "~",
+// after all those that are.
+func TaskOrderKey(id string) string {
+	if !isDotted(id) {
+		return "~" + id
+	}
+	var b strings.Builder
+	for i, p := range strings.Split(id, ".") {
+		p = strings.TrimLeft(p, "0")
+		if p == "" {
+			p = "0"
+		}
+		if len(p) > 999 {
+			return "~" + id
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		fmt.Fprintf(&b, "%03d%s", len(p), p)
+	}
+	return b.String()
+}
+
 // isDotted reports whether s is decimal numbers joined by dots.
 func isDotted(s string) bool {
 	if s == "" {

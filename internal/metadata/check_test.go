@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,6 +51,25 @@ func TestCompareTasks(t *testing.T) {
 			t.Errorf("%d: %s/%s at %v, want %s/%s at %v", i, got[i].Step, got[i].ID, got[i].Started, want[i].Step, want[i].ID, want[i].Started)
 		}
 	}
+}
+
+// FuzzTaskOrderKey checks that the order of TaskOrderKey, ties broken by
+// the ids, is that of CompareTaskIDs.
+func FuzzTaskOrderKey(f *testing.F) {
+	for _, s := range [][2]string{{"2", "10"}, {"2.10", "2.9"}, {"0", "00"}, {"2", "2.0"}, {"a", "1"}, {"07", "7"}, {"07.1", "7.0"}} {
+		f.Add(s[0], s[1])
+	}
+	sign := func(c int) int { return max(-1, min(1, c)) }
+	f.Fuzz(func(t *testing.T, a, b string) {
+		want := sign(CompareTaskIDs(a, b))
+		got := sign(strings.Compare(TaskOrderKey(a), TaskOrderKey(b)))
+		if got == 0 {
+			got = sign(strings.Compare(a, b))
+		}
+		if got != want && len(a) < 200 && len(b) < 200 {
+			t.Fatalf("%q, %q: keys %q, %q order %d, CompareTaskIDs %d", a, b, TaskOrderKey(a), TaskOrderKey(b), got, want)
+		}
+	})
 }
 
 // FuzzCompareTaskIDs checks that CompareTaskIDs is a total order: equal

@@ -158,7 +158,39 @@ type RunFilter struct {
 	Since  time.Time // started at or after
 	Until  time.Time // started before
 	Limit  int       // at most this many, newest first; 0 means no limit
+	// After, when not zero, lists only the runs that come after it in the
+	// order of the listing: pass the Key of the last run of a page to get
+	// the next page.
+	After RunKey
 }
+
+// RunKey is the place of a run in listings of runs, which are newest
+// first: by start time, then id, then flow, all descending.
+type RunKey struct {
+	Started time.Time
+	ID      string
+	Flow    string
+}
+
+// Key returns the place of r in listings of runs.
+func (r *Run) Key() RunKey { return RunKey{Started: r.Started, ID: r.ID, Flow: r.Flow} }
+
+// IsZero reports whether k is the zero key: the start of a listing.
+func (k RunKey) IsZero() bool { return k.Started.IsZero() && k.ID == "" && k.Flow == "" }
+
+// TaskKey is the place of a task in listings of the tasks of a run, which
+// are in the order of CompareTasks: by start time, step, then id.
+type TaskKey struct {
+	Started time.Time
+	Step    string
+	ID      string
+}
+
+// Key returns the place of t in listings of tasks.
+func (t *Task) Key() TaskKey { return TaskKey{Started: t.Started, Step: t.Step, ID: t.ID} }
+
+// IsZero reports whether k is the zero key: the start of a listing.
+func (k TaskKey) IsZero() bool { return k.Started.IsZero() && k.Step == "" && k.ID == "" }
 
 // Store records and reads metadata. Methods are safe for concurrent use,
 // and several processes may use the same store at once.
@@ -189,6 +221,10 @@ type Store interface {
 	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
 	// ListFlows returns the names of all flows that have runs, sorted.
 	ListFlows(ctx context.Context) ([]string, error)
+	// ListFlowsAfter returns at most limit (all when 0) of the names of
+	// the flows that have runs, sorted, that come after the name after
+	// (from the first when empty): a page of ListFlows.
+	ListFlowsAfter(ctx context.Context, after string, limit int) ([]string, error)
 	// AddTags adds user tags to a run; RemoveTags removes user tags. Tags
 	// equal to a system tag cannot be removed (an error says so).
 	AddTags(ctx context.Context, flow, run string, tags []string) error
@@ -211,6 +247,10 @@ type Store interface {
 	// by start time, then step name, then task id compared as dotted
 	// numbers (CompareTasks). ErrNotFound if the run does not exist.
 	ListTasks(ctx context.Context, flow, run string) ([]*Task, error)
+	// ListTasksAfter returns at most limit (all when 0) of the tasks of a
+	// run, in the order of ListTasks, that come after the task at after
+	// (from the first when zero): a page of ListTasks.
+	ListTasksAfter(ctx context.Context, flow, run string, after TaskKey, limit int) ([]*Task, error)
 
 	Close() error
 }

@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"TaskOrder", testTaskOrder},
 		{"Concurrent", testConcurrent},
 		{"Retries", testRetries},
+		{"Paging", testPaging},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -942,6 +943,132 @@ func testRetries(t *testing.T, s metadata.Store) {
 		Started: clone.Started, Ended: clone.Ended, ClonedFrom: clone.ClonedFrom, Artifacts: arts})
 	checkTask(t, tasks[1], &metadata.Task{Flow: "Train", Run: "1", Step: "start", ID: "0", Status: metadata.Succeeded,
 		Started: a.Started, Ended: done.Ended, Attempts: []metadata.Attempt{done}, Artifacts: arts})
+}
+
+// testPaging pages through runs, tasks and flows, a few at a time, and
+// checks that the pages make up the whole listing, in order, whatever the
+// ties in start times.
+func testPaging(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	// Runs of two flows; several start at once, some with the same id.
+	for i := range 23 {
+		started := at(time.Duration(i/3) * time.Minute) // three at a time
+		mustCreate(t, s, newRun("Alpha", fmt.Sprint(100+i), "ann", started, fmt.Sprint("even", i%2)))
+		if i%4 == 0 {
+			mustCreate(t, s, newRun("Beta", fmt.Sprint(100+i), "bob", started, fmt.Sprint("even", i%2))) // the same id and start as Alpha's
+		}
+	}
+	for _, f := range []metadata.RunFilter{{}, {Flow: "Alpha"}, {Tags: []string{"even0"}}, {Flow: "Beta", Tags: []string{"user:bob"}}} {
+		all, err := s.ListRuns(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int{1, 2, 5, 100} {
+			var paged []*metadata.Run
+			page := f
+			page.Limit = size
+			for n := 0; ; n++ {
+				runs, err := s.ListRuns(ctx, page)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(runs) > size {
+					t.Fatalf("ListRuns(%+v): %d runs, more than the limit", page, len(runs))
+				}
+				paged = append(paged, runs...)
+				if len(runs) < size || n > len(all) {
+					break
+				}
+				page.After = runs[len(runs)-1].Key()
+			}
+			checkStrings(t, fmt.Sprintf("ListRuns(%+v) in pages of %d", f, size), runIDs(paged), runIDs(all))
+		}
+	}
+
+	// Tasks: several start at once, in steps and foreaches.
+	mustCreate(t, s, newRun("Tasks", "1", "ann", t0))
+	var ids []string
+	for i := range 12 {
+		for j := range 3 {
+			ids = append(ids, fmt.Sprintf("%d.%d", i, j))
+		}
+		ids = append(ids, fmt.Sprint(i))
+	}
+	for i, id := range ids {
+		step := []string{"a", "b"}[i%2]
+		a := metadata.Attempt{Flow: "Tasks", Run: "1", Step: step, Task: id, Status: metadata.Running, Started: at(time.Duration(i%5) * time.Second)}
+		if err := s.StartAttempt(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clone := &metadata.Task{Flow: "Tasks", Run: "1", Step: "c", ID: "0", ClonedFrom: "Tasks/0/c/0"} // no start time
+	if err := s.CloneTask(ctx, clone); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ListTasks(ctx, "Tasks", "1")
+	if err != nil || len(all) != len(ids)+1 {
+		t.Fatalf("ListTasks: %d tasks, %v; want %d", len(all), err, len(ids)+1)
+	}
+	if !slices.IsSortedFunc(all, metadata.CompareTasks) || all[0].ClonedFrom == "" {
+		t.Errorf("ListTasks: not in the order of metadata.CompareTasks, the clone without a start first")
+	}
+	taskIDs := func(tasks []*metadata.Task) []string {
+		var out []string
+		for _, k := range tasks {
+			out = append(out, k.Step+"/"+k.ID)
+		}
+		return out
+	}
+	for _, size := range []int{1, 3, 7, 1000} {
+		var (
+			paged []*metadata.Task
+			after metadata.TaskKey
+		)
+		for n := 0; n <= len(all); n++ {
+			tasks, err := s.ListTasksAfter(ctx, "Tasks", "1", after, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tasks) > size {
+				t.Fatalf("ListTasksAfter(%d): %d tasks", size, len(tasks))
+			}
+			paged = append(paged, tasks...)
+			if len(tasks) < size {
+				break
+			}
+			after = tasks[len(tasks)-1].Key()
+		}
+		checkStrings(t, fmt.Sprintf("ListTasks in pages of %d", size), taskIDs(paged), taskIDs(all))
+		if len(paged) == len(all) {
+			for i := range paged {
+				if len(paged[i].Attempts) != len(all[i].Attempts) {
+					t.Errorf("task %s: %d attempts in a page, %d in the whole listing", paged[i].ID, len(paged[i].Attempts), len(all[i].Attempts))
+				}
+			}
+		}
+	}
+	_, err = s.ListTasksAfter(ctx, "Tasks", "2", metadata.TaskKey{}, 10)
+	checkErr(t, "ListTasksAfter of a missing run", err, metadata.ErrNotFound, "Tasks/2")
+
+	// Flows.
+	flows, err := s.ListFlows(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStrings(t, "ListFlows", flows, []string{"Alpha", "Beta", "Tasks"})
+	var paged []string
+	for after := ""; ; {
+		page, err := s.ListFlowsAfter(ctx, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, page...)
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	checkStrings(t, "ListFlows in pages of 2", paged, flows)
 }
 
 // testConcurrent has 20 writers record 50 tasks each in one run, and

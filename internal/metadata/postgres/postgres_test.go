@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -299,6 +300,8 @@ func TestListRunsMany(t *testing.T) {
 		{"rare tag", metadata.RunFilter{Tags: []string{"exp"}}, n/10 + 10},
 		{"latest in namespace", metadata.RunFilter{Flow: "Big", Tags: []string{"user:bob"}, Limit: 1}, 1},
 		{"latest 10 with status", metadata.RunFilter{Flow: "Big", Status: metadata.Succeeded, Limit: 10}, 10},
+		{"a page of a flow, deep in", metadata.RunFilter{Flow: "Big", Limit: 500, After: metadata.RunKey{Started: time.Date(2025, 1, 1, 0, 0, 1000, 0, time.UTC), ID: runID(1000), Flow: "Big"}}, 500},
+		{"a page of all flows, deep in", metadata.RunFilter{Limit: 500, After: metadata.RunKey{Started: time.Date(2025, 1, 1, 0, 0, 1000, 0, time.UTC), ID: runID(1000), Flow: "Big"}}, 500},
 		{"everything", metadata.RunFilter{}, n + 100},
 	} {
 		q, args, err := listRunsQuery(c.f)
@@ -331,6 +334,9 @@ func TestListRunsMany(t *testing.T) {
 		}
 		if c.f.Limit > 0 && strings.Contains(strings.Join(plan, "\n"), "Seq Scan on runs") {
 			t.Errorf("ListRuns(%s) reads every run:\n%s", c.name, strings.Join(plan, "\n"))
+		}
+		if !c.f.After.IsZero() && !strings.Contains(strings.Join(plan, "\n"), "Index Cond: (ROW(") && !strings.Contains(strings.Join(plan, "\n"), "Index Cond: ((flow = ") {
+			t.Errorf("ListRuns(%s) does not start its page in an index:\n%s", c.name, strings.Join(plan, "\n"))
 		}
 		if c.f.Flow == "Big" && c.f.Limit == 0 {
 			if want := runID(n - 1); runs[0].ID != want && len(c.f.Tags) == 0 {
@@ -370,7 +376,11 @@ func TestUpgrade(t *testing.T) {
 			stmts = append(stmts,
 				fmt.Sprintf(`INSERT INTO runs (flow, id, status, started) VALUES ('F', '1', 'running', %d)`, started),
 				fmt.Sprintf(`INSERT INTO tasks (run, step, id, status, started, attempt) SELECT pk, 'start', '1', 'running', %d, 0 FROM runs`, started),
-				fmt.Sprintf(`INSERT INTO attempts (task, n, status, started) SELECT pk, 0, 'running', %d FROM tasks`, started))
+				fmt.Sprintf(`INSERT INTO attempts (task, n, status, started) SELECT pk, 0, 'running', %d FROM tasks`, started),
+				fmt.Sprintf(`INSERT INTO tasks (run, step, id, status, started, attempt) SELECT pk, 'start', '10', 'running', %d, 0 FROM runs`, started),
+				fmt.Sprintf(`INSERT INTO tasks (run, step, id, status, started, attempt) SELECT pk, 'start', '2', 'running', %d, 0 FROM runs`, started),
+				fmt.Sprintf(`INSERT INTO tasks (run, step, id, status, started, attempt) SELECT pk, 'start', '0.10', 'running', %d, 0 FROM runs`, started),
+				fmt.Sprintf(`INSERT INTO tasks (run, step, id, status, started, attempt) SELECT pk, 'start', '0.9', 'running', %d, 0 FROM runs`, started))
 			for _, q := range stmts {
 				if _, err := conn.Exec(ctx, q); err != nil {
 					t.Fatalf("%s: %v", q, err)
@@ -393,6 +403,15 @@ func TestUpgrade(t *testing.T) {
 			k, err := s.GetTask(ctx, "F", "1", "start", "1")
 			if err != nil || len(k.Attempts) != 1 || !k.Attempts[0].Heartbeat.Equal(beat) || k.Attempts[0].Status != metadata.Running {
 				t.Errorf("task after the upgrade: %+v, %v", k, err)
+			}
+			// Tasks recorded before are listed in order.
+			tasks, err := s.ListTasks(ctx, "F", "1")
+			var ids []string
+			for _, k := range tasks {
+				ids = append(ids, k.ID)
+			}
+			if err != nil || !slices.Equal(ids, []string{"0.9", "0.10", "1", "2", "10"}) {
+				t.Errorf("tasks after the upgrade: %v, %v; want 0.9, 0.10, 1, 2, 10", ids, err)
 			}
 			if r, err := s.GetRun(ctx, "F", "1"); err != nil || !r.Heartbeat.Equal(beat) {
 				t.Errorf("run after the upgrade: %+v, %v", r, err)

@@ -209,7 +209,7 @@ func (s *Store) GetRun(ctx context.Context, flow, run string) (*metadata.Run, er
 }
 
 // ListRuns returns runs matching f, newest first (by start time, then by id,
-// both descending).
+// then by flow, all descending), after f.After when it is not zero.
 func (s *Store) ListRuns(ctx context.Context, f metadata.RunFilter) ([]*metadata.Run, error) {
 	if err := asInvalid(metadata.CheckFilter(f)); err != nil {
 		return nil, err
@@ -268,11 +268,27 @@ func listRunsQuery(f metadata.RunFilter) (string, []any, error) {
 	for _, t := range slices.Compact(slices.Sorted(slices.Values(f.Tags))) {
 		where = append(where, "EXISTS (SELECT 1 FROM run_tags t WHERE t.run = r.pk AND t.tag = "+arg(t)+")")
 	}
+	if !f.After.IsZero() {
+		if err := checkText("run key", f.After.ID+f.After.Flow); err != nil {
+			return "", nil, err
+		}
+		if f.Flow != "" { // the flow is that of every run listed
+			where = append(where, "(r.started, r.id) < ("+arg(clampNanos(f.After.Started))+"::bigint, "+arg(f.After.ID)+"::text)")
+		} else {
+			where = append(where, "(r.started, r.id, r.flow) < ("+arg(clampNanos(f.After.Started))+"::bigint, "+arg(f.After.ID)+"::text, "+arg(f.After.Flow)+"::text)")
+		}
+	}
 	q := runSelect
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY r.started DESC, r.id DESC`
+	// Runs of one flow are in the order of the index by flow; of all
+	// flows, in that of the index by start time.
+	if f.Flow != "" {
+		q += ` ORDER BY r.started DESC, r.id DESC`
+	} else {
+		q += ` ORDER BY r.started DESC, r.id DESC, r.flow DESC`
+	}
 	if f.Limit > 0 {
 		q += ` LIMIT ` + arg(f.Limit)
 	}
@@ -292,7 +308,21 @@ func clampNanos(t time.Time) int64 {
 
 // ListFlows returns the names of all flows that have runs, sorted.
 func (s *Store) ListFlows(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT flow FROM runs ORDER BY flow`)
+	return s.ListFlowsAfter(ctx, "", 0)
+}
+
+// ListFlowsAfter returns at most limit (all when 0) of the names of the
+// flows that have runs, sorted, after the name after.
+func (s *Store) ListFlowsAfter(ctx context.Context, after string, limit int) ([]string, error) {
+	if err := checkText("flow", after); err != nil {
+		return nil, err
+	}
+	q, args := `SELECT DISTINCT flow FROM runs WHERE flow > $1 ORDER BY flow`, []any{after}
+	if limit > 0 {
+		q += ` LIMIT $2`
+		args = append(args, limit)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, s.wrap(err, "listing flows")
 	}

@@ -88,7 +88,27 @@ CREATE TABLE artifacts (
 `},
 	{"the heartbeat of a run's runtime", `ALTER TABLE runs ADD COLUMN heartbeat bigint;`},
 	{"the heartbeat of an attempt's process", `ALTER TABLE attempts ADD COLUMN heartbeat bigint;`},
+	// Tasks are listed, and paged through, in order: by start time
+	// (unknown first), step, then id as dotted numbers, whose order ord
+	// keeps (metadata.TaskOrderKey); runs of all flows are paged through
+	// by start time, id and flow.
+	{"tasks and runs in the order of their listings", `
+ALTER TABLE tasks ADD COLUMN ord text COLLATE "C" NOT NULL DEFAULT '';
+UPDATE tasks SET ord = CASE
+	WHEN id ~ '^[0-9]+(\.[0-9]+)*$' THEN (
+		SELECT string_agg(lpad(length(p)::text, 3, '0') || p, '.' ORDER BY n)
+		FROM (SELECT coalesce(nullif(ltrim(x, '0'), ''), '0') AS p, n
+			FROM regexp_split_to_table(id, '\.') WITH ORDINALITY AS s (x, n)) q)
+	ELSE '~' || id END;
+CREATE INDEX tasks_in_order ON tasks (run, (coalesce(started, ` + minStarted + `)), step, ord, id);
+DROP INDEX runs_by_started;
+CREATE INDEX runs_by_started ON runs (started DESC, id DESC, flow DESC);
+`},
 }
+
+// minStarted stands for an unknown start time in the order of tasks: it
+// comes before every known one.
+const minStarted = "-9223372036854775807"
 
 // migrationLock is the key of the advisory lock that Open holds while it
 // reads and migrates the schema ("stepwise" in ASCII).

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
-	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,9 +36,9 @@ type taskRow struct {
 // says which.
 func lockTask(ctx context.Context, tx pgx.Tx, run int64, a metadata.Attempt, status metadata.Status, started any) (t taskRow, created bool, err error) {
 	err = tx.QueryRow(ctx, `
-INSERT INTO tasks (run, step, id, status, started, attempt) VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO tasks (run, step, id, ord, status, started, attempt) VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (run, step, id) DO NOTHING RETURNING pk`,
-		run, a.Step, a.Task, string(status), started, a.N).Scan(&t.pk)
+		run, a.Step, a.Task, metadata.TaskOrderKey(a.Task), string(status), started, a.N).Scan(&t.pk)
 	if err == nil {
 		t.attempt = a.N
 		return t, true, nil
@@ -278,11 +278,11 @@ func (s *Store) CloneTask(ctx context.Context, t *metadata.Task) error {
 		}
 		var pk int64
 		err = tx.QueryRow(ctx, `
-INSERT INTO tasks (run, step, id, status, started, ended, attempt, cloned_from) VALUES ($1, $2, $3, $4, $5, $6, -1, $7)
+INSERT INTO tasks (run, step, id, ord, status, started, ended, attempt, cloned_from) VALUES ($1, $2, $3, $4, $5, $6, $7, -1, $8)
 ON CONFLICT DO NOTHING RETURNING pk`,
-			run, t.Step, t.ID, string(metadata.Succeeded), started, ended, t.ClonedFrom).Scan(&pk)
+			run, t.Step, t.ID, metadata.TaskOrderKey(t.ID), string(metadata.Succeeded), started, ended, t.ClonedFrom).Scan(&pk)
 		if errors.Is(err, pgx.ErrNoRows) {
-			got, err := readTasks(ctx, tx, `r.flow = $1 AND r.id = $2 AND k.step = $3 AND k.id = $4`, t.Flow, t.Run, t.Step, t.ID)
+			got, err := readTasks(ctx, tx, taskQuery{flow: t.Flow, run: t.Run, step: t.Step, id: t.ID})
 			if err != nil {
 				return err
 			}
@@ -308,7 +308,7 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 	name := metadata.TaskPathspec(flow, run, step, task)
 	var t *metadata.Task
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		tasks, err := readTasks(ctx, tx, `r.flow = $1 AND r.id = $2 AND k.step = $3 AND k.id = $4`, flow, run, step, task)
+		tasks, err := readTasks(ctx, tx, taskQuery{flow: flow, run: run, step: step, id: task})
 		if err != nil {
 			return err
 		}
@@ -328,6 +328,12 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 // by start time, then step, then task id as dotted numbers
 // (metadata.CompareTasks). ErrNotFound if the run does not exist.
 func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
+	return s.ListTasksAfter(ctx, flow, run, metadata.TaskKey{}, 0)
+}
+
+// ListTasksAfter returns at most limit (all when 0) of the tasks of a run
+// that come after the task at after, in the order of ListTasks.
+func (s *Store) ListTasksAfter(ctx context.Context, flow, run string, after metadata.TaskKey, limit int) ([]*metadata.Task, error) {
 	if err := checkRunName(flow, run); err != nil {
 		return nil, err
 	}
@@ -337,23 +343,55 @@ func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Ta
 			return err
 		}
 		var err error
-		tasks, err = readTasks(ctx, tx, `r.flow = $1 AND r.id = $2`, flow, run)
+		tasks, err = readTasks(ctx, tx, taskQuery{flow: flow, run: run, after: after, limit: limit})
 		return err
 	})
 	if err != nil {
 		return nil, s.wrap(err, "listing the tasks of run %s/%s", flow, run)
 	}
-	slices.SortFunc(tasks, metadata.CompareTasks)
 	return tasks, nil
 }
 
-// readTasks reads the tasks that cond selects (a condition on runs r and
-// tasks k), with their attempts and artifacts, in three queries.
-func readTasks(ctx context.Context, tx pgx.Tx, cond string, args ...any) ([]*metadata.Task, error) {
-	from := ` FROM runs r JOIN tasks k ON k.run = r.pk `
+// taskQuery selects tasks: those of a run, or one when step and id are
+// set; after a task and at most limit of them (all when 0).
+type taskQuery struct {
+	flow, run, step, id string
+	after               metadata.TaskKey
+	limit               int
+}
+
+// taskOrder is the order of tasks k in SQL: that of metadata.CompareTasks.
+const taskOrder = `coalesce(k.started, ` + minStarted + `), k.step, k.ord, k.id`
+
+// readTasks reads the tasks q selects, in order, with their attempts and
+// artifacts, in three queries.
+func readTasks(ctx context.Context, tx pgx.Tx, q taskQuery) ([]*metadata.Task, error) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	cond := `r.flow = ` + arg(q.flow) + ` AND r.id = ` + arg(q.run)
+	if q.step != "" {
+		cond += ` AND k.step = ` + arg(q.step) + ` AND k.id = ` + arg(q.id)
+	}
+	if !q.after.IsZero() {
+		started := int64(math.MinInt64 + 1)
+		if !q.after.Started.IsZero() {
+			started = q.after.Started.UnixNano()
+		}
+		cond += ` AND (` + taskOrder + `) > (` + arg(started) + `::bigint, ` + arg(q.after.Step) + `::text, ` +
+			arg(metadata.TaskOrderKey(q.after.ID)) + `::text, ` + arg(q.after.ID) + `::text)`
+	}
+	sel := `SELECT k.pk, r.flow, r.id, k.step, k.id, k.status, k.started, k.ended, k.cloned_from
+FROM runs r JOIN tasks k ON k.run = r.pk WHERE ` + cond + ` ORDER BY ` + taskOrder
+	if q.limit > 0 {
+		sel += ` LIMIT ` + arg(q.limit)
+	}
 	byPK := map[int64]*metadata.Task{}
 	tasks := []*metadata.Task{}
-	err := query(ctx, tx, `SELECT k.pk, r.flow, r.id, k.step, k.id, k.status, k.started, k.ended, k.cloned_from`+from+`WHERE `+cond, args,
+	var pks []int64
+	err := query(ctx, tx, sel, args,
 		func(rows pgx.Rows) error {
 			var (
 				pk             int64
@@ -368,13 +406,14 @@ func readTasks(ctx context.Context, tx pgx.Tx, cond string, args ...any) ([]*met
 			t.Started, t.Ended = fromNanos(started), fromNanos(ended)
 			byPK[pk] = &t
 			tasks = append(tasks, &t)
+			pks = append(pks, pk)
 			return nil
 		})
 	if err != nil || len(tasks) == 0 {
 		return tasks, err
 	}
-	err = query(ctx, tx, `SELECT a.task, a.n, a.status, a.started, a.ended, a.error, a.heartbeat`+from+
-		`JOIN attempts a ON a.task = k.pk WHERE `+cond+` ORDER BY a.task, a.n`, args,
+	err = query(ctx, tx, `SELECT a.task, a.n, a.status, a.started, a.ended, a.error, a.heartbeat FROM attempts a
+WHERE a.task = ANY ($1::bigint[]) ORDER BY a.task, a.n`, []any{pks},
 		func(rows pgx.Rows) error {
 			var (
 				pk                        int64
@@ -395,8 +434,8 @@ func readTasks(ctx context.Context, tx pgx.Tx, cond string, args ...any) ([]*met
 	if err != nil {
 		return nil, err
 	}
-	err = query(ctx, tx, `SELECT f.task, f.name, f.type, f.key, f.size`+from+
-		`JOIN artifacts f ON f.task = k.pk WHERE `+cond+` ORDER BY f.task, f.name`, args,
+	err = query(ctx, tx, `SELECT f.task, f.name, f.type, f.key, f.size FROM artifacts f
+WHERE f.task = ANY ($1::bigint[]) ORDER BY f.task, f.name`, []any{pks},
 		func(rows pgx.Rows) error {
 			var (
 				pk int64

@@ -17,12 +17,15 @@ import (
 type (
 	runList struct {
 		Runs []*metadata.Run `json:"runs"`
+		Next string          `json:"next,omitempty"` // the cursor of the next page; none after the last
 	}
 	flowList struct {
 		Flows []string `json:"flows"`
+		Next  string   `json:"next,omitempty"`
 	}
 	taskList struct {
 		Tasks []*metadata.Task `json:"tasks"`
+		Next  string           `json:"next,omitempty"`
 	}
 	finishRunRequest struct {
 		Status metadata.Status `json:"status"`
@@ -59,7 +62,10 @@ const (
 	taskPath = runPath + "/steps/{step}/tasks/{task}"
 )
 
-var filterQuery = []string{"tag", "status", "since", "until", "limit"}
+var (
+	pageQueryParams = []string{"limit", "cursor"}
+	filterQuery     = append([]string{"tag", "status", "since", "until"}, pageQueryParams...)
+)
 
 // routes are the routes of the API (besides /healthz), described in
 // docs/metadata-api.yaml.
@@ -68,7 +74,7 @@ func routes() []route {
 		return route{method: method, pattern: strings.Split(strings.TrimPrefix(path, "/"), "/"), query: query, serve: serve}
 	}
 	return []route{
-		r(http.MethodGet, "/v1/flows", nil, (*handler).listFlows),
+		r(http.MethodGet, "/v1/flows", pageQueryParams, (*handler).listFlows),
 		r(http.MethodGet, "/v1/runs", filterQuery, (*handler).listRuns),
 		r(http.MethodGet, runsPath, filterQuery, (*handler).listRuns),
 		r(http.MethodPost, runsPath, nil, (*handler).createRun),
@@ -77,7 +83,7 @@ func routes() []route {
 		r(http.MethodPost, runPath+"/heartbeat", nil, (*handler).heartbeat),
 		r(http.MethodPost, runPath+"/tags", nil, (*handler).addTags),
 		r(http.MethodDelete, runPath+"/tags", []string{"tag"}, (*handler).removeTags),
-		r(http.MethodGet, runPath+"/tasks", nil, (*handler).listTasks),
+		r(http.MethodGet, runPath+"/tasks", pageQueryParams, (*handler).listTasks),
 		r(http.MethodGet, taskPath, nil, (*handler).getTask),
 		r(http.MethodPost, taskPath+"/clone", nil, (*handler).cloneTask),
 		r(http.MethodPost, taskPath+"/attempts/{attempt}/start", nil, (*handler).startAttempt),
@@ -159,9 +165,29 @@ func body(r *http.Request, req interface{ check() *apiError }) *apiError {
 	return req.check()
 }
 
+// Listings read one item more than the page holds, to know whether there
+// is a next page.
+
 func (h *handler) listFlows(w *recorder, r *http.Request, _ pathNames) *apiError {
-	flows, err := h.store.ListFlows(r.Context())
-	return h.reply(w, r, http.StatusOK, flowList{Flows: nonNil(flows)}, err)
+	limit, cur, e := page(r)
+	if e != nil {
+		return e
+	}
+	after := ""
+	if cur != "" {
+		c, e := decodeCursor(cur, "flows")
+		if e != nil {
+			return e
+		}
+		after = c.Flow
+	}
+	flows, err := h.store.ListFlowsAfter(r.Context(), after, limit+1)
+	l := flowList{Flows: nonNil(flows)}
+	if len(flows) > limit {
+		l.Flows = flows[:limit]
+		l.Next = flowCursor(flows[limit-1])
+	}
+	return h.reply(w, r, http.StatusOK, l, err)
 }
 
 func (h *handler) listRuns(w *recorder, r *http.Request, n pathNames) *apiError {
@@ -169,8 +195,25 @@ func (h *handler) listRuns(w *recorder, r *http.Request, n pathNames) *apiError 
 	if e != nil {
 		return e
 	}
+	limit, cur, e := page(r)
+	if e != nil {
+		return e
+	}
+	if cur != "" {
+		c, e := decodeCursor(cur, "runs")
+		if e != nil {
+			return e
+		}
+		f.After = metadata.RunKey{Started: timeOf(c.Started), ID: c.ID, Flow: c.Flow}
+	}
+	f.Limit = limit + 1
 	runs, err := h.store.ListRuns(r.Context(), f)
-	return h.reply(w, r, http.StatusOK, runList{Runs: nonNil(runs)}, err)
+	l := runList{Runs: nonNil(runs)}
+	if len(runs) > limit {
+		l.Runs = runs[:limit]
+		l.Next = runCursor(runs[limit-1].Key())
+	}
+	return h.reply(w, r, http.StatusOK, l, err)
 }
 
 func (h *handler) createRun(w *recorder, r *http.Request, n pathNames) *apiError {
@@ -236,8 +279,25 @@ func (h *handler) removeTags(w *recorder, r *http.Request, n pathNames) *apiErro
 }
 
 func (h *handler) listTasks(w *recorder, r *http.Request, n pathNames) *apiError {
-	tasks, err := h.store.ListTasks(r.Context(), n.flow, n.run)
-	return h.reply(w, r, http.StatusOK, taskList{Tasks: nonNil(tasks)}, err)
+	limit, cur, e := page(r)
+	if e != nil {
+		return e
+	}
+	var after metadata.TaskKey
+	if cur != "" {
+		c, e := decodeCursor(cur, "tasks")
+		if e != nil {
+			return e
+		}
+		after = metadata.TaskKey{Started: timeOf(c.Started), Step: c.Step, ID: c.ID}
+	}
+	tasks, err := h.store.ListTasksAfter(r.Context(), n.flow, n.run, after, limit+1)
+	l := taskList{Tasks: nonNil(tasks)}
+	if len(tasks) > limit {
+		l.Tasks = tasks[:limit]
+		l.Next = taskCursor(tasks[limit-1].Key())
+	}
+	return h.reply(w, r, http.StatusOK, l, err)
 }
 
 func (h *handler) getTask(w *recorder, r *http.Request, n pathNames) *apiError {

@@ -388,7 +388,9 @@ func (c *Client) GetRun(ctx context.Context, flow, run string) (*metadata.Run, e
 	return &r, nil
 }
 
-// ListRuns returns runs matching f, newest first.
+// ListRuns returns runs matching f, newest first: all of them, or the
+// first f.Limit, after f.After. It asks the service for them a page at a
+// time.
 func (c *Client) ListRuns(ctx context.Context, f metadata.RunFilter) ([]*metadata.Run, error) {
 	path := "/v1/runs"
 	if f.Flow != "" {
@@ -407,23 +409,56 @@ func (c *Client) ListRuns(ctx context.Context, f metadata.RunFilter) ([]*metadat
 	if !f.Until.IsZero() {
 		q.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
 	}
-	if f.Limit > 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
+	cur := ""
+	if !f.After.IsZero() {
+		cur = runCursor(f.After)
 	}
-	var l runList
-	if err := c.do(ctx, http.MethodGet, path, q, nil, &l); err != nil {
-		return nil, err
+	runs := []*metadata.Run{}
+	for {
+		size := clientPageSize
+		if f.Limit > 0 {
+			size = min(size, f.Limit-len(runs))
+		}
+		var l runList
+		if err := c.do(ctx, http.MethodGet, path, pageQuery(q, size, cur), nil, &l); err != nil {
+			return nil, err
+		}
+		runs = append(runs, l.Runs...)
+		if l.Next == "" || (f.Limit > 0 && len(runs) >= f.Limit) {
+			return runs, nil
+		}
+		cur = l.Next
 	}
-	return l.Runs, nil
 }
 
 // ListFlows returns the names of all flows that have runs, sorted.
 func (c *Client) ListFlows(ctx context.Context) ([]string, error) {
-	var l flowList
-	if err := c.do(ctx, http.MethodGet, "/v1/flows", nil, nil, &l); err != nil {
-		return nil, err
+	return c.ListFlowsAfter(ctx, "", 0)
+}
+
+// ListFlowsAfter returns at most limit (all when 0) of the names of the
+// flows that have runs, sorted, after the name after; a page at a time.
+func (c *Client) ListFlowsAfter(ctx context.Context, after string, limit int) ([]string, error) {
+	cur := ""
+	if after != "" {
+		cur = flowCursor(after)
 	}
-	return l.Flows, nil
+	flows := []string{}
+	for {
+		size := clientPageSize
+		if limit > 0 {
+			size = min(size, limit-len(flows))
+		}
+		var l flowList
+		if err := c.do(ctx, http.MethodGet, "/v1/flows", pageQuery(nil, size, cur), nil, &l); err != nil {
+			return nil, err
+		}
+		flows = append(flows, l.Flows...)
+		if l.Next == "" || (limit > 0 && len(flows) >= limit) {
+			return flows, nil
+		}
+		cur = l.Next
+	}
 }
 
 // AddTags adds user tags to a run.
@@ -478,9 +513,30 @@ func (c *Client) GetTask(ctx context.Context, flow, run, step, task string) (*me
 // ListTasks returns the tasks of a run, with their attempts and artifacts,
 // by start time, then step, then task id as dotted numbers.
 func (c *Client) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
-	var l taskList
-	if err := c.do(ctx, http.MethodGet, runPathOf(flow, run)+"/tasks", nil, nil, &l); err != nil {
-		return nil, err
+	return c.ListTasksAfter(ctx, flow, run, metadata.TaskKey{}, 0)
+}
+
+// ListTasksAfter returns at most limit (all when 0) of the tasks of a run
+// after the task at after, in the order of ListTasks; a page at a time.
+func (c *Client) ListTasksAfter(ctx context.Context, flow, run string, after metadata.TaskKey, limit int) ([]*metadata.Task, error) {
+	cur := ""
+	if !after.IsZero() {
+		cur = taskCursor(after)
 	}
-	return l.Tasks, nil
+	tasks := []*metadata.Task{}
+	for {
+		size := clientPageSize
+		if limit > 0 {
+			size = min(size, limit-len(tasks))
+		}
+		var l taskList
+		if err := c.do(ctx, http.MethodGet, runPathOf(flow, run)+"/tasks", pageQuery(nil, size, cur), nil, &l); err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, l.Tasks...)
+		if l.Next == "" || (limit > 0 && len(tasks) >= limit) {
+			return tasks, nil
+		}
+		cur = l.Next
+	}
 }

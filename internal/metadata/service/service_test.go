@@ -306,7 +306,12 @@ func TestBadInput(t *testing.T) {
 		{"negative limit", "GET", runs + "?limit=-1", "", 400, codeBadRequest, `bad limit "-1"`},
 		{"bad limit", "GET", "/v1/runs?limit=ten", "", 400, codeBadRequest, `bad limit "ten"`},
 		{"limit twice", "GET", runs + "?limit=1&limit=2", "", 400, codeBadRequest, "give it once"},
-		{"empty limit", "GET", runs + "?limit=", "", 400, codeBadRequest, "empty"},
+		{"empty limit", "GET", runs + "?limit=", "", 400, codeBadRequest, `bad limit ""`},
+		{"bad cursor", "GET", runs + "?cursor=zz", "", 400, codeBadRequest, "bad cursor"},
+		{"empty cursor", "GET", "/v1/flows?cursor=", "", 400, codeBadRequest, "cursor is empty"},
+		{"cursor of another listing", "GET", run + "/tasks?cursor=" + flowCursor("F"), "", 400, codeBadRequest, "a cursor of a listing of flows, not of tasks"},
+		{"cursor with a bad name", "GET", "/v1/flows?cursor=" + flowCursor(" "), "", 400, codeBadRequest, `flow name " "`},
+		{"cursor twice", "GET", "/v1/flows?cursor=a&cursor=b", "", 400, codeBadRequest, "give it once"},
 		{"bad since", "GET", runs + "?since=yesterday", "", 400, codeBadRequest, `bad since "yesterday"`},
 		{"bad until", "GET", runs + "?until=2025", "", 400, codeBadRequest, `bad until "2025"`},
 		{"empty tag filter", "GET", runs + "?tag=", "", 400, codeBadRequest, `tag "" is empty`},
@@ -489,7 +494,7 @@ func TestNewClient(t *testing.T) {
 // panicky is a PostgreSQL store whose ListFlows panics.
 type panicky struct{ metadata.Store }
 
-func (panicky) ListFlows(context.Context) ([]string, error) { panic("boom") }
+func (panicky) ListFlowsAfter(context.Context, string, int) ([]string, error) { panic("boom") }
 
 func TestPanic(t *testing.T) {
 	s := newStack(t, panicky{openStore(t)}, Options{})

@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -328,15 +327,6 @@ func runFilter(r *http.Request, flow string) (metadata.RunFilter, *apiError) {
 			return f, badRequest("bad %s %q: want an RFC 3339 time such as 2025-03-01T12:30:00Z", b.name, v)
 		}
 		*b.t = t
-	}
-	if v, ok, e := one("limit"); e != nil {
-		return f, e
-	} else if ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return f, badRequest("bad limit %q: want a number of runs, 0 or more (0 for no limit)", v)
-		}
-		f.Limit = n
 	}
 	return f, nil
 }

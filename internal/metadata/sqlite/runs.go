@@ -191,7 +191,7 @@ func (s *Store) GetRun(ctx context.Context, flow, run string) (*metadata.Run, er
 }
 
 // ListRuns returns runs matching f, newest first (by start time, then by id,
-// both descending).
+// then by flow, all descending), after f.After when it is not zero.
 func (s *Store) ListRuns(ctx context.Context, f metadata.RunFilter) ([]*metadata.Run, error) {
 	if err := metadata.CheckFilter(f); err != nil {
 		return nil, err
@@ -226,10 +226,21 @@ func (s *Store) ListRuns(ctx context.Context, f metadata.RunFilter) ([]*metadata
 
 // ListFlows returns the names of all flows that have runs, sorted.
 func (s *Store) ListFlows(ctx context.Context) ([]string, error) {
+	return s.ListFlowsAfter(ctx, "", 0)
+}
+
+// ListFlowsAfter returns at most limit (all when 0) of the names of the
+// flows that have runs, sorted, after the name after.
+func (s *Store) ListFlowsAfter(ctx context.Context, after string, limit int) ([]string, error) {
+	q, args := `SELECT DISTINCT flow FROM runs WHERE flow > ? ORDER BY flow`, []any{after}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
 	var flows []string
 	err := retryBusy(ctx, func() error {
 		flows = nil
-		rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT flow FROM runs ORDER BY flow`)
+		rows, err := s.db.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -347,11 +358,26 @@ func listRunsQuery(f metadata.RunFilter) (string, []any) {
 		where = append(where, "EXISTS (SELECT 1 FROM run_tags t WHERE t.run = r.pk AND t.tag = ?)")
 		args = append(args, t)
 	}
+	if !f.After.IsZero() {
+		if f.Flow != "" { // the flow is that of every run listed
+			where = append(where, "(r.started, r.id) < (?, ?)")
+			args = append(args, f.After.Started.UnixNano(), f.After.ID)
+		} else {
+			where = append(where, "(r.started, r.id, r.flow) < (?, ?, ?)")
+			args = append(args, f.After.Started.UnixNano(), f.After.ID, f.After.Flow)
+		}
+	}
 	q := `SELECT ` + runColumns + ` FROM runs r`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY r.started DESC, r.id DESC`
+	// Runs of one flow are in the order of the index by flow; of all
+	// flows, in that of the index by start time.
+	if f.Flow != "" {
+		q += ` ORDER BY r.started DESC, r.id DESC`
+	} else {
+		q += ` ORDER BY r.started DESC, r.id DESC, r.flow DESC`
+	}
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)

@@ -3,7 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
+
+	msqlite "modernc.org/sqlite"
+
+	"stepwise.dev/stepwise/internal/metadata"
 )
 
 // migrations brings the schema from version i to version i+1 with
@@ -81,6 +86,34 @@ CREATE TABLE artifacts (
 	`ALTER TABLE runs ADD COLUMN heartbeat INTEGER;`,
 	// 3: the heartbeat of an attempt's process.
 	`ALTER TABLE attempts ADD COLUMN heartbeat INTEGER;`,
+	// 4: tasks listed, and paged through, in order: by start time (unknown
+	// first), step, then id as dotted numbers, whose order ord keeps
+	// (metadata.TaskOrderKey); runs of all flows paged through by start
+	// time, id and flow.
+	`
+ALTER TABLE tasks ADD COLUMN ord TEXT NOT NULL DEFAULT '';
+UPDATE tasks SET ord = stepwise_task_order(id);
+CREATE INDEX tasks_in_order ON tasks (run, coalesce(started, ` + minStarted + `), step, ord, id);
+DROP INDEX runs_by_started;
+CREATE INDEX runs_by_started ON runs (started DESC, id DESC, flow DESC);
+`,
+}
+
+// minStarted stands for an unknown start time in the order of tasks: it
+// comes before every known one.
+const minStarted = "-9223372036854775807"
+
+// The SQL function stepwise_task_order(id) is metadata.TaskOrderKey, for
+// migration 4.
+func init() {
+	err := msqlite.RegisterDeterministicScalarFunction("stepwise_task_order", 1,
+		func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			id, _ := args[0].(string)
+			return metadata.TaskOrderKey(id), nil
+		})
+	if err != nil {
+		panic(err)
+	}
 }
 
 // schemaVersion reads the database's schema version.

@@ -3,9 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"math"
 	"time"
 
 	"stepwise.dev/stepwise/internal/metadata"
@@ -78,8 +79,8 @@ func (s *Store) StartAttempt(ctx context.Context, a metadata.Attempt) error {
 			return err
 		case !ok:
 			err = tx.QueryRowContext(ctx, `
-INSERT INTO tasks (run, step, id, status, started, attempt) VALUES (?, ?, ?, ?, ?, ?) RETURNING pk`,
-				run, a.Step, a.Task, string(metadata.Running), nanos(a.Started), a.N).Scan(&t.pk)
+INSERT INTO tasks (run, step, id, ord, status, started, attempt) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING pk`,
+				run, a.Step, a.Task, metadata.TaskOrderKey(a.Task), string(metadata.Running), nanos(a.Started), a.N).Scan(&t.pk)
 			if err != nil {
 				return err
 			}
@@ -139,8 +140,8 @@ func (s *Store) FinishAttempt(ctx context.Context, a metadata.Attempt, artifacts
 		case !ok:
 			t.attempt = a.N
 			err = tx.QueryRowContext(ctx, `
-INSERT INTO tasks (run, step, id, status, started, attempt) VALUES (?, ?, ?, ?, ?, ?) RETURNING pk`,
-				run, a.Step, a.Task, string(a.Status), nanos(a.Started), a.N).Scan(&t.pk)
+INSERT INTO tasks (run, step, id, ord, status, started, attempt) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING pk`,
+				run, a.Step, a.Task, metadata.TaskOrderKey(a.Task), string(a.Status), nanos(a.Started), a.N).Scan(&t.pk)
 			if err != nil {
 				return err
 			}
@@ -241,11 +242,11 @@ func (s *Store) CloneTask(ctx context.Context, t *metadata.Task) error {
 		}
 		var pk int64
 		err = tx.QueryRowContext(ctx, `
-INSERT INTO tasks (run, step, id, status, started, ended, attempt, cloned_from) VALUES (?, ?, ?, ?, ?, ?, -1, ?)
+INSERT INTO tasks (run, step, id, ord, status, started, ended, attempt, cloned_from) VALUES (?, ?, ?, ?, ?, ?, ?, -1, ?)
 ON CONFLICT DO NOTHING RETURNING pk`,
-			run, t.Step, t.ID, string(metadata.Succeeded), nanos(t.Started), nanos(t.Ended), t.ClonedFrom).Scan(&pk)
+			run, t.Step, t.ID, metadata.TaskOrderKey(t.ID), string(metadata.Succeeded), nanos(t.Started), nanos(t.Ended), t.ClonedFrom).Scan(&pk)
 		if errors.Is(err, sql.ErrNoRows) {
-			got, err := readTasks(ctx, tx, `AND r.flow = ? AND r.id = ? AND k.step = ? AND k.id = ?`, t.Flow, t.Run, t.Step, t.ID)
+			got, err := readTasks(ctx, tx, taskQuery{flow: t.Flow, run: t.Run, step: t.Step, id: t.ID})
 			if err != nil {
 				return err
 			}
@@ -271,7 +272,7 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 	name := metadata.TaskPathspec(flow, run, step, task)
 	var t *metadata.Task
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		tasks, err := readTasks(ctx, tx, `AND r.flow = ? AND r.id = ? AND k.step = ? AND k.id = ?`, flow, run, step, task)
+		tasks, err := readTasks(ctx, tx, taskQuery{flow: flow, run: run, step: step, id: task})
 		if err != nil {
 			return err
 		}
@@ -291,6 +292,12 @@ func (s *Store) GetTask(ctx context.Context, flow, run, step, task string) (*met
 // by start time, then step, then task id as dotted numbers
 // (metadata.CompareTasks). ErrNotFound if the run does not exist.
 func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Task, error) {
+	return s.ListTasksAfter(ctx, flow, run, metadata.TaskKey{}, 0)
+}
+
+// ListTasksAfter returns at most limit (all when 0) of the tasks of a run
+// that come after the task at after, in the order of ListTasks.
+func (s *Store) ListTasksAfter(ctx context.Context, flow, run string, after metadata.TaskKey, limit int) ([]*metadata.Task, error) {
 	if err := metadata.CheckRunName(flow, run); err != nil {
 		return nil, err
 	}
@@ -300,25 +307,55 @@ func (s *Store) ListTasks(ctx context.Context, flow, run string) ([]*metadata.Ta
 			return err
 		}
 		var err error
-		tasks, err = readTasks(ctx, tx, `AND r.flow = ? AND r.id = ?`, flow, run)
+		tasks, err = readTasks(ctx, tx, taskQuery{flow: flow, run: run, after: after, limit: limit})
 		return err
 	})
 	if err != nil {
 		return nil, wrap(err, "listing the tasks of run %s/%s", flow, run)
 	}
-	slices.SortFunc(tasks, metadata.CompareTasks)
 	return tasks, nil
 }
 
-// readTasks reads the tasks that cond selects (a condition on runs r and
-// tasks k), with their attempts and artifacts, in three queries.
-func readTasks(ctx context.Context, tx *sql.Tx, cond string, args ...any) ([]*metadata.Task, error) {
-	from := func(join string) string {
-		return ` FROM runs r JOIN tasks k ON k.run = r.pk ` + join + ` WHERE 1 ` + cond
+// taskQuery selects tasks: those of a run, or one when step and id are
+// set; after a task and at most limit of them (all when 0).
+type taskQuery struct {
+	flow, run, step, id string
+	after               metadata.TaskKey
+	limit               int
+}
+
+// taskOrder is the order of tasks k in SQL: that of metadata.CompareTasks.
+const taskOrder = `coalesce(k.started, ` + minStarted + `), k.step, k.ord, k.id`
+
+// readTasks reads the tasks q selects, in order, with their attempts and
+// artifacts, in three queries.
+func readTasks(ctx context.Context, tx *sql.Tx, q taskQuery) ([]*metadata.Task, error) {
+	cond := `r.flow = ? AND r.id = ?`
+	args := []any{q.flow, q.run}
+	if q.step != "" {
+		cond += ` AND k.step = ? AND k.id = ?`
+		args = append(args, q.step, q.id)
+	}
+	if !q.after.IsZero() {
+		started := int64(math.MinInt64 + 1)
+		if !q.after.Started.IsZero() {
+			started = q.after.Started.UnixNano()
+		}
+		cond += ` AND (` + taskOrder + `) > (?, ?, ?, ?)`
+		args = append(args, started, q.after.Step, metadata.TaskOrderKey(q.after.ID), q.after.ID)
+	}
+	sel := `SELECT k.pk, r.flow, r.id, k.step, k.id, k.status, k.started, k.ended, k.cloned_from
+FROM runs r JOIN tasks k ON k.run = r.pk WHERE ` + cond + ` ORDER BY ` + taskOrder
+	if q.limit > 0 {
+		sel += ` LIMIT ?`
+		args = append(args, q.limit)
 	}
 	byPK := map[int64]*metadata.Task{}
-	var tasks []*metadata.Task
-	err := query(ctx, tx, `SELECT k.pk, r.flow, r.id, k.step, k.id, k.status, k.started, k.ended, k.cloned_from`+from(""), args,
+	var (
+		tasks []*metadata.Task
+		pks   []int64
+	)
+	err := query(ctx, tx, sel, args,
 		func(rows *sql.Rows) error {
 			var (
 				pk             int64
@@ -333,13 +370,21 @@ func readTasks(ctx context.Context, tx *sql.Tx, cond string, args ...any) ([]*me
 			t.Started, t.Ended = fromNanos(started), fromNanos(ended)
 			byPK[pk] = &t
 			tasks = append(tasks, &t)
+			pks = append(pks, pk)
 			return nil
 		})
 	if err != nil || len(tasks) == 0 {
 		return tasks, err
 	}
-	err = query(ctx, tx, `SELECT a.task, a.n, a.status, a.started, a.ended, a.error, a.heartbeat`+
-		from(`JOIN attempts a ON a.task = k.pk`)+` ORDER BY a.task, a.n`, args,
+	// The keys of the tasks, as one JSON array: any number of them is one
+	// parameter.
+	keys, err := json.Marshal(pks)
+	if err != nil {
+		return nil, err
+	}
+	in := ` IN (SELECT value FROM json_each(?))`
+	err = query(ctx, tx, `SELECT a.task, a.n, a.status, a.started, a.ended, a.error, a.heartbeat FROM attempts a WHERE a.task`+in+` ORDER BY a.task, a.n`,
+		[]any{string(keys)},
 		func(rows *sql.Rows) error {
 			var (
 				pk                        int64
@@ -360,8 +405,8 @@ func readTasks(ctx context.Context, tx *sql.Tx, cond string, args ...any) ([]*me
 	if err != nil {
 		return nil, err
 	}
-	err = query(ctx, tx, `SELECT f.task, f.name, f.type, f.key, f.size`+
-		from(`JOIN artifacts f ON f.task = k.pk`)+` ORDER BY f.task, f.name`, args,
+	err = query(ctx, tx, `SELECT f.task, f.name, f.type, f.key, f.size FROM artifacts f WHERE f.task`+in+` ORDER BY f.task, f.name`,
+		[]any{string(keys)},
 		func(rows *sql.Rows) error {
 			var (
 				pk int64

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -32,6 +33,8 @@ func TestUpgrade(t *testing.T) {
 				`INSERT INTO runs (flow, id, status, started) VALUES ('F', '1', 'running', ?)`,
 				`INSERT INTO tasks (run, step, id, status, started, attempt) VALUES (1, 'start', '1', 'running', ?, 0)`,
 				`INSERT INTO attempts (task, n, status, started) VALUES (1, 0, 'running', ?)`,
+				`INSERT INTO tasks (run, step, id, status, started, attempt) VALUES (1, 'start', '10', 'running', ?, 0)`,
+				`INSERT INTO tasks (run, step, id, status, started, attempt) VALUES (1, 'start', '2', 'running', ?, 0)`,
 			} {
 				if _, err := db.ExecContext(ctx, q, started.UnixNano()); err != nil {
 					t.Fatal(err)
@@ -57,6 +60,15 @@ func TestUpgrade(t *testing.T) {
 			k, err := s.GetTask(ctx, "F", "1", "start", "1")
 			if err != nil || len(k.Attempts) != 1 || !k.Attempts[0].Heartbeat.Equal(beat) || k.Attempts[0].Status != metadata.Running {
 				t.Errorf("task after the upgrade: %+v, %v", k, err)
+			}
+			// Tasks recorded before are listed in order.
+			tasks, err := s.ListTasks(ctx, "F", "1")
+			var ids []string
+			for _, k := range tasks {
+				ids = append(ids, k.ID)
+			}
+			if err != nil || !slices.Equal(ids, []string{"1", "2", "10"}) {
+				t.Errorf("tasks after the upgrade: %v, %v; want 1, 2, 10", ids, err)
 			}
 			if r, err := s.GetRun(ctx, "F", "1"); err != nil || !r.Heartbeat.Equal(beat) {
 				t.Errorf("run after the upgrade: %+v, %v", r, err)
