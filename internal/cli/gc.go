@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,8 +37,11 @@ func (v durationValue) Set(s string) error {
 func parseDuration(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n < 0 {
+		if err != nil || !(n >= 0) {
 			return 0, fmt.Errorf("%q is not a number of days (write e.g. 30d)", s)
+		}
+		if n > float64(math.MaxInt64/int64(24*time.Hour)) {
+			return 0, fmt.Errorf("%q is more days than a duration holds (about 106,000)", s)
 		}
 		return time.Duration(n * float64(24*time.Hour)), nil
 	}

@@ -127,3 +127,24 @@ func TestGCKeepsRunsReadableAndResumable(t *testing.T) {
 		t.Fatalf("resume after gc: %v\n%s", err, res)
 	}
 }
+
+// FuzzParseDuration: what parses is not negative, and reads back the same
+// once formatted.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"30d", "0d", "1.5d", "12h", "90m", "1h30m", "-1d", "d", "", "1e400d", "999999999d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseDuration(s)
+		if err != nil {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("parseDuration(%q) = %s", s, d)
+		}
+		again, err := parseDuration(formatDuration(d))
+		if err != nil || again != d {
+			t.Fatalf("parseDuration(formatDuration(%s)) = %s, %v", d, again, err)
+		}
+	})
+}
