@@ -22,6 +22,7 @@ func stepwise(ctx context.Context, args ...string) (string, int) {
 // TestService starts `stepwise service` on a real PostgreSQL database and
 // checks that it answers, asks for its token, and stops when told to.
 func TestService(t *testing.T) {
+	t.Setenv(tokensEnv, "s3cret")
 	dsn := testservers.NewDatabase(t)
 	port, err := testservers.FreePort()
 	if err != nil {
@@ -33,7 +34,7 @@ func TestService(t *testing.T) {
 	var out string
 	go func() {
 		var code int
-		out, code = stepwise(ctx, "service", "--addr", addr, "--database", dsn, "--token", "s3cret")
+		out, code = stepwise(ctx, "service", "--addr", addr, "--database", dsn)
 		done <- code
 	}()
 	get := func(token string) (int, error) {

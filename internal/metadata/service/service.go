@@ -17,7 +17,12 @@
 //	var s metadata.Store = c
 //
 // Every request but GET /healthz needs Authorization: Bearer <token> when
-// the service has tokens. Errors are JSON objects {"error": "...", "code":
+// the service has tokens; across a network, serve over TLS (ServeOptions)
+// so that tokens do not travel in clear text. Web pages cannot write
+// through a visitor's browser: every POST must declare its body as JSON
+// (415 otherwise), which a browser does not send to another site without
+// its consent, and writes a browser marks as cross-origin are refused
+// (403). Errors are JSON objects {"error": "...", "code":
 // "..."} whose message says what happened and what to do; bad input gets a
 // 4xx status, never 500, which is kept for failures of the store; a
 // database that cannot be reached (down, restarting) gets 503 with
@@ -33,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -73,6 +79,8 @@ const (
 	codeTooLarge         = "too_large"
 	codeInternal         = "internal"
 	codeUnavailable      = "unavailable"
+	codeForbidden        = "forbidden"              // a cross-origin request from a browser
+	codeMediaType        = "unsupported_media_type" // a write whose body is not declared as JSON
 )
 
 // errorBody is the body of every error response.
@@ -107,6 +115,7 @@ type handler struct {
 	maxBody int64
 	log     *slog.Logger
 	routes  []route
+	xorigin *http.CrossOriginProtection
 }
 
 // NewHandler returns the HTTP handler of the metadata service over store.
@@ -129,6 +138,7 @@ func NewHandler(store metadata.Store, opts Options) http.Handler {
 		h.log.Error("metadata service: every configured token is empty: every request will be refused")
 	}
 	h.routes = routes()
+	h.xorigin = http.NewCrossOriginProtection()
 	return h
 }
 
@@ -182,6 +192,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e := h.authorize(r); e != nil {
 		rec.Header().Set("WWW-Authenticate", `Bearer realm="stepwise-metadata"`)
 		h.writeError(rec, e)
+		return
+	}
+	if err := h.xorigin.Check(r); err != nil {
+		h.writeError(rec, &apiError{status: http.StatusForbidden, code: codeForbidden,
+			msg: fmt.Sprintf("%s %s refused: %v; the metadata service takes writes from Stepwise's clients, not from web pages in a browser", r.Method, r.URL.EscapedPath(), err)})
 		return
 	}
 	h.route(rec, w, r)
@@ -402,6 +417,10 @@ func (h *handler) route(w *recorder, raw http.ResponseWriter, r *http.Request) {
 			h.writeError(w, e)
 			return
 		}
+		if e := checkContentType(r); e != nil {
+			h.writeError(w, e)
+			return
+		}
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(raw, r.Body, h.maxBody)
 		}
@@ -422,6 +441,28 @@ func (h *handler) route(w *recorder, raw http.ResponseWriter, r *http.Request) {
 	}
 	h.writeError(w, &apiError{status: http.StatusNotFound, code: codeNoRoute,
 		msg: fmt.Sprintf("no route %s %s: this metadata service serves /healthz and the API under /v1 (see docs/metadata-api.yaml); check the service URL", r.Method, path)})
+}
+
+// checkContentType refuses a POST whose body is not declared as JSON
+// (Content-Type: application/json). A web page can make a browser send a
+// POST with a form or text body to any address without asking it first;
+// it cannot send one declared as JSON without the service's consent, which
+// the service never gives.
+func checkContentType(r *http.Request) *apiError {
+	if r.Method != http.MethodPost {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && mt == "application/json" {
+		return nil
+	}
+	what := "no Content-Type"
+	if ct != "" {
+		what = fmt.Sprintf("Content-Type %q", ct)
+	}
+	return &apiError{status: http.StatusUnsupportedMediaType, code: codeMediaType,
+		msg: fmt.Sprintf("%s %s has %s; send its body as JSON with the header \"Content-Type: application/json\" (an empty body too)", r.Method, r.URL.EscapedPath(), what)}
 }
 
 // checkQuery rejects query parameters a route does not take, and a query

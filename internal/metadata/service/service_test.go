@@ -115,6 +115,9 @@ func (s *stack) request(t testing.TB, method, path, body string, auth ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	switch {
 	case len(auth) == 0:
 		req.Header.Set("Authorization", "Bearer "+testToken)
@@ -491,6 +494,75 @@ func TestNewClient(t *testing.T) {
 	}
 }
 
+// TestCrossSite checks that a web page cannot write through a browser: a
+// write must declare its body as JSON, which a browser does not send to
+// another site without the service's consent, and a cross-origin write
+// that a browser marks as such is refused.
+func TestCrossSite(t *testing.T) {
+	s := newStack(t, nil, Options{Tokens: []string{}}) // the worst case: no tokens
+	send := func(method, path, body string, header map[string]string) response {
+		t.Helper()
+		req, err := http.NewRequest(method, s.srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := s.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		r := response{status: resp.StatusCode, header: resp.Header, body: b}
+		json.Unmarshal(b, &r.err)
+		return r
+	}
+	const create = "/v1/flows/F/runs"
+	for _, c := range []struct {
+		name   string
+		header map[string]string
+		status int
+		code   string
+	}{
+		{"form, as an HTML form posts", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, codeMediaType},
+		{"text/plain, as fetch posts without asking", map[string]string{"Content-Type": "text/plain;charset=UTF-8"}, 415, codeMediaType},
+		{"multipart form", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, 415, codeMediaType},
+		{"no content type", nil, 415, codeMediaType},
+		{"JSON from another site", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, 403, codeForbidden},
+		{"JSON from another origin", map[string]string{"Content-Type": "application/json", "Origin": "https://evil.example"}, 403, codeForbidden},
+	} {
+		r := send("POST", create, `{"id": "1"}`, c.header)
+		if r.status != c.status || r.err.Code != c.code || !strings.Contains(r.err.Error, "refused") && !strings.Contains(r.err.Error, "Content-Type: application/json") {
+			t.Errorf("%s: %d %s, want %d %s", c.name, r.status, r.body, c.status, c.code)
+		}
+	}
+	if runs, err := s.store.ListRuns(t.Context(), metadata.RunFilter{}); err != nil || len(runs) != 0 {
+		t.Fatalf("runs recorded by refused requests: %d, %v", len(runs), err)
+	}
+	// A cross-origin DELETE is refused too; reads are not.
+	if r := send("DELETE", create+"/1/tags?tag=x", "", map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != 403 {
+		t.Errorf("cross-site DELETE: %d %s", r.status, r.body)
+	}
+	if r := send("GET", "/v1/flows", "", map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != 200 {
+		t.Errorf("cross-site GET: %d %s", r.status, r.body)
+	}
+	// JSON, with or without a charset, from a client or the same origin.
+	for i, h := range []map[string]string{
+		{"Content-Type": "application/json"},
+		{"Content-Type": "application/json; charset=utf-8", "Sec-Fetch-Site": "same-origin"},
+	} {
+		if r := send("POST", create, fmt.Sprintf(`{"id": "%d"}`, i+1), h); r.status != 201 {
+			t.Errorf("POST with %v: %d %s", h, r.status, r.body)
+		}
+	}
+	// An empty body still says it is JSON.
+	if r := send("POST", create+"/1/heartbeat", "", map[string]string{"Content-Type": "application/json"}); r.status != 204 {
+		t.Errorf("heartbeat with an empty JSON body: %d %s", r.status, r.body)
+	}
+}
+
 // panicky is a PostgreSQL store whose ListFlows panics.
 type panicky struct{ metadata.Store }
 
@@ -634,7 +706,10 @@ func TestOpenAPI(t *testing.T) {
 			need = append(need, "400")
 		}
 		if strings.HasPrefix(op, "POST") {
-			need = append(need, "413")
+			need = append(need, "413", "415")
+		}
+		if strings.HasPrefix(op, "POST") || strings.HasPrefix(op, "DELETE") {
+			need = append(need, "403")
 		}
 		if op == "GET /healthz" {
 			need = []string{"200", "503"}
