@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+	"time"
 
 	"stepwise.dev/stepwise/internal/metadata"
 )
@@ -64,6 +65,9 @@ func FuzzHandler(f *testing.F) {
 		{1, runs, `{"id": "4"} {`},
 		{1, runs, `{"id": "4", "params": {"\u0000": "x"}}`},
 		{0, "/v1/flows/%2E%2E/runs/1", ""},
+		{0, "/v1/flows?limit=1&cursor=" + flowCursor("F"), ""},
+		{0, runs + "?limit=2&cursor=" + runCursor(metadata.RunKey{Started: time.Unix(1, 0), ID: "1", Flow: "F"}), ""},
+		{0, run + "/tasks?limit=1&cursor=" + taskCursor(metadata.TaskKey{Step: "s", ID: "1"}), ""},
 	} {
 		f.Add(s.method, s.target, []byte(s.body))
 	}
