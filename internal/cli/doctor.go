@@ -15,7 +15,6 @@ import (
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/metadata"
-	"stepwise.dev/stepwise/internal/metadata/service"
 	"stepwise.dev/stepwise/internal/rebuild"
 )
 
@@ -163,6 +162,40 @@ func probe(ctx context.Context, b datastore.Backend) error {
 	return b.Delete(ctx, key)
 }
 
+// authenticatedRead reads one run from the service at url with token, as
+// every client does, and says whether the service accepted the token.
+func (d *doctor) authenticatedRead(ctx context.Context, what, url, token string) bool {
+	u := strings.TrimSuffix(url, "/") + "/v1/runs?limit=1"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		d.fail(what, err.Error())
+		return false
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		d.fail(what, fmt.Sprintf("GET %s: %v; check the service and the network", u, err))
+		return false
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		how := "no token is set"
+		if token != "" {
+			how = "the token set is not one it accepts"
+		}
+		d.fail(what, fmt.Sprintf("the service refused the token (GET %s: %s): %s; set the token the service was given (STEPWISE_TOKEN, or 'configure --set-token')", u, resp.Status, how))
+		return false
+	case resp.StatusCode != http.StatusOK:
+		d.fail(what, fmt.Sprintf("GET %s answered %s: %s; check the service's log and its database", u, resp.Status, strings.TrimSpace(string(body))))
+		return false
+	}
+	return true
+}
+
 // metadata checks the metadata store: a service answers /healthz and an
 // authenticated read; a local store opens for writing. It returns the
 // store when it is usable.
@@ -192,6 +225,9 @@ func (d *doctor) metadata(ctx context.Context, cfg *config.Config) metadata.Stor
 			return nil
 		}
 		d.ok(what, "the service answers /healthz")
+		if !d.authenticatedRead(cctx, what, url, cfg.Token.Value) {
+			return nil
+		}
 	}
 	meta, err := config.OpenMetadata(cctx, cfg)
 	if err != nil {
@@ -199,12 +235,7 @@ func (d *doctor) metadata(ctx context.Context, cfg *config.Config) metadata.Stor
 		return nil
 	}
 	if _, err := meta.ListRuns(cctx, metadata.RunFilter{Limit: 1}); err != nil {
-		var se *service.Error
-		if errors.As(err, &se) && (se.StatusCode == http.StatusUnauthorized || se.StatusCode == http.StatusForbidden) {
-			d.fail(what, fmt.Sprintf("the service refused the token: %v; set the token the service was given (STEPWISE_TOKEN, or 'configure --set-token')", err))
-		} else {
-			d.fail(what, fmt.Sprintf("cannot read runs: %v", err))
-		}
+		d.fail(what, fmt.Sprintf("cannot read runs: %v", err))
 		meta.Close()
 		return nil
 	}

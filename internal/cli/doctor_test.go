@@ -66,7 +66,7 @@ func TestDoctor(t *testing.T) {
 		{"wrong token", map[string]string{"STEPWISE_METADATA": svc.URL, "STEPWISE_TOKEN": "guess"}, nil, 1, []string{
 			`^ok    datastore s3://` + bucket + `/stepwise: the bucket ` + bucket + ` exists$`,
 			`^ok    metadata ` + svc.URL + `: the service answers /healthz$`,
-			`^FAIL  metadata ` + svc.URL + `: the service refused the token: .*; set the token the service was given`,
+			`^FAIL  metadata ` + svc.URL + `: the service refused the token \(GET .*/v1/runs\?limit=1: 401 Unauthorized\): the token set is not one it accepts; set the token the service was given`,
 		}},
 		{"all well", map[string]string{"STEPWISE_METADATA": svc.URL, "STEPWISE_TOKEN": "team-token"}, nil, 0, []string{
 			`^ok    metadata ` + svc.URL + `: an authenticated read works$`,
