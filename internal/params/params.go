@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"stepwise.dev/stepwise/internal/graph"
 )
@@ -165,6 +166,9 @@ func Parse(v reflect.Value, s string) error {
 		}
 		v.SetFloat(n)
 	case reflect.Slice:
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("%q is not valid UTF-8 text; a list parameter holds text", s)
+		}
 		var parts []string
 		if strings.HasPrefix(strings.TrimSpace(s), "[") {
 			if err := json.Unmarshal([]byte(s), &parts); err != nil {
