@@ -588,6 +588,26 @@ func (r *Run) AddTags(ctx context.Context, tags ...string) error {
 		return err
 	}
 	r.Tags = slices.Compact(slices.Sorted(slices.Values(append(r.Tags, tags...))))
+	return r.c.keepTags(ctx, r)
+}
+
+// keepTags writes the run's user tags to the datastore too, so that they
+// survive the loss of the metadata store (stepwise rebuild-metadata).
+func (c *Client) keepTags(ctx context.Context, r *Run) error {
+	if c.store == nil {
+		return nil
+	}
+	m, err := c.meta.GetRun(ctx, r.Flow, r.ID)
+	if err != nil {
+		return err
+	}
+	tags := m.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	if err := c.store.PutRunTags(ctx, &datastore.RunTags{Flow: r.Flow, Run: r.ID, Tags: tags, Updated: time.Now().UTC()}); err != nil {
+		return fmt.Errorf("the tags of run %s were changed, but could not be kept in the datastore as well: %w", r.Pathspec(), err)
+	}
 	return nil
 }
 
@@ -603,5 +623,5 @@ func (r *Run) RemoveTags(ctx context.Context, tags ...string) error {
 		return err
 	}
 	r.Tags = slices.DeleteFunc(r.Tags, func(t string) bool { return slices.Contains(tags, t) })
-	return nil
+	return r.c.keepTags(ctx, r)
 }

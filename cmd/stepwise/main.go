@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"stepwise.dev/stepwise/internal/cli"
@@ -18,9 +19,9 @@ import (
 )
 
 // commands are the inspection and settings commands, and service.
-var commands = append(append(append([]cli.Command{}, cli.Inspect...),
-	cli.Command{Name: "service", Args: "[flags]", Summary: "serve the metadata API over HTTP, backed by PostgreSQL (service --help)", Run: serviceCmd}),
-	cli.Settings...)
+var commands = slices.Concat(cli.Inspect,
+	[]cli.Command{{Name: "service", Args: "[flags]", Summary: "serve the metadata API over HTTP, backed by PostgreSQL (service --help)", Run: serviceCmd}},
+	cli.Maintenance, cli.Settings)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

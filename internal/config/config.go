@@ -30,6 +30,7 @@ import (
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/local"
 	"stepwise.dev/stepwise/internal/metadata"
+	"stepwise.dev/stepwise/internal/rebuild"
 )
 
 // Environment variables.
@@ -287,7 +288,11 @@ func LocalMetadataPath(c *Config) (string, error) {
 	return filepath.Join(dir, "metadata.db"), nil
 }
 
-// Open opens both stores of the settings in force.
+// Open opens both stores of the settings in force, and refuses a metadata
+// store that has lost the runs its datastore holds (an emptied or replaced
+// metadata.db), naming the command that rebuilds it. Tasks and the
+// maintenance commands open the stores with OpenDatastore and
+// OpenMetadata instead.
 func (c *Config) Open(ctx context.Context) (*datastore.Store, metadata.Store, error) {
 	store, err := OpenDatastore(ctx, c.Datastore.Value)
 	if err != nil {
@@ -295,6 +300,10 @@ func (c *Config) Open(ctx context.Context) (*datastore.Store, metadata.Store, er
 	}
 	meta, err := OpenMetadata(ctx, c)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := rebuild.Check(ctx, store, meta); err != nil {
+		meta.Close()
 		return nil, nil, err
 	}
 	return store, meta, nil

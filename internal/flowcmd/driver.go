@@ -12,6 +12,7 @@ import (
 	"stepwise.dev/stepwise/internal/executor"
 	"stepwise.dev/stepwise/internal/launcher"
 	"stepwise.dev/stepwise/internal/lifecycle"
+	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/names"
 	"stepwise.dev/stepwise/internal/timing"
 )
@@ -60,13 +61,20 @@ func (c *program) task(ctx context.Context, args []string) int {
 		}
 		x.Meta = executor.NewPipeRecorder(records)
 	} else {
-		_, st, err := c.open(ctx)
+		cfg, err := c.settings()
+		if err == nil {
+			x.Store, err = config.OpenDatastore(ctx, cfg.Datastore.Value)
+		}
+		var meta metadata.Store
+		if err == nil {
+			meta, err = config.OpenMetadata(ctx, cfg)
+		}
 		if err != nil {
 			fmt.Fprintln(c.stderr, err)
 			return 1
 		}
-		defer func() { st.Meta.Close(); ph.Mark("close") }()
-		x.Store, x.Meta = st.Data, st.Meta
+		defer func() { meta.Close(); ph.Mark("close") }()
+		x.Meta = meta
 	}
 	ph.Mark("open")
 	if err := x.Execute(ctx, spec); err != nil {

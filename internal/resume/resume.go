@@ -188,6 +188,7 @@ func (p *Plan) Clone(ctx context.Context, runID string, t *scheduler.Task) (bool
 	}
 	rec := *orig
 	rec.Path = datastore.TaskPath{Flow: p.g.Flow, Run: runID, Step: t.Step, Task: t.ID}
+	rec.ClonedFrom = orig.Path.String()
 	if err := p.st.Data.PutTask(ctx, &rec); err != nil {
 		return false, fmt.Errorf("cannot clone task %s: %w", orig.Path, err)
 	}

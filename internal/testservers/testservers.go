@@ -43,7 +43,10 @@ func PostgresAdmin(t testing.TB) string {
 			pgDSN = dsn
 			return
 		}
-		pgDSN, pgErr = startPostgres()
+		var p *Postgres
+		if p, pgErr = startPostgres(); pgErr == nil {
+			pgDSN = p.DSN
+		}
 	})
 	if pgErr != nil {
 		t.Fatalf("testservers: PostgreSQL is needed and could not be started: %v (install PostgreSQL 15: apt-get install postgresql-15, or run ./scripts/test)", pgErr)
@@ -145,54 +148,118 @@ func pgBin(name string) (string, error) {
 	return "", fmt.Errorf("%s not found on PATH or in /usr/lib/postgresql/*/bin", name)
 }
 
-func startPostgres() (string, error) {
+// Postgres is a PostgreSQL server this package started.
+type Postgres struct {
+	DSN  string // of its postgres database
+	dir  string
+	args []string
+	bin  string
+	port int
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// NewPostgres starts a PostgreSQL server of the test's own, for a test
+// that stops or restarts it; it is stopped when the test ends.
+func NewPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	p, err := startPostgres()
+	if err != nil {
+		t.Fatalf("testservers: PostgreSQL is needed and could not be started: %v", err)
+	}
+	t.Cleanup(p.stop)
+	return p
+}
+
+func startPostgres() (*Postgres, error) {
 	initdb, err := pgBin("initdb")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	postgres, err := pgBin("postgres")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "stepwise-pg-")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	data := filepath.Join(dir, "data")
 	cmd := exec.Command(initdb, "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
 	if err := asPostgresUser(cmd, dir); err != nil {
-		return "", err
+		return nil, err
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("initdb: %v\n%s", err, out)
+		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
 	port, err := FreePort()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	cmd = exec.Command(postgres, "-D", data, "-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+dir, "-c", "fsync=off", "-c", "max_connections=300", "-c", "shared_buffers=64MB")
-	logf, _ := os.Create(filepath.Join(dir, "postgres.log"))
+	p := &Postgres{dir: dir, bin: postgres, port: port,
+		DSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
+		args: []string{"-D", data, "-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1",
+			"-c", "unix_socket_directories=" + dir, "-c", "fsync=off", "-c", "max_connections=300", "-c", "shared_buffers=64MB"}}
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Postgres) start() error {
+	cmd := exec.Command(p.bin, p.args...)
+	logf, _ := os.OpenFile(filepath.Join(p.dir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o666)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := asPostgresUser(cmd, ""); err != nil {
-		return "", err
+		return err
 	}
 	if err := dying(cmd); err != nil {
-		return "", fmt.Errorf("start postgres: %w", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	if err := waitTCP(port, 30*time.Second); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-		return "", fmt.Errorf("postgres did not start: %v\n%s", err, log)
+	p.mu.Lock()
+	p.cmd = cmd
+	p.mu.Unlock()
+	if err := waitTCP(p.port, 30*time.Second); err != nil {
+		log, _ := os.ReadFile(filepath.Join(p.dir, "postgres.log"))
+		return fmt.Errorf("postgres did not start: %v\n%s", err, log)
 	}
 	// Accepting TCP is not yet accepting queries.
 	for i := 0; i < 100; i++ {
-		if exec.Command("psql", dsn, "-c", "select 1").Run() == nil {
-			return dsn, nil
+		if exec.Command("psql", p.DSN, "-c", "select 1").Run() == nil {
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return "", fmt.Errorf("postgres on port %d does not answer queries", port)
+	return fmt.Errorf("postgres on port %d does not answer queries", p.port)
+}
+
+// stop shuts the server down fast (SIGINT: connections are cut) and waits.
+func (p *Postgres) stop() {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart stops the server, waits pause, and starts it again on the same
+// port with the same data: every connection to it is cut.
+func (p *Postgres) Restart(pause time.Duration) error {
+	p.stop()
+	time.Sleep(pause)
+	return p.start()
 }
 
 func waitTCP(port int, limit time.Duration) error {
