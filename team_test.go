@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"stepwise.dev/stepwise"
 	"stepwise.dev/stepwise/client"
 	"stepwise.dev/stepwise/internal/datastore/s3"
 	"stepwise.dev/stepwise/internal/metadata/postgres"
@@ -28,16 +31,23 @@ var teamPrefix atomic.Int64
 // returns the datastore URL.
 func teamEnv(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	srv := testservers.MinIO(t)
-	store, err := postgres.Open(ctx, testservers.NewDatabase(t))
+	store, err := postgres.Open(context.Background(), testservers.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	api := httptest.NewServer(service.NewHandler(store, service.Options{Tokens: []string{"team-secret"}}))
 	t.Cleanup(api.Close)
-	t.Setenv("STEPWISE_METADATA", api.URL)
+	return teamEnvWith(t, api.URL)
+}
+
+// teamEnvWith points the test at a real MinIO and at the metadata service
+// at url, and returns the datastore URL.
+func teamEnvWith(t *testing.T, url string) string {
+	t.Helper()
+	ctx := context.Background()
+	srv := testservers.MinIO(t)
+	t.Setenv("STEPWISE_METADATA", url)
 	t.Setenv("STEPWISE_TOKEN", "team-secret")
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
@@ -219,6 +229,172 @@ func TestMinIORestartDuringRun(t *testing.T) {
 			if _, err := tk.Raw(ctx, a.Name); err != nil {
 				t.Errorf("artifact %s of %s: %v", a.Name, tk.Pathspec(), err)
 			}
+		}
+	}
+}
+
+// Steady fans out over N items that take a moment each.
+type Steady struct {
+	N     int `param:"n"`
+	Items []int
+	Item  int
+	Sum   int
+}
+
+func (f *Steady) Graph(g *stepwise.Graph) {
+	g.Step(f.Start).Foreach("Items", f.Body)
+	g.Step(f.Body).Next(f.Join)
+	g.Step(f.Join).Next(f.End)
+	g.Step(f.End)
+}
+func (f *Steady) Start(context.Context) error {
+	for i := 1; i <= f.N; i++ {
+		f.Items = append(f.Items, i)
+	}
+	return nil
+}
+func (f *Steady) Body(_ context.Context, item int) error {
+	time.Sleep(30 * time.Millisecond)
+	f.Item = item
+	mark("item")
+	return nil
+}
+func (f *Steady) Join(_ context.Context, in stepwise.Inputs[*Steady]) error {
+	for _, t := range in.All() {
+		f.Sum += t.Item
+	}
+	return nil
+}
+func (f *Steady) End(context.Context) error { return nil }
+
+// restartable serves the metadata service on a fixed loopback address and
+// can stop it for a while, as a restart of the service does.
+type restartable struct {
+	addr   string
+	h      http.Handler
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func serveRestartable(t *testing.T, h http.Handler) *restartable {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &restartable{addr: l.Addr().String(), h: h}
+	r.serve(l)
+	t.Cleanup(func() { r.cancel(); <-r.done })
+	return r
+}
+
+func (r *restartable) serve(l net.Listener) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.done = cancel, make(chan error, 1)
+	go func() { r.done <- service.ServeListener(ctx, l, r.h) }()
+}
+
+func (r *restartable) restart(pause time.Duration) error {
+	r.cancel()
+	<-r.done
+	time.Sleep(pause)
+	l, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		return err
+	}
+	r.serve(l)
+	return nil
+}
+
+// TestRunRidesOutMetadataOutages restarts PostgreSQL (2.4 s down) and then
+// the metadata service (3 s down) in the middle of a run: the run
+// completes, with every task recorded once and none left running.
+func TestRunRidesOutMetadataOutages(t *testing.T) {
+	_, marksFile := testEnv(t, "ann")
+	ctx := context.Background()
+	pg := testservers.NewPostgres(t)
+	store, err := postgres.Open(ctx, pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	svc := serveRestartable(t, service.NewHandler(store, service.Options{Tokens: []string{"team-secret"}}))
+	ds := teamEnvWith(t, "http://"+svc.addr)
+	outages := make(chan error, 2)
+	go func() {
+		waitFor(t, time.Minute, "20 items", func() bool { return marks(t, marksFile, "item") >= 20 })
+		outages <- pg.Restart(2400 * time.Millisecond)
+		waitFor(t, time.Minute, "60 items", func() bool { return marks(t, marksFile, "item") >= 60 })
+		outages <- svc.restart(3 * time.Second)
+	}()
+	var out strings.Builder
+	run, err := stepwise.Run(ctx, &Steady{}, &stepwise.RunOptions{Datastore: ds, MaxWorkers: 4, Params: map[string]string{"n": "120"}, Output: &out})
+	for range 2 {
+		if oerr := <-outages; oerr != nil {
+			t.Fatalf("restarting: %v", oerr)
+		}
+	}
+	if err != nil {
+		t.Fatalf("the run did not ride out the outages: %v\n%s", err, out.String())
+	}
+	if run.Status != client.Succeeded {
+		t.Errorf("run status %s, want succeeded", run.Status)
+	}
+	end, _ := run.EndTask(ctx)
+	if sum, _ := client.Get[int](ctx, end, "Sum"); sum != 120*121/2 {
+		t.Errorf("sum %d, want %d", sum, 120*121/2)
+	}
+	tasks, err := run.Tasks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 123 {
+		t.Errorf("%d tasks recorded, want 123", len(tasks))
+	}
+	for _, tk := range tasks {
+		if tk.Status != client.Succeeded || len(tk.Attempts) != 1 {
+			t.Errorf("task %s: %s with %d attempts, want succeeded once", tk.Pathspec(), tk.Status, len(tk.Attempts))
+		}
+	}
+}
+
+// TestDatastoreFailureLeavesNoRunningRun: a run whose datastore cannot be
+// written (a bucket that does not exist) is refused, and the run recorded
+// in the metadata store is marked failed, not left running.
+func TestDatastoreFailureLeavesNoRunningRun(t *testing.T) {
+	testEnv(t, "ann")
+	good := teamEnv(t)
+	ctx := context.Background()
+	// With no run anywhere yet, the datastore is looked at before anything
+	// is recorded.
+	ds := fmt.Sprintf("s3://no-such-bucket-%d/x", teamPrefix.Add(1))
+	_, err := stepwise.Run(ctx, &Flaky{}, &stepwise.RunOptions{Datastore: ds})
+	if err == nil || !strings.Contains(err.Error(), "no-such-bucket") || !strings.Contains(err.Error(), "doctor") {
+		t.Fatalf("first run on a missing bucket: %v; want a refusal that names the bucket and stepwise doctor", err)
+	}
+	// Once the metadata store has runs, the run is recorded first and
+	// then marked failed when its datastore refuses it.
+	if _, err := stepwise.Run(ctx, &Flaky{}, &stepwise.RunOptions{Datastore: good}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stepwise.Run(ctx, &Flaky{}, &stepwise.RunOptions{Datastore: ds})
+	if err == nil || !strings.Contains(err.Error(), "cannot write to the datastore") || !strings.Contains(err.Error(), "doctor") {
+		t.Fatalf("run on a missing bucket: %v; want a refusal that names the datastore and stepwise doctor", err)
+	}
+	c, err := client.Open(ctx, client.Options{Namespace: new(client.Global)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	runs, err := c.Flow("Flaky").Runs(ctx, client.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 || runs[0].Status != client.Failed {
+		t.Errorf("runs %+v; want the good one and the refused one, marked failed", runs)
+	}
+	for _, r := range runs {
+		if r.Status == client.Running {
+			t.Errorf("run %s is left running", r.Pathspec())
 		}
 	}
 }
