@@ -33,7 +33,11 @@ func (f *Child) Graph(g *stepwise.Graph) {
 	g.Step(f.Middle).Next(f.End)
 	g.Step(f.End)
 }
-func (f *Child) Middle(context.Context) error { f.Got = f.Names; f.Seen = append(f.Seen, "middle"); return nil }
+func (f *Child) Middle(context.Context) error {
+	f.Got = f.Names
+	f.Seen = append(f.Seen, "middle")
+	return nil
+}
 
 // TestPromotedStepsAndListParameters: steps promoted from an embedded
 // struct are steps; a []string parameter keeps elements that hold commas

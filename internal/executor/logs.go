@@ -1,9 +1,9 @@
 package executor
 
 import (
-	"io"
 	"bytes"
 	"context"
+	"io"
 	"sync"
 	"time"
 

@@ -320,10 +320,10 @@ type process struct {
 	records     *os.File
 	done        chan struct{}
 	copied      chan error // the records stream, copied in full
-	err      error
-	timer    *time.Timer
-	timedOut atomic.Bool
-	stopOnce sync.Once
+	err         error
+	timer       *time.Timer
+	timedOut    atomic.Bool
+	stopOnce    sync.Once
 }
 
 // Wait waits for the process and its records, and says how it ended.
