@@ -343,6 +343,13 @@ func declare(f Flow) (*flowdef.Def, error) {
 }
 
 func init() {
+	flowdef.BuildInputs = func(t reflect.Type, items []reflect.Value, steps []string) (reflect.Value, error) {
+		in, ok := reflect.Zero(t).Interface().(inputsType)
+		if !ok {
+			return reflect.Value{}, fmt.Errorf("stepwise: %s is not stepwise.Inputs", t)
+		}
+		return in.build(items, steps, nil), nil
+	}
 	flowdef.Describe = func(f any) (*flowdef.Def, error) {
 		fl, ok := f.(Flow)
 		if !ok {

@@ -11,6 +11,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"reflect"
+	"runtime/debug"
 	"slices"
 	"syscall"
 	"testing"
@@ -73,4 +76,105 @@ func Command(ctx context.Context, f stepwise.Flow, args []string, stdout, stderr
 		return 1
 	}
 	return flowcmd.Command(ctx, def, args, stdout, stderr)
+}
+
+// Isolate keeps a test apart from the user's settings: no config file, no
+// team datastore or metadata service, no token; runs go to a temporary
+// directory, with the local metadata store (import
+// stepwise.dev/stepwise/backend/sqlite in the test), as user "test". It
+// returns the datastore directory. It uses t.Setenv, so the test cannot be
+// parallel.
+func Isolate(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	ds := filepath.Join(dir, "datastore")
+	t.Setenv("STEPWISE_CONFIG", filepath.Join(dir, "no-config.json"))
+	t.Setenv("STEPWISE_DATASTORE", ds)
+	t.Setenv("STEPWISE_METADATA", "local")
+	t.Setenv("STEPWISE_TOKEN", "")
+	t.Setenv("STEPWISE_USER", "test")
+	return ds
+}
+
+// Step runs one step of a flow in the test's own process, on the flow
+// value it is a method of, as a task would call it: fn is the method value
+// (f.Train), item is the element for the first step of a foreach body, and
+// nothing more for other steps. A panic is returned as an error with its
+// stack. Nothing is stored: look at the flow's fields afterwards.
+//
+//	f := &MyFlow{Rows: 10}
+//	err := steptest.Step(ctx, f.Train)
+//	err = steptest.Step(ctx, f.Square, 3)
+func Step(ctx context.Context, fn any, item ...any) error {
+	v := reflect.ValueOf(fn)
+	if v.Kind() != reflect.Func || v.Type().NumIn() < 1 || v.Type().NumIn() > 2 {
+		return fmt.Errorf("steptest: %T is not a step method value such as f.Train", fn)
+	}
+	args := []reflect.Value{reflect.ValueOf(ctx)}
+	switch {
+	case v.Type().NumIn() == 2 && len(item) == 1:
+		iv := reflect.ValueOf(item[0])
+		if !iv.IsValid() || !iv.Type().AssignableTo(v.Type().In(1)) {
+			return fmt.Errorf("steptest: the step takes a %s, not %T", v.Type().In(1), item[0])
+		}
+		args = append(args, iv)
+	case v.Type().NumIn() == 2:
+		return fmt.Errorf("steptest: the step takes a %s: pass it after the step (use Join for a join)", v.Type().In(1))
+	case len(item) > 0:
+		return fmt.Errorf("steptest: the step takes no item, got %d", len(item))
+	}
+	return call(v, args)
+}
+
+// Join runs a join step in the test's own process on the given inputs:
+// one flow value per parent task, in element order after a foreach. After
+// a branch, name the branch each input came from with Branch.
+//
+//	err := steptest.Join(ctx, f.Join, a, b)
+func Join[T any](ctx context.Context, fn func(context.Context, stepwise.Inputs[T]) error, inputs ...T) error {
+	return join(ctx, fn, nil, inputs)
+}
+
+// Branch runs a join after a branch on one input per branch, by the name
+// of the branch's last step, so that in.Step("a") finds its input.
+func Branch[T any](ctx context.Context, fn func(context.Context, stepwise.Inputs[T]) error, inputs map[string]T) error {
+	steps := make([]string, 0, len(inputs))
+	for s := range inputs {
+		steps = append(steps, s)
+	}
+	slices.Sort(steps)
+	items := make([]T, len(steps))
+	for i, s := range steps {
+		items[i] = inputs[s]
+	}
+	return join(ctx, fn, steps, items)
+}
+
+func join[T any](ctx context.Context, fn func(context.Context, stepwise.Inputs[T]) error, steps []string, inputs []T) error {
+	items := make([]reflect.Value, len(inputs))
+	for i, in := range inputs {
+		items[i] = reflect.ValueOf(in)
+	}
+	if steps == nil {
+		steps = make([]string, len(inputs))
+	}
+	in, err := flowdef.BuildInputs(reflect.TypeFor[stepwise.Inputs[T]](), items, steps)
+	if err != nil {
+		return err
+	}
+	return call(reflect.ValueOf(fn), []reflect.Value{reflect.ValueOf(ctx), in})
+}
+
+// call calls a step, turning a panic into an error with its stack.
+func call(fn reflect.Value, args []reflect.Value) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("step panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	out := fn.Call(args)
+	if e, _ := out[0].Interface().(error); e != nil {
+		return e
+	}
+	return nil
 }

@@ -107,6 +107,11 @@ func StepNames(g *graph.Graph) string {
 	return strings.Join(names, ", ")
 }
 
+// BuildInputs builds a value of an Inputs type (stepwise.Inputs[T]) from
+// one value per parent task and the parents' step names; package stepwise
+// sets it, for steptest.
+var BuildInputs func(inputs reflect.Type, items []reflect.Value, steps []string) (reflect.Value, error)
+
 // Describe builds the Def of a flow value; package stepwise sets it, so
 // that packages which cannot import stepwise (steptest's helpers) can
 // describe a flow.
