@@ -34,6 +34,10 @@
 //
 //	func main() { stepwise.Main(&BranchJoin{}) }
 //
+// with the local metadata store imported:
+//
+//	import _ "stepwise.dev/stepwise/backend/sqlite"
+//
 // # Transitions
 //
 // Next with one step is a linear transition, with several a branch.
