@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The process benchmarks measure what starting processes costs: the flow
@@ -160,80 +161,128 @@ func command(b *testing.B, exe, dir string, args ...string) {
 	}
 }
 
+// floor starts the do-nothing program, as the local backend starts tasks,
+// and adds up the time it took, so that a benchmark can measure its floor
+// in the same iterations as its own figure, with the timer stopped.
+type floor struct {
+	exe     string
+	dir     string
+	environ []string
+	total   time.Duration
+}
+
+func newFloor(b *testing.B) *floor {
+	dir := b.TempDir()
+	return &floor{exe: bins(b).nothing, dir: dir, environ: env(dir)}
+}
+
+// sequential starts it once.
+func (f *floor) sequential(b *testing.B) {
+	t := time.Now()
+	if err := start(f.exe, f.dir, f.environ, nil, discard{}, discard{}); err != nil {
+		b.Fatalf("the do-nothing program %s failed: %v", f.exe, err)
+	}
+	f.total += time.Since(t)
+}
+
+// parallel starts it n times, by as many workers as run uses by default.
+func (f *floor) parallel(b *testing.B, n int) {
+	t := time.Now()
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range parallelWorkers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) && failed.Load() == nil {
+				if err := start(f.exe, f.dir, f.environ, nil, discard{}, discard{}); err != nil {
+					failed.Store(&err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatalf("the do-nothing program %s failed: %v", f.exe, *err)
+	}
+	f.total += time.Since(t)
+}
+
+// ms is d in milliseconds over n.
+func ms(d time.Duration, n int) float64 { return float64(d.Microseconds()) / 1000 / float64(n) }
+
 // BenchmarkFloor is the yardstick of every process benchmark: the
 // do-nothing Go program, started as the local backend starts tasks, one
 // after the other (sequential, ms/start) and 1,000 times by 16 workers
-// (parallel, ms/task: the wall time over the starts).
+// (parallel, ms/task: the wall time over the starts). The other process
+// benchmarks also measure it between their own iterations (the metrics
+// floor-ms/start and floor-ms/task), so that a figure and its floor are
+// taken under the same load of a shared machine.
 func BenchmarkFloor(b *testing.B) {
-	nothing := bins(b).nothing
-	dir := b.TempDir()
-	environ := env(dir)
 	b.Run("sequential", func(b *testing.B) {
+		f := newFloor(b)
 		for b.Loop() {
-			if err := start(nothing, dir, environ, nil, discard{}, discard{}); err != nil {
-				b.Fatalf("the do-nothing program %s failed: %v", nothing, err)
-			}
+			f.sequential(b)
 		}
-		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/start")
+		b.ReportMetric(ms(b.Elapsed(), b.N), "ms/start")
 	})
 	b.Run("parallel", func(b *testing.B) {
+		f := newFloor(b)
 		for b.Loop() {
-			var next atomic.Int64
-			var failed atomic.Pointer[error]
-			var wg sync.WaitGroup
-			for range parallelWorkers {
-				wg.Go(func() {
-					for next.Add(1) <= floorStarts && failed.Load() == nil {
-						if err := start(nothing, dir, environ, nil, discard{}, discard{}); err != nil {
-							failed.Store(&err)
-						}
-					}
-				})
-			}
-			wg.Wait()
-			if err := failed.Load(); err != nil {
-				b.Fatalf("the do-nothing program %s failed: %v", nothing, *err)
-			}
+			f.parallel(b, floorStarts)
 		}
-		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N*floorStarts), "ms/task")
+		b.ReportMetric(ms(b.Elapsed(), b.N*floorStarts), "ms/task")
 	})
 }
 
 // BenchmarkCommand times the flow program's show and check commands, one
-// invocation after the other (ms/run).
+// invocation after the other (ms/run), each after one start of the floor
+// (floor-ms/start).
 func BenchmarkCommand(b *testing.B) {
 	exe := bins(b).branchjoin
 	for _, name := range []string{"show", "check"} {
 		b.Run(name, func(b *testing.B) {
+			f := newFloor(b)
 			dir := b.TempDir()
 			for b.Loop() {
+				b.StopTimer()
+				f.sequential(b)
+				b.StartTimer()
 				command(b, exe, dir, name)
 			}
-			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/run")
+			b.ReportMetric(ms(b.Elapsed(), b.N), "ms/run")
+			b.ReportMetric(ms(f.total, b.N), "floor-ms/start")
 		})
 	}
 }
 
 // BenchmarkSeedFlow times `run` of examples/branchjoin end to end (5
 // tasks, two of them in parallel), as the wall time of the whole command
-// (ms/run). shared: every run in one datastore, made by a first run that
-// is not timed. fresh: every run in a new, empty folder, so it also
-// creates the datastore and the metadata database.
+// (ms/run), each run after one start of the floor (floor-ms/start).
+// shared: every run in one datastore, made by a first run that is not
+// timed. fresh: every run in a new, empty folder, so it also creates the
+// datastore and the metadata database.
 func BenchmarkSeedFlow(b *testing.B) {
 	exe := bins(b).branchjoin
 	b.Run("shared", func(b *testing.B) {
+		f := newFloor(b)
 		dir := b.TempDir()
 		command(b, exe, dir, "run", "--quiet")
 		for b.Loop() {
+			b.StopTimer()
+			f.sequential(b)
+			b.StartTimer()
 			command(b, exe, dir, "run", "--quiet")
 		}
-		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/run")
+		b.ReportMetric(ms(b.Elapsed(), b.N), "ms/run")
+		b.ReportMetric(ms(f.total, b.N), "floor-ms/start")
 	})
 	b.Run("fresh", func(b *testing.B) {
+		f := newFloor(b)
 		parent := b.TempDir()
 		i := 0
 		for b.Loop() {
 			b.StopTimer()
+			f.sequential(b)
 			i++
 			dir := filepath.Join(parent, strconv.Itoa(i))
 			if err := os.Mkdir(dir, 0o755); err != nil {
@@ -247,27 +296,33 @@ func BenchmarkSeedFlow(b *testing.B) {
 			}
 			b.StartTimer()
 		}
-		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/run")
+		b.ReportMetric(ms(b.Elapsed(), b.N), "ms/run")
+		b.ReportMetric(ms(f.total, b.N), "floor-ms/start")
 	})
 }
 
 // BenchmarkForeach times `run --n N` of examples/foreach with the default
 // 16 workers, at several widths: the wall time of the whole command (s/run)
 // and that over the run's tasks, the N elements plus start, join and end
-// (ms/task). The runs of one width share one datastore, new for the
-// benchmark. The 10,000-wide run is left out by ./scripts/bench: it takes
-// minutes.
+// (ms/task). Before each run the floor is started as many times as the
+// run has tasks, by 16 workers (floor-ms/task). The runs of one width share
+// one datastore, new for the benchmark. The 10,000-wide run is left out by
+// ./scripts/bench: it takes minutes.
 func BenchmarkForeach(b *testing.B) {
 	exe := bins(b).foreach
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			f := newFloor(b)
 			dir := b.TempDir()
 			for b.Loop() {
+				b.StopTimer()
+				f.parallel(b, n+3)
+				b.StartTimer()
 				command(b, exe, dir, "run", "--quiet", "--n", strconv.Itoa(n))
 			}
-			perRun := b.Elapsed().Seconds() / float64(b.N)
-			b.ReportMetric(perRun, "s/run")
-			b.ReportMetric(perRun*1000/float64(n+3), "ms/task")
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/run")
+			b.ReportMetric(ms(b.Elapsed(), b.N*(n+3)), "ms/task")
+			b.ReportMetric(ms(f.total, b.N*(n+3)), "floor-ms/task")
 		})
 	}
 }

@@ -153,7 +153,8 @@ type row struct {
 	result metric
 	// also is printed after the result, in parentheses, when measured.
 	also metric
-	// floor is the figure's yardstick, measured in the same run.
+	// floor is the figure's yardstick, measured in the same run: by the
+	// same benchmark between its iterations where it can.
 	floor      metric
 	floorLabel string
 	// maxRatio is the target: at most this many times the floor (time
@@ -168,13 +169,13 @@ type row struct {
 var rows = []row{
 	{what: "floor: do-nothing Go binary, started in sequence", result: metric{"Floor/sequential", "ms/start"}},
 	{what: "floor: do-nothing Go binary, 1,000 starts by 16 workers, per start", result: metric{"Floor/parallel", "ms/task"}},
-	{what: "`branchjoin show`", result: metric{"Command/show", "ms/run"}, floor: metric{"Floor/sequential", "ms/start"}, floorLabel: "sequential", maxRatio: 2},
-	{what: "`branchjoin check`", result: metric{"Command/check", "ms/run"}, floor: metric{"Floor/sequential", "ms/start"}, floorLabel: "sequential", maxRatio: 2},
-	{what: "seed flow `branchjoin run`, end to end (shared datastore)", result: metric{"SeedFlow/shared", "ms/run"}, floor: metric{"Floor/sequential", "ms/start"}, floorLabel: "sequential", maxRatio: 6},
-	{what: "seed flow `branchjoin run`, end to end (new folder each run)", result: metric{"SeedFlow/fresh", "ms/run"}, floor: metric{"Floor/sequential", "ms/start"}, floorLabel: "sequential", maxRatio: 6},
-	{what: "`foreach run --n 100`, per task (103 tasks)", result: metric{"Foreach/100", "ms/task"}, also: metric{"Foreach/100", "s/run"}, floor: metric{"Floor/parallel", "ms/task"}, floorLabel: "16 parallel"},
-	{what: "`foreach run --n 1000`, per task (1,003 tasks)", result: metric{"Foreach/1000", "ms/task"}, also: metric{"Foreach/1000", "s/run"}, floor: metric{"Floor/parallel", "ms/task"}, floorLabel: "16 parallel", maxRatio: 2},
-	{what: "`foreach run --n 10000`, per task (10,003 tasks)", result: metric{"Foreach/10000", "ms/task"}, also: metric{"Foreach/10000", "s/run"}, floor: metric{"Floor/parallel", "ms/task"}, floorLabel: "16 parallel"},
+	{what: "`branchjoin show`", result: metric{"Command/show", "ms/run"}, floor: metric{"Command/show", "floor-ms/start"}, floorLabel: "sequential", maxRatio: 2},
+	{what: "`branchjoin check`", result: metric{"Command/check", "ms/run"}, floor: metric{"Command/check", "floor-ms/start"}, floorLabel: "sequential", maxRatio: 2},
+	{what: "seed flow `branchjoin run`, end to end (shared datastore)", result: metric{"SeedFlow/shared", "ms/run"}, floor: metric{"SeedFlow/shared", "floor-ms/start"}, floorLabel: "sequential", maxRatio: 6},
+	{what: "seed flow `branchjoin run`, end to end (new folder each run)", result: metric{"SeedFlow/fresh", "ms/run"}, floor: metric{"SeedFlow/fresh", "floor-ms/start"}, floorLabel: "sequential", maxRatio: 6},
+	{what: "`foreach run --n 100`, per task (103 tasks)", result: metric{"Foreach/100", "ms/task"}, also: metric{"Foreach/100", "s/run"}, floor: metric{"Foreach/100", "floor-ms/task"}, floorLabel: "16 parallel"},
+	{what: "`foreach run --n 1000`, per task (1,003 tasks)", result: metric{"Foreach/1000", "ms/task"}, also: metric{"Foreach/1000", "s/run"}, floor: metric{"Foreach/1000", "floor-ms/task"}, floorLabel: "16 parallel", maxRatio: 2},
+	{what: "`foreach run --n 10000`, per task (10,003 tasks)", result: metric{"Foreach/10000", "ms/task"}, also: metric{"Foreach/10000", "s/run"}, floor: metric{"Foreach/10000", "floor-ms/task"}, floorLabel: "16 parallel"},
 	{what: "save one 128 MiB `[]float64` artifact (encode, hash, store)", result: metric{"Artifact/save/128MiB", "MB/s"}, floor: metric{"Artifact/plain-write/128MiB", "MB/s"}, floorLabel: "plain write", min: 500},
 	{what: "load it (read, verify, decode)", result: metric{"Artifact/load/128MiB", "MB/s"}, floor: metric{"Artifact/plain-read/128MiB", "MB/s"}, floorLabel: "plain read", min: 500},
 	{what: "save one 1 GiB `[]float64` artifact", result: metric{"Artifact/save/1024MiB", "MB/s"}, floor: metric{"Artifact/plain-write/1024MiB", "MB/s"}, floorLabel: "plain write", min: 500},
@@ -233,9 +234,10 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// ratio is how many times the floor's time the figure takes: per round
-// where both were measured, then the median of those; without a common
-// round, median over median.
+// ratio is how many times the floor's time the figure takes. A floor
+// measured by the same benchmark (between its iterations) is paired with
+// it sample by sample; another is paired round by round; the ratio is the
+// median over the pairs, or median over median when there are none.
 func (r *results) ratio(result, floor metric) float64 {
 	one := func(res, fl float64) float64 {
 		if result.unit == "MB/s" {
@@ -243,9 +245,21 @@ func (r *results) ratio(result, floor metric) float64 {
 		}
 		return res / fl
 	}
+	var ratios []float64
+	if result.bench == floor.bench {
+		for _, s := range r.samples[result.bench] {
+			res, ok1 := s.values[result.unit]
+			fl, ok2 := s.values[floor.unit]
+			if ok1 && ok2 {
+				ratios = append(ratios, one(res, fl))
+			}
+		}
+		if len(ratios) > 0 {
+			return median(ratios)
+		}
+	}
 	all, byRound := r.values(result)
 	fall, fByRound := r.values(floor)
-	var ratios []float64
 	for round, vs := range byRound {
 		if fs, ok := fByRound[round]; ok {
 			ratios = append(ratios, one(median(vs), median(fs)))
@@ -262,7 +276,7 @@ func format(v float64, unit string) string {
 	switch unit {
 	case "ns/op":
 		return formatMs(v / 1e6)
-	case "ms/start", "ms/run", "ms/task":
+	case "ms/start", "ms/run", "ms/task", "floor-ms/start", "floor-ms/task":
 		return formatMs(v)
 	case "s/run":
 		return formatMs(v * 1000)
@@ -393,7 +407,7 @@ func notes(res *results, bin string) string {
 		}
 		fmt.Fprintf(&b, "%s %s of the process benchmarks. ", r[0], word)
 	}
-	b.WriteString("Results are medians over samples (one per round, each the mean of its iterations); ± is the largest distance of a sample from the median; × floor is the time over the floor's (for MB/s, the floor's throughput over the result), taken in each round and then the median.\n")
+	b.WriteString("Results are medians over samples (one per round, each the mean of its iterations); ± is the largest distance of a sample from the median; × floor is the time over the floor's (for MB/s, the floor's throughput over the result), the median of its ratios: a process figure is paired with the floor started between its own iterations, the others with the floor of the same round.\n")
 	if loads := res.config["stepwise-loadavg"]; len(loads) > 0 {
 		lo, hi := math.Inf(1), math.Inf(-1)
 		for _, l := range loads {
