@@ -12,6 +12,7 @@ import (
 	"stepwise.dev/stepwise"
 	"stepwise.dev/stepwise/client"
 	"stepwise.dev/stepwise/internal/cli"
+	"stepwise.dev/stepwise/internal/maintain"
 )
 
 // TestEmptiedMetadataIsRefusedThenRebuilt: an emptied metadata.db does not
@@ -37,7 +38,7 @@ func TestEmptiedMetadataIsRefusedThenRebuilt(t *testing.T) {
 		t.Fatalf("opening an emptied metadata store over a datastore with runs: %v; want a refusal naming rebuild-metadata", err)
 	}
 	var out, errOut bytes.Buffer
-	if code := cli.Run(ctx, cli.Options{Prog: "stepwise", Commands: cli.Maintenance}, []string{"rebuild-metadata", "--datastore", ds, "--metadata", "local"}, &out, &errOut); code != 0 {
+	if code := cli.Run(ctx, cli.Options{Prog: "stepwise", Commands: maintain.Commands}, []string{"rebuild-metadata", "--datastore", ds, "--metadata", "local"}, &out, &errOut); code != 0 {
 		t.Fatalf("rebuild-metadata: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	c, err := client.Open(ctx, client.Options{Datastore: ds, Metadata: "local", Namespace: new(client.Global)})

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"stepwise.dev/stepwise/internal/cli"
+	"stepwise.dev/stepwise/internal/maintain"
 
 	// The stepwise command reads every kind of datastore and metadata store.
 	_ "stepwise.dev/stepwise/backend/s3"
@@ -21,7 +22,7 @@ import (
 // commands are the inspection and settings commands, and service.
 var commands = slices.Concat(cli.Inspect,
 	[]cli.Command{{Name: "service", Args: "[flags]", Summary: "serve the metadata API over HTTP, backed by PostgreSQL (service --help)", Run: serviceCmd}},
-	cli.Maintenance, cli.Settings)
+	maintain.Commands, cli.Settings)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -137,6 +137,28 @@ func Run(ctx context.Context, o Options, args []string, stdout, stderr io.Writer
 // Stderr is where a command writes what is not its output.
 func (e *Env) Stderr() io.Writer { return e.stderr }
 
+// Stdout is where a command writes its results.
+func (e *Env) Stdout() io.Writer { return e.stdout }
+
+// Prog is the program's name, for messages.
+func (e *Env) Prog() string { return e.prog }
+
+// JSON says whether --json was given.
+func (e *Env) JSON() bool { return e.json }
+
+// Datastore and Metadata are the --datastore and --metadata flags, empty
+// when not given.
+func (e *Env) Datastore() string { return e.datastore }
+
+// Metadata is the --metadata flag, empty when not given.
+func (e *Env) Metadata() string { return e.metadata }
+
+// PrintJSON prints v as indented JSON.
+func (e *Env) PrintJSON(v any) error { return e.printJSON(v) }
+
+// Table prints rows under a tab-separated header, aligned.
+func (e *Env) Table(header string, rows [][]string) { e.table(header, rows) }
+
 // Flags makes the flag set of a subcommand with the shared flags.
 func (e *Env) Flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(e.prog+" "+name, flag.ContinueOnError)

@@ -1,4 +1,4 @@
-package cli
+package maintain
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"stepwise.dev/stepwise/internal/cli"
 	"strings"
 	"testing"
 
@@ -53,8 +54,8 @@ func flowRun(t *testing.T, bin string, args ...string) string {
 func maint(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	cmds := append(slices.Clone(Maintenance), Inspect...)
-	code := Run(context.Background(), Options{Prog: "stepwise", Commands: cmds}, args, &out, &errOut)
+	cmds := append(slices.Clone(Commands), cli.Inspect...)
+	code := cli.Run(context.Background(), cli.Options{Prog: "stepwise", Commands: cmds}, args, &out, &errOut)
 	return out.String(), errOut.String(), code
 }
 

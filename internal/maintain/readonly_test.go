@@ -1,4 +1,4 @@
-package cli
+package maintain
 
 import (
 	"os/exec"

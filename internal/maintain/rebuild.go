@@ -1,8 +1,9 @@
-package cli
+package maintain
 
 import (
 	"context"
 	"fmt"
+	"stepwise.dev/stepwise/internal/cli"
 	"strings"
 
 	"stepwise.dev/stepwise/internal/config"
@@ -11,24 +12,24 @@ import (
 	"stepwise.dev/stepwise/internal/rebuild"
 )
 
-// Maintenance are the commands that look after the stores: rebuild the
+// Commands are the commands that look after the stores: rebuild the
 // metadata from the datastore, collect garbage, check the set-up.
-var Maintenance = []Command{
-	{rebuild.CommandName, "[--default-user NAME]", "record in the metadata store every run of the datastore that it lacks", rebuildCmd},
-	{"gc", "[--apply] [--retention 30d] [--grace 24h]", "find (and with --apply delete) what no kept run needs", gcCmd},
-	{"doctor", "[--create-bucket]", "check that the datastore and the metadata store are reachable and writable", doctorCmd},
+var Commands = []cli.Command{
+	{Name: rebuild.CommandName, Args: "[--default-user NAME]", Summary: "record in the metadata store every run of the datastore that it lacks", Run: rebuildCmd},
+	{Name: "gc", Args: "[--apply] [--retention 30d] [--grace 24h]", Summary: "find (and with --apply delete) what no kept run needs", Run: gcCmd},
+	{Name: "doctor", Args: "[--create-bucket]", Summary: "check that the datastore and the metadata store are reachable and writable", Run: doctorCmd},
 }
 
 // maintenanceConfig loads the settings, with the --datastore and
 // --metadata flags applied.
-func (e *Env) maintenanceConfig() (*config.Config, error) {
-	return config.Load(config.Overrides{Datastore: e.datastore, Metadata: e.metadata, Source: "flag"})
+func maintenanceConfig(e *cli.Env) (*config.Config, error) {
+	return config.Load(config.Overrides{Datastore: e.Datastore(), Metadata: e.Metadata(), Source: "flag"})
 }
 
 // maintenanceStores opens both stores, without refusing a metadata store
 // that lacks the datastore's runs (rebuild-metadata is the repair).
-func (e *Env) maintenanceStores(ctx context.Context) (*config.Config, *datastore.Store, metadata.Store, error) {
-	cfg, err := e.maintenanceConfig()
+func maintenanceStores(e *cli.Env, ctx context.Context) (*config.Config, *datastore.Store, metadata.Store, error) {
+	cfg, err := maintenanceConfig(e)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -44,17 +45,17 @@ func (e *Env) maintenanceStores(ctx context.Context) (*config.Config, *datastore
 }
 
 // rebuildCmd records the datastore's runs that the metadata store lacks.
-func rebuildCmd(ctx context.Context, e *Env, args []string) error {
+func rebuildCmd(ctx context.Context, e *cli.Env, args []string) error {
 	fs := e.Flags(rebuild.CommandName)
 	defUser := fs.String("default-user", "", "user of runs whose record names none (older records); default: you, for a local datastore")
-	pos, err := Parse(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return UsageError("unexpected argument %q", pos[0])
+		return cli.UsageError("unexpected argument %q", pos[0])
 	}
-	cfg, store, meta, err := e.maintenanceStores(ctx)
+	cfg, store, meta, err := maintenanceStores(e, ctx)
 	if err != nil {
 		return err
 	}
@@ -63,8 +64,8 @@ func rebuildCmd(ctx context.Context, e *Env, args []string) error {
 	if o.DefaultUser == "" && !strings.HasPrefix(cfg.Datastore.Value, "s3://") {
 		o.DefaultUser = cfg.User.Value
 	}
-	if !e.json {
-		fmt.Fprintf(e.stderr, "Reading the records of %s...\n", store.Backend())
+	if !e.JSON() {
+		fmt.Fprintf(e.Stderr(), "Reading the records of %s...\n", store.Backend())
 	}
 	rep, err := rebuild.Rebuild(ctx, store, meta, o)
 	if err != nil {
@@ -73,15 +74,15 @@ func rebuildCmd(ctx context.Context, e *Env, args []string) error {
 		}
 		return err
 	}
-	if e.json {
-		return e.printJSON(rep)
+	if e.JSON() {
+		return e.PrintJSON(rep)
 	}
-	fmt.Fprintf(e.stdout, "Rebuilt %d run(s) (%d tasks, %d attempts, %d artifacts) in the metadata store %s from the datastore %s; %d run(s) were there already.\n",
+	fmt.Fprintf(e.Stdout(), "Rebuilt %d run(s) (%d tasks, %d attempts, %d artifacts) in the metadata store %s from the datastore %s; %d run(s) were there already.\n",
 		rep.Runs, rep.Tasks, rep.Attempts, rep.Artifacts, rebuild.Describe(meta), store.Backend(), rep.Skipped)
 	if len(rep.Warnings) > 0 {
-		fmt.Fprintf(e.stdout, "\nWhat could not be recovered:\n")
+		fmt.Fprintf(e.Stdout(), "\nWhat could not be recovered:\n")
 		for _, w := range rep.Warnings {
-			fmt.Fprintf(e.stdout, "  %s\n", w)
+			fmt.Fprintf(e.Stdout(), "  %s\n", w)
 		}
 	}
 	return nil

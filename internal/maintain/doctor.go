@@ -1,4 +1,4 @@
-package cli
+package maintain
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"stepwise.dev/stepwise/internal/cli"
 	"strings"
 	"time"
 
@@ -32,39 +33,39 @@ type bucketer interface {
 
 // doctor prints one line per check.
 type doctor struct {
-	e      *Env
+	e      *cli.Env
 	checks int
 	failed int
 }
 
 func (d *doctor) ok(what, detail string) {
 	d.checks++
-	fmt.Fprintf(d.e.stdout, "ok    %s: %s\n", what, detail)
+	fmt.Fprintf(d.e.Stdout(), "ok    %s: %s\n", what, detail)
 }
 
 func (d *doctor) fail(what, problem string) {
 	d.checks++
 	d.failed++
-	fmt.Fprintf(d.e.stdout, "FAIL  %s: %s\n", what, problem)
+	fmt.Fprintf(d.e.Stdout(), "FAIL  %s: %s\n", what, problem)
 }
 
 // doctorCmd checks that the stores in force are reachable and writable.
-func doctorCmd(ctx context.Context, e *Env, args []string) error {
+func doctorCmd(ctx context.Context, e *cli.Env, args []string) error {
 	fs := e.Flags("doctor")
 	create := fs.Bool("create-bucket", false, "create the S3 bucket of the datastore when it does not exist")
-	pos, err := Parse(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return UsageError("unexpected argument %q", pos[0])
+		return cli.UsageError("unexpected argument %q", pos[0])
 	}
-	cfg, err := e.maintenanceConfig()
+	cfg, err := maintenanceConfig(e)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Settings: datastore %s (%s), metadata %s (%s), user %s (%s); '%s config show' says more.\n\n",
-		cfg.Datastore.Value, cfg.Datastore.Source, cfg.Metadata.Value, cfg.Metadata.Source, cfg.User.Value, cfg.User.Source, e.prog)
+	fmt.Fprintf(e.Stdout(), "Settings: datastore %s (%s), metadata %s (%s), user %s (%s); '%s config show' says more.\n\n",
+		cfg.Datastore.Value, cfg.Datastore.Source, cfg.Metadata.Value, cfg.Metadata.Source, cfg.User.Value, cfg.User.Source, e.Prog())
 	d := &doctor{e: e}
 	store := d.datastore(ctx, cfg, *create)
 	meta := d.metadata(ctx, cfg)
@@ -82,7 +83,7 @@ func doctorCmd(ctx context.Context, e *Env, args []string) error {
 		}
 	}
 	if d.failed > 0 {
-		fmt.Fprintln(e.stdout)
+		fmt.Fprintln(e.Stdout())
 		return fmt.Errorf("%d of %d checks failed; fix what each FAIL line says, then run doctor again", d.failed, d.checks)
 	}
 	return nil
@@ -108,7 +109,7 @@ func (d *doctor) datastore(ctx context.Context, cfg *config.Config, create bool)
 			d.fail(what, fmt.Sprintf("cannot reach the bucket %s: %v; check the endpoint (AWS_ENDPOINT_URL_S3), the credentials and the network", bk.Bucket(), err))
 			return nil
 		case !exists && !create:
-			d.fail(what, fmt.Sprintf("the bucket %s does not exist; create it with '%s doctor --create-bucket', or %s", bk.Bucket(), d.e.prog, hint))
+			d.fail(what, fmt.Sprintf("the bucket %s does not exist; create it with '%s doctor --create-bucket', or %s", bk.Bucket(), d.e.Prog(), hint))
 			return nil
 		case !exists:
 			if err := bk.CreateBucket(cctx); err != nil {

@@ -1,10 +1,11 @@
-package cli
+package maintain
 
 import (
 	"context"
 	"fmt"
 	"math"
 	"sort"
+	"stepwise.dev/stepwise/internal/cli"
 	"strconv"
 	"strings"
 	"time"
@@ -61,20 +62,20 @@ func formatDuration(d time.Duration) string {
 }
 
 // gcCmd finds, and with --apply deletes, what no kept run needs.
-func gcCmd(ctx context.Context, e *Env, args []string) error {
+func gcCmd(ctx context.Context, e *cli.Env, args []string) error {
 	fs := e.Flags("gc")
 	o := gc.Options{Retention: gc.DefaultRetention, Grace: gc.DefaultGrace}
 	fs.BoolVar(&o.Apply, "apply", false, "delete; without it gc only reports what it would delete")
 	fs.Var(durationValue{&o.Retention}, "retention", "keep every run that started less than this ago (e.g. 30d, 12h)")
 	fs.Var(durationValue{&o.Grace}, "grace", "delete nothing written less than this ago: what running tasks may be writing")
-	pos, err := Parse(fs, args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return UsageError("unexpected argument %q", pos[0])
+		return cli.UsageError("unexpected argument %q", pos[0])
 	}
-	_, store, meta, err := e.maintenanceStores(ctx)
+	_, store, meta, err := maintenanceStores(e, ctx)
 	if err != nil {
 		return err
 	}
@@ -86,15 +87,15 @@ func gcCmd(ctx context.Context, e *Env, args []string) error {
 		}
 		return err
 	}
-	if e.json {
-		return e.printJSON(rep)
+	if e.JSON() {
+		return e.PrintJSON(rep)
 	}
 	verb, freed := "deleted", "Freed"
 	if !o.Apply {
 		verb, freed = "to delete", "Would free"
-		fmt.Fprintf(e.stdout, "Dry run: nothing was deleted; run 'gc --apply' to delete what is listed.\n")
+		fmt.Fprintf(e.Stdout(), "Dry run: nothing was deleted; run 'gc --apply' to delete what is listed.\n")
 	}
-	fmt.Fprintf(e.stdout, "Datastore %s, metadata store %s; retention %s, grace period %s.\n\n",
+	fmt.Fprintf(e.Stdout(), "Datastore %s, metadata store %s; retention %s, grace period %s.\n\n",
 		store.Backend(), rebuild.Describe(meta), formatDuration(o.Retention), formatDuration(o.Grace))
 	kept := 0
 	var reasons []string
@@ -103,19 +104,19 @@ func gcCmd(ctx context.Context, e *Env, args []string) error {
 		reasons = append(reasons, fmt.Sprintf("%d %s", n, r))
 	}
 	sort.Strings(reasons)
-	fmt.Fprintf(e.stdout, "Runs: %d, of which %d kept", rep.Runs, kept)
+	fmt.Fprintf(e.Stdout(), "Runs: %d, of which %d kept", rep.Runs, kept)
 	if len(reasons) > 0 {
-		fmt.Fprintf(e.stdout, " (%s)", strings.Join(reasons, ", "))
+		fmt.Fprintf(e.Stdout(), " (%s)", strings.Join(reasons, ", "))
 	}
-	fmt.Fprintf(e.stdout, "; %d lose their logs or values", len(rep.Collected))
+	fmt.Fprintf(e.Stdout(), "; %d lose their logs or values", len(rep.Collected))
 	const show = 10
 	if n := len(rep.Collected); n > 0 {
-		fmt.Fprintf(e.stdout, ": %s", strings.Join(rep.Collected[:min(n, show)], ", "))
+		fmt.Fprintf(e.Stdout(), ": %s", strings.Join(rep.Collected[:min(n, show)], ", "))
 		if n > show {
-			fmt.Fprintf(e.stdout, " and %d more", n-show)
+			fmt.Fprintf(e.Stdout(), " and %d more", n-show)
 		}
 	}
-	fmt.Fprintf(e.stdout, ".\n\n")
+	fmt.Fprintf(e.Stdout(), ".\n\n")
 	rows := [][]string{
 		{"blobs kept runs use", "kept", fmt.Sprint(rep.Reachable.Count), datastore.FormatBytes(rep.Reachable.Bytes)},
 		{"blobs no kept run uses", verb, fmt.Sprint(rep.Blobs.Count), datastore.FormatBytes(rep.Blobs.Bytes)},
@@ -124,12 +125,12 @@ func gcCmd(ctx context.Context, e *Env, args []string) error {
 		{"left by crashed writers", verb, fmt.Sprint(rep.Leftovers.Count), datastore.FormatBytes(rep.Leftovers.Bytes)},
 		{"left by writers, younger than the grace period", "kept", fmt.Sprint(rep.YoungLeft.Count), datastore.FormatBytes(rep.YoungLeft.Bytes)},
 	}
-	e.table("WHAT\t\tCOUNT\tSIZE", rows)
-	fmt.Fprintf(e.stdout, "\n%s %s.\n", freed, datastore.FormatBytes(rep.Freed))
+	e.Table("WHAT\t\tCOUNT\tSIZE", rows)
+	fmt.Fprintf(e.Stdout(), "\n%s %s.\n", freed, datastore.FormatBytes(rep.Freed))
 	if len(rep.Warnings) > 0 {
-		fmt.Fprintf(e.stdout, "\nWarnings:\n")
+		fmt.Fprintf(e.Stdout(), "\nWarnings:\n")
 		for _, w := range rep.Warnings {
-			fmt.Fprintf(e.stdout, "  %s\n", w)
+			fmt.Fprintf(e.Stdout(), "  %s\n", w)
 		}
 	}
 	return nil
