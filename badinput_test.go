@@ -45,6 +45,10 @@ func TestFullDiskFailsClearlyAndKeepsEarlierData(t *testing.T) {
 	if err == nil {
 		t.Fatal("storing 8 MiB on a 4 MiB disk succeeded")
 	}
+	// The run ends failed, not left running.
+	if run.Status != client.Failed {
+		t.Errorf("run status %s after the disk filled, want failed", run.Status)
+	}
 	fill, _ := run.Step(ctx, "fill")
 	msg := fill[0].Attempts[0].Error
 	for _, w := range []string{"artifact Large", "no space left on device", "free space on that disk, or choose another directory"} {
