@@ -64,46 +64,109 @@ func (p *PipeRecorder) TaskHeartbeat(_ context.Context, flow, run, step, task st
 	return p.send(record{Op: "heartbeat", Attempt: metadata.Attempt{Flow: flow, Run: run, Step: step, Task: task, N: attempt}, At: at})
 }
 
-// ApplyRecords returns a writer that applies, line by line, the records a
-// task sends to the store; a record that cannot be applied makes Write
-// fail.
-func ApplyRecords(ctx context.Context, to Recorder) io.Writer {
-	return &applier{ctx: ctx, to: to}
+// Applier applies the records tasks send, in the background, in the order
+// they come: a task's process can end, and the tasks after it start, while
+// its records are still being written (the tasks after it read the
+// datastore, not the metadata store). Flush waits for what came so far.
+type Applier struct {
+	ctx   context.Context
+	to    Recorder
+	queue chan applyItem
+	done  chan struct{}
+
+	mu  sync.Mutex
+	err error
 }
 
-type applier struct {
-	ctx context.Context
-	to  Recorder
+type applyItem struct {
+	r     record
+	flush chan struct{} // set for a flush marker
+}
+
+// NewApplier starts applying records to the store.
+func NewApplier(ctx context.Context, to Recorder) *Applier {
+	a := &Applier{ctx: ctx, to: to, queue: make(chan applyItem, 4096), done: make(chan struct{})}
+	go a.loop()
+	return a
+}
+
+func (a *Applier) loop() {
+	defer close(a.done)
+	for it := range a.queue {
+		if it.flush != nil {
+			close(it.flush)
+			continue
+		}
+		if err := a.apply(it.r); err != nil {
+			a.mu.Lock()
+			if a.err == nil {
+				a.err = err
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+func (a *Applier) apply(r record) error {
+	var err error
+	at := r.Attempt
+	switch r.Op {
+	case "start":
+		err = a.to.StartAttempt(a.ctx, at)
+	case "finish":
+		err = a.to.FinishAttempt(context.WithoutCancel(a.ctx), at, r.Artifacts)
+	case "heartbeat":
+		err = a.to.TaskHeartbeat(a.ctx, at.Flow, at.Run, at.Step, at.Task, at.N, r.At)
+	default:
+		err = fmt.Errorf("a task sent a record of unknown kind %q", r.Op)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot record %s of task %s/%s/%s attempt %d: %w", r.Op, at.Run, at.Step, at.Task, at.N, err)
+	}
+	return nil
+}
+
+// Stream returns a writer for one task's stream of records.
+func (a *Applier) Stream() io.Writer { return &stream{a: a} }
+
+// Flush waits until every record received so far is applied, and returns
+// the first error met so far.
+func (a *Applier) Flush() error {
+	f := make(chan struct{})
+	a.queue <- applyItem{flush: f}
+	<-f
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// Close applies what is left and stops.
+func (a *Applier) Close() error {
+	close(a.queue)
+	<-a.done
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+type stream struct {
+	a   *Applier
 	buf []byte
 }
 
-func (a *applier) Write(p []byte) (int, error) {
-	a.buf = append(a.buf, p...)
+func (s *stream) Write(p []byte) (int, error) {
+	s.buf = append(s.buf, p...)
 	for {
-		i := bytes.IndexByte(a.buf, '\n')
+		i := bytes.IndexByte(s.buf, '\n')
 		if i < 0 {
 			return len(p), nil
 		}
-		line := a.buf[:i]
-		a.buf = a.buf[i+1:]
+		line := s.buf[:i]
+		s.buf = s.buf[i+1:]
 		var r record
 		if err := json.Unmarshal(line, &r); err != nil {
 			return 0, fmt.Errorf("a task sent a record that is not JSON (%v): %.100q", err, line)
 		}
-		var err error
-		at := r.Attempt
-		switch r.Op {
-		case "start":
-			err = a.to.StartAttempt(a.ctx, at)
-		case "finish":
-			err = a.to.FinishAttempt(context.WithoutCancel(a.ctx), at, r.Artifacts)
-		case "heartbeat":
-			err = a.to.TaskHeartbeat(a.ctx, at.Flow, at.Run, at.Step, at.Task, at.N, r.At)
-		default:
-			err = fmt.Errorf("a task sent a record of unknown kind %q", r.Op)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("cannot record %s of task %s/%s/%s attempt %d: %w", r.Op, at.Run, at.Step, at.Task, at.N, err)
-		}
+		s.a.queue <- applyItem{r: r}
 	}
 }

@@ -186,6 +186,8 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 	}
 	fmt.Fprintf(l.Out, "Flow %s, run %s (%s, user %s)\n", g.Flow, runID, what, l.User)
 	started := time.Now()
+	// The records of local tasks are applied in the background.
+	records := executor.NewApplier(ctx, l.Stores.Meta)
 	cfg := scheduler.Config{
 		Graph:      g,
 		RunID:      runID,
@@ -200,7 +202,7 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 			cs := compute.Spec{Flow: g.Flow, Run: runID, Step: t.Step, Task: t.ID, Attempt: t.Attempt, Args: ts.Args(),
 				Env: env}
 			if ts.Launcher {
-				cs.Records = executor.ApplyRecords(ctx, l.Stores.Meta)
+				cs.Records = records.Stream()
 			}
 			return cs, nil
 		},
@@ -220,6 +222,9 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 			return rec.Splits, nil
 		},
 		Failed: func(ctx context.Context, t *scheduler.Task, err error) string {
+			if ferr := records.Flush(); ferr != nil {
+				fmt.Fprintf(l.ErrOut, "stepwise: %v\n", ferr)
+			}
 			return l.recordFailure(ctx, runID, t, err)
 		},
 		// Task processes start ahead of their tasks, as many as will start
@@ -236,6 +241,9 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 	stopHeartbeat := l.heartbeat(ctx, runID, req.Heartbeat)
 	err = scheduler.Run(ctx, cfg)
 	stopHeartbeat()
+	if rerr := records.Close(); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("the tasks ran, but their records could not all be kept in the metadata store: %w", rerr))
+	}
 	ph.Mark("tasks")
 	status := metadata.Succeeded
 	if err != nil {
