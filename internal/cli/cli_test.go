@@ -181,7 +181,7 @@ func TestDumpJSON(t *testing.T) {
 	}
 }
 
-// TestLostRun shows a run whose runtime stopped without finishing it as
+// TestLostRun shows a run whose launcher stopped without finishing it as
 // lost.
 func TestLostRun(t *testing.T) {
 	ann, _ := setup(t)
@@ -206,7 +206,7 @@ func TestLostRun(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(lost)+`\s+lost`).MatchString(out) || !regexp.MustCompile(regexp.QuoteMeta(ann)+`\s+succeeded`).MatchString(out) {
 		t.Errorf("runs: exit %d, want %s lost and %s succeeded:\n%s", code, lost, ann, out)
 	}
-	if !strings.Contains(errOut, "lost: the run's runtime stopped without finishing it") {
+	if !strings.Contains(errOut, "lost: no sign of life from the run's launcher") {
 		t.Errorf("runs does not explain lost:\n%s", errOut)
 	}
 	out, _, _ = stepwise(t, "dump", lost)

@@ -78,7 +78,7 @@ func runsCmd(ctx context.Context, e *Env, args []string) error {
 	}
 	e.table("RUN\tSTATUS\tSTARTED\tTOOK\tTAGS", rows)
 	if lost > 0 {
-		fmt.Fprintf(e.stderr, "lost: the run's runtime stopped without finishing it (killed, or its machine stopped); finish it with the flow's resume --origin-run-id ID\n")
+		fmt.Fprintf(e.stderr, "lost: no sign of life from the run's launcher (or, for a run driven by a scheduler, its tasks) for too long, and no end recorded: it was killed, its machine stopped, or it lost both stores; finish it with the flow's resume --origin-run-id ID\n")
 	}
 	if *limit > 0 && len(runs) == *limit {
 		fmt.Fprintf(e.stderr, "(the newest %d runs; --limit 0 lists all)\n", *limit)
