@@ -23,6 +23,7 @@ import (
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/flowdef"
 	"stepwise.dev/stepwise/internal/graph"
+	"stepwise.dev/stepwise/internal/lifecycle"
 	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/params"
 	"stepwise.dev/stepwise/internal/timing"
@@ -92,7 +93,7 @@ func (x *Executor) Execute(ctx context.Context, spec Spec) error {
 	// metadata write may wait for other tasks' writes.
 	started := make(chan error, 1)
 	go func() { started <- x.Meta.StartAttempt(ctx, a) }()
-	stopBeat := x.heartbeat(ctx, spec, started)
+	stopBeat := x.heartbeat(ctx, spec)
 	refs, err := x.run(ctx, spec)
 	stopBeat()
 	if err != nil {
@@ -125,34 +126,19 @@ func (x *Executor) Execute(ctx context.Context, spec Spec) error {
 	return err
 }
 
-// heartbeat records every spec.Heartbeat, once the start is recorded, that
-// the attempt is alive, until stop is called. A failure to record it is
-// reported once and does not stop the task.
-func (x *Executor) heartbeat(ctx context.Context, spec Spec, started <-chan error) (stop func()) {
-	every := spec.Heartbeat
-	if every <= 0 {
-		every = metadata.HeartbeatInterval
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		warned := false
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			err := x.Meta.TaskHeartbeat(ctx, x.Def.Name(), spec.Run, spec.Step, spec.Task, spec.Attempt, time.Now().UTC())
-			if err != nil && ctx.Err() == nil && !warned && !errors.Is(err, metadata.ErrNotFound) {
-				fmt.Fprintf(x.Stderr, "stepwise: warning: cannot record that task %s/%s/%s is alive (it goes on; readers may take it for lost): %v\n", spec.Run, spec.Step, spec.Task, err)
-				warned = true
-			}
+// heartbeat records every spec.Heartbeat that the attempt is alive, until
+// stop is called. A failure to record it is reported once and does not
+// stop the task.
+func (x *Executor) heartbeat(ctx context.Context, spec Spec) (stop func()) {
+	return lifecycle.Heartbeat(ctx, spec.Heartbeat, func(ctx context.Context, at time.Time) error {
+		err := x.Meta.TaskHeartbeat(ctx, x.Def.Name(), spec.Run, spec.Step, spec.Task, spec.Attempt, at)
+		if errors.Is(err, metadata.ErrNotFound) {
+			return nil // the start is not recorded yet
 		}
+		return err
+	}, func(err error) {
+		fmt.Fprintf(x.Stderr, "stepwise: warning: cannot record that task %s/%s/%s is alive (it goes on; readers may take it for lost): %v\n", spec.Run, spec.Step, spec.Task, err)
 	})
-	return func() { cancel(); wg.Wait() }
 }
 
 // run runs one task: it loads the inputs, calls the step and stores every

@@ -291,30 +291,11 @@ func (l *Launcher) finish(runID string, status metadata.Status) error {
 // launcher is alive. A failure to record it is reported once and does not
 // stop the run.
 func (l *Launcher) heartbeat(ctx context.Context, runID string, every time.Duration) (stop func()) {
-	if every <= 0 {
-		every = metadata.HeartbeatInterval
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		warned := false
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			err := l.Stores.Meta.Heartbeat(ctx, l.Def.Name(), runID, time.Now().UTC())
-			if err != nil && ctx.Err() == nil && !warned {
-				fmt.Fprintf(l.ErrOut, "warning: cannot record that run %s is alive (the run goes on; readers may take it for lost): %v\n", runID, err)
-				warned = true
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
+	return lifecycle.Heartbeat(ctx, every, func(ctx context.Context, at time.Time) error {
+		return l.Stores.Meta.Heartbeat(ctx, l.Def.Name(), runID, at)
+	}, func(err error) {
+		fmt.Fprintf(l.ErrOut, "warning: cannot record that run %s is alive (the run goes on; readers may take it for lost): %v\n", runID, err)
+	})
 }
 
 // report prints how the run ended, and on failure how to see and fix it.
