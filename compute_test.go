@@ -31,7 +31,7 @@ var fake = func() *fakeBackend {
 		panic(err)
 	}
 	f := &fakeBackend{inner: inner}
-	compute.Register("fake", func(context.Context) (compute.Backend, error) { return f, nil })
+	compute.Register("fake", func(context.Context, compute.Env) (compute.Backend, error) { return f, nil })
 	return f
 }()
 

@@ -48,6 +48,7 @@ type Resources struct {
 	CPU      float64 // cores, may be fractional
 	MemoryMB int64   // mebibytes
 	GPU      int
+	DiskMB   int64 // ephemeral disk, mebibytes (on a cluster)
 }
 
 // Compute is where a step's tasks run: Local, or a cluster backend.
@@ -119,7 +120,7 @@ func (d *StepDecl) Foreach(field string, body any) *StepDecl {
 
 // Resources declares what each task of the step needs.
 func (d *StepDecl) Resources(r Resources) *StepDecl {
-	d.step.Resources = graph.Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, GPU: r.GPU}
+	d.step.Resources = graph.Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, GPU: r.GPU, DiskMB: r.DiskMB}
 	return d
 }
 

@@ -159,7 +159,8 @@ func start(ctx context.Context, f Flow, o *RunOptions, r *ResumeOptions) (*clien
 		out = io.Discard
 	}
 	l := &launcher.Launcher{Def: def, Stores: lifecycle.Stores{Data: data, Meta: meta}, Datastore: cfg.Datastore.Value,
-		Metadata: cfg.Metadata.Value, User: cfg.User.Value, Out: out, ErrOut: out}
+		Metadata: cfg.Metadata.Value, User: cfg.User.Value, Out: out, ErrOut: out,
+		Settings: func(name string) string { return cfg.Compute(name).Value }}
 	l.Code()
 	flow := def.New()
 	for name, v := range o.Params {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"stepwise.dev/stepwise/internal/config"
 )
@@ -31,6 +32,10 @@ func configShowCmd(ctx context.Context, e *Env, args []string) error {
 		{"user", c.User.Value, c.User.Source},
 		{"token", token, c.Token.Source},
 	}
+	for _, n := range c.ComputeNames() {
+		v := c.Compute(n)
+		rows = append(rows, []string{n, v.Value, v.Source})
+	}
 	if e.json {
 		out := map[string]any{"config_file": c.File}
 		for _, r := range rows {
@@ -51,6 +56,15 @@ func configureCmd(ctx context.Context, e *Env, args []string) error {
 	fs.StringVar(&f.Metadata, "set-metadata", "", "metadata store: local or http(s)://host:port of a metadata service")
 	fs.StringVar(&f.User, "set-user", "", "user name for the user:NAME namespace")
 	fs.StringVar(&f.Token, "set-token", "", "token for the metadata service")
+	var compute []string
+	fs.Func("set-compute", "a compute backend's setting, NAME=VALUE, e.g. kubernetes.namespace=ml (repeatable; an empty VALUE removes it)", func(kv string) error {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || !strings.Contains(name, ".") {
+			return fmt.Errorf("write backend.setting=value, e.g. kubernetes.image=python:3.12-slim")
+		}
+		compute = append(compute, kv)
+		return nil
+	})
 	pos, err := Parse(fs, args)
 	if err != nil {
 		return err
@@ -69,6 +83,17 @@ func configureCmd(ctx context.Context, e *Env, args []string) error {
 	}{{&old.Datastore, f.Datastore}, {&old.Metadata, f.Metadata}, {&old.User, f.User}, {&old.Token, f.Token}} {
 		if kv.v != "" {
 			*kv.dst = kv.v
+		}
+	}
+	for _, kv := range compute {
+		name, v, _ := strings.Cut(kv, "=")
+		if old.Compute == nil {
+			old.Compute = map[string]string{}
+		}
+		if v == "" {
+			delete(old.Compute, name)
+		} else {
+			old.Compute[name] = v
 		}
 	}
 	if err := config.Save(path, old); err != nil {

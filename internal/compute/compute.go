@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/graph"
 )
 
@@ -89,6 +90,21 @@ type Backend interface {
 	Start(ctx context.Context, s Spec) (Handle, error)
 }
 
+// JobInfo is one attempt a backend runs or ran, for people.
+type JobInfo struct {
+	Name                string // the backend's name for it (namespace/job)
+	Step, Task, Attempt string
+	Status              string
+	Created             time.Time
+}
+
+// Lister is implemented by backends whose attempts outlive the launcher
+// (a cluster's Jobs): they can list and end a run's.
+type Lister interface {
+	Jobs(ctx context.Context, run string) ([]JobInfo, error)
+	Kill(ctx context.Context, run string) (int, error)
+}
+
 // ErrTimeout is the end of an attempt that ran past its step's timeout.
 var ErrTimeout = errors.New("timed out")
 
@@ -113,14 +129,31 @@ func (e *ExitError) Error() string {
 	return s
 }
 
+// Env is what a backend learns of the run it serves when it is opened.
+type Env struct {
+	Flow string
+	User string
+	// Datastore and Metadata are the settings the launcher's tasks get; a
+	// backend whose tasks run elsewhere needs both to be reachable from
+	// there.
+	Datastore, Metadata string
+	// Data is the open datastore (a backend may ship code through it).
+	Data *datastore.Store
+	// Settings reads a setting of the backend from the settings in force
+	// (config file, environment) by name, e.g. "namespace".
+	Settings func(name string) string
+}
+
 // Factory makes a backend for a run. It is called once per run that uses
 // the backend.
-type Factory func(ctx context.Context) (Backend, error)
+type Factory func(ctx context.Context, env Env) (Backend, error)
 
 var (
 	mu        sync.Mutex
 	factories = map[string]Factory{}
-	imports   = map[string]string{} // known backends' packages, for the error when one is missing
+	// imports are the packages of the backends that are not always linked,
+	// for the error that says which import adds one.
+	imports = map[string]string{"kubernetes": "stepwise.dev/stepwise/backend/kubernetes"}
 )
 
 // Register makes a backend available under name. Backend packages call it
@@ -134,20 +167,12 @@ func Register(name string, f Factory) {
 	factories[name] = f
 }
 
-// Known records the package that provides a backend not linked in, so that
-// asking for it says which import to add.
-func Known(name, pkg string) {
-	mu.Lock()
-	defer mu.Unlock()
-	imports[name] = pkg
-}
-
 // ErrUnknown is wrapped by Open's error for a backend name that is not
 // registered.
 var ErrUnknown = errors.New("compute: unknown backend")
 
 // Open makes the backend registered under name.
-func Open(ctx context.Context, name string) (Backend, error) {
+func Open(ctx context.Context, name string, env Env) (Backend, error) {
 	mu.Lock()
 	f, ok := factories[name]
 	pkg := imports[name]
@@ -158,7 +183,7 @@ func Open(ctx context.Context, name string) (Backend, error) {
 		}
 		return nil, fmt.Errorf("%w %q; the backends of this program are %s", ErrUnknown, name, strings.Join(Names(), ", "))
 	}
-	return f(ctx)
+	return f(ctx, env)
 }
 
 // Names lists the registered backends, sorted.

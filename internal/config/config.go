@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,6 +56,45 @@ type Config struct {
 	User      Value
 	Token     Value // never printed
 	File      string
+	file      File
+}
+
+// ComputeEnv is the environment variable of a compute backend's setting:
+// kubernetes.service_account is STEPWISE_KUBERNETES_SERVICE_ACCOUNT.
+func ComputeEnv(name string) string {
+	return "STEPWISE_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(name))
+}
+
+// Compute returns a compute backend's setting ("kubernetes.namespace"):
+// from its environment variable (ComputeEnv), else the config file, else
+// empty, with where it came from.
+func (c *Config) Compute(name string) Value {
+	if v := os.Getenv(ComputeEnv(name)); v != "" {
+		return Value{v, "env " + ComputeEnv(name)}
+	}
+	if v := c.file.Compute[name]; v != "" {
+		return Value{v, "file " + c.File}
+	}
+	return Value{"", "default"}
+}
+
+// ComputeNames lists the compute settings the config file or the
+// environment set, sorted.
+func (c *Config) ComputeNames() []string {
+	var names []string
+	for n := range c.file.Compute {
+		names = append(names, n)
+	}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		for _, prefix := range []string{"STEPWISE_KUBERNETES_"} {
+			if rest, ok := strings.CutPrefix(k, prefix); ok {
+				names = append(names, strings.ToLower(strings.TrimSuffix(prefix[len("STEPWISE_"):], "_"))+"."+strings.ToLower(rest))
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // File is the config file's content.
@@ -63,6 +103,9 @@ type File struct {
 	Metadata  string `json:"metadata,omitempty"`
 	User      string `json:"user,omitempty"`
 	Token     string `json:"token,omitempty"`
+	// Compute holds the compute backends' settings, by
+	// "backend.setting" ("kubernetes.namespace": "ml").
+	Compute map[string]string `json:"compute,omitempty"`
 }
 
 // Path returns the config file's path: $STEPWISE_CONFIG or
@@ -113,6 +156,7 @@ func Load(o Overrides) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.file = f
 	u := "unknown"
 	if name := passwdName("/etc/passwd", os.Getuid()); name != "" {
 		u = name

@@ -51,6 +51,7 @@ Commands for a scheduler that drives runs without a launcher
   task --run-id R --step S --task-id ID --attempt N
                                       run one attempt of one task
   finish-run --run-id R               record the run's end, from its end step
+  jobs [--kill] RUN                   list (or delete) a run's Jobs on Kubernetes
 
 Every command takes --datastore DIR|s3://... and --metadata local|URL
 (default: $STEPWISE_DATASTORE, $STEPWISE_METADATA, the config file, or
@@ -108,6 +109,8 @@ func Command(ctx context.Context, def *flowdef.Def, args []string, stdout, stder
 		return c.createRun(ctx, args[1:])
 	case "finish-run":
 		return c.finishRun(ctx, args[1:])
+	case "jobs":
+		return c.jobs(ctx, args[1:])
 	case "runs", "dump", "logs", "tag":
 		return cli.Run(ctx, cli.Options{Prog: prog, Flow: def.Name(), Commands: cli.Inspect[1:], Usage: fmt.Sprintf(usage, prog)}, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -380,5 +383,6 @@ func (c *program) launcher(ctx context.Context) (*launcher.Launcher, error) {
 		return nil, err
 	}
 	l.Stores, l.Datastore, l.Metadata, l.User = st, cfg.Datastore.Value, cfg.Metadata.Value, cfg.User.Value
+	l.Settings = func(name string) string { return cfg.Compute(name).Value }
 	return l, nil
 }

@@ -20,6 +20,7 @@ type Resources struct {
 	CPU      float64 `json:"cpu,omitempty"`       // cores
 	MemoryMB int64   `json:"memory_mb,omitempty"` // mebibytes
 	GPU      int     `json:"gpu,omitempty"`
+	DiskMB   int64   `json:"disk_mb,omitempty"` // ephemeral disk, mebibytes
 }
 
 // Step is one node of the graph.

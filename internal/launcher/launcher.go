@@ -47,6 +47,9 @@ type Launcher struct {
 	Out, ErrOut io.Writer
 	// Live draws a status line (for a terminal).
 	Live bool
+	// Settings reads a compute backend's setting in force by name
+	// ("kubernetes.namespace"); nil reads none.
+	Settings func(name string) string
 
 	codeOnce sync.Once
 	code     metadata.Code
@@ -106,7 +109,14 @@ func (l *Launcher) backends(ctx context.Context, req Request) (func(step string)
 		}
 		if b == nil {
 			var err error
-			if b, err = compute.Open(ctx, name); err != nil {
+			env := compute.Env{Flow: l.Def.Name(), User: l.User, Datastore: l.Datastore, Metadata: l.Metadata, Data: l.Stores.Data,
+				Settings: func(n string) string {
+					if l.Settings == nil {
+						return ""
+					}
+					return l.Settings(name + "." + n)
+				}}
+			if b, err = compute.Open(ctx, name, env); err != nil {
 				return nil, fmt.Errorf("flow %s: step %s runs on %q: %w", l.Def.Name(), s.Name, name, err)
 			}
 		}

@@ -75,7 +75,7 @@ func New(o Options) (*Backend, error) {
 }
 
 func init() {
-	compute.Register(Name, func(context.Context) (compute.Backend, error) { return New(Options{}) })
+	compute.Register(Name, func(context.Context, compute.Env) (compute.Backend, error) { return New(Options{}) })
 }
 
 // Name is "local".

@@ -607,3 +607,18 @@ func (b *Backend) RemoveLeftover(ctx context.Context, l datastore.Leftover) erro
 	}
 	return nil
 }
+
+// PresignGet returns a URL that reads the object under key with a plain
+// HTTP GET, without credentials, until ttl has passed: how a pod fetches
+// the flow's binary with nothing but wget.
+func (b *Backend) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	k, err := b.key(key)
+	if err != nil {
+		return "", err
+	}
+	req, err := s3.NewPresignClient(b.client).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &k}, s3.WithPresignExpires(ttl))
+	if err != nil {
+		return "", b.wrap("presign", key, err)
+	}
+	return req.URL, nil
+}

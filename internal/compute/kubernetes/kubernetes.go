@@ -1,0 +1,693 @@
+// Package kubernetes is the compute backend that runs each task attempt as
+// a Kubernetes Job (batch/v1, backoffLimit 0: Stepwise owns retries), with
+// the step's resources as requests and limits, its timeout as the Job's
+// deadline, and labels naming flow, run, step, task, attempt and user. The
+// flow's binary ships itself through the datastore (see Code). One watch
+// of the run's pods and Jobs turns what the cluster does into outcomes: the
+// exit code; "out of memory: raise MemoryMB" for an OOM kill; a timeout; an
+// eviction or a lost node; a pod unschedulable for too long, failed with
+// the scheduler's own message. Stopping an attempt deletes its Job and pod
+// with the grace period; a launcher killed with kill -9 leaves its Jobs
+// running, and resume reuses what they finished.
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	kube "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"stepwise.dev/stepwise/internal/compute"
+	"stepwise.dev/stepwise/internal/graph"
+)
+
+// Name is the backend's name in the graph and on the command line.
+const Name = "kubernetes"
+
+// Labels the Jobs and pods carry.
+const (
+	LabelFlow    = "stepwise.dev/flow"
+	LabelRun     = "stepwise.dev/run"
+	LabelStep    = "stepwise.dev/step"
+	LabelTask    = "stepwise.dev/task"
+	LabelAttempt = "stepwise.dev/attempt"
+	LabelUser    = "stepwise.dev/user"
+	labelAttempt = "stepwise.dev/job" // the Job's own name, to find its pod
+)
+
+func init() {
+	compute.Register(Name, func(ctx context.Context, env compute.Env) (compute.Backend, error) { return Open(ctx, env) })
+}
+
+// Backend runs task attempts as Jobs.
+type Backend struct {
+	env     compute.Env
+	cs      kube.Interface
+	host    string
+	inForce func(string) string
+
+	codeOnce sync.Once
+	code     *Code
+	codeErr  error
+
+	mu      sync.Mutex
+	jobs    map[string]*job // by Job name
+	watched map[string]bool // namespace|run whose pods and Jobs are watched
+	stop    chan struct{}
+}
+
+var _ compute.Backend = (*Backend)(nil)
+
+// Open connects to the cluster of the settings in force.
+func Open(ctx context.Context, env compute.Env) (*Backend, error) {
+	inForce := env.Settings
+	if inForce == nil {
+		inForce = func(string) string { return "" }
+	}
+	cfg, host, err := restConfig(inForce)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kube.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: cannot make a client for %s: %w", host, err)
+	}
+	// Reach the API server now, with a deadline: a cluster that does not
+	// answer is said at once, not after the first task hangs.
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/version").DoRaw(pctx); err != nil {
+		return nil, fmt.Errorf("kubernetes: cannot reach the API server at %s: %w; check the kubeconfig (KUBECONFIG, or stepwise configure --set-compute kubernetes.kubeconfig=PATH) and that the cluster is up", host, err)
+	}
+	return &Backend{env: env, cs: cs, host: host, inForce: inForce, jobs: map[string]*job{}, watched: map[string]bool{}, stop: make(chan struct{})}, nil
+}
+
+// restConfig reads the kubeconfig in force.
+func restConfig(inForce func(string) string) (*rest.Config, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if p := inForce(SetKubeconfig); p != "" {
+		rules.ExplicitPath = p
+	}
+	over := &clientcmd.ConfigOverrides{CurrentContext: inForce(SetContext)}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, over).ClientConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("kubernetes: no cluster to run on: %w; point KUBECONFIG (or stepwise configure --set-compute kubernetes.kubeconfig=PATH) at a kubeconfig", err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	return cfg, cfg.Host, nil
+}
+
+// Name is "kubernetes".
+func (b *Backend) Name() string { return Name }
+
+// Capacity is unlimited: the cluster queues what it cannot place.
+func (b *Backend) Capacity() graph.Resources { return graph.Resources{} }
+
+// Check refuses a step whose settings are wrong, or whose Secrets do not
+// exist, before the run.
+func (b *Backend) Check(s *graph.Step) error {
+	var problems []string
+	if !strings.HasPrefix(b.env.Datastore, "s3://") {
+		problems = append(problems, fmt.Sprintf("the datastore is %s, which pods cannot reach: set an S3 datastore (stepwise configure --set-datastore s3://bucket/prefix, or STEPWISE_DATASTORE)", b.env.Datastore))
+	}
+	if !strings.HasPrefix(b.env.Metadata, "http://") && !strings.HasPrefix(b.env.Metadata, "https://") {
+		problems = append(problems, fmt.Sprintf("the metadata store is %q, which pods cannot reach: set a metadata service (stepwise configure --set-metadata https://host:port, or STEPWISE_METADATA)", b.env.Metadata))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("step %s runs on Kubernetes, which needs the team set-up: %s; or run it here with --compute local", s.Name, strings.Join(problems, "; "))
+	}
+	set, err := settings(s.ComputeSettings, b.inForce)
+	if err != nil {
+		return fmt.Errorf("step %s: %w", s.Name, err)
+	}
+	if set.Image == "" {
+		return fmt.Errorf("step %s runs on Kubernetes but names no image; give stepwise.Kubernetes{Image: ...} or set one (stepwise configure --set-compute kubernetes.image=IMAGE)", s.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	secrets := map[string]bool{}
+	for _, k := range set.SecretEnv {
+		secrets[k.Secret] = true
+	}
+	for _, n := range []string{b.inForce(SetTokenSecret), b.inForce(SetAWSSecret)} {
+		if n != "" {
+			secrets[n] = true
+		}
+	}
+	for name := range secrets {
+		_, err := b.cs.CoreV1().Secrets(set.Namespace).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return fmt.Errorf("step %s uses the Secret %s, which does not exist in namespace %s; create it (kubectl create secret generic %s ...) or fix the name", s.Name, name, set.Namespace, name)
+		case apierrors.IsForbidden(err):
+			// The launcher may not read Secrets; the pod will say.
+		case err != nil:
+			return fmt.Errorf("step %s: cannot look for the Secret %s in namespace %s: %w", s.Name, name, set.Namespace, err)
+		}
+	}
+	return nil
+}
+
+// Close stops the watches.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	return nil
+}
+
+// job is one attempt's Job.
+type job struct {
+	name, ns string
+	spec     compute.Spec
+	set      Settings
+	created  time.Time
+	done     chan struct{}
+	err      error
+	once     sync.Once
+	logs     sync.Once
+	pending  time.Time // when the pod was first seen unschedulable
+	b        *Backend
+}
+
+func (j *job) finish(err error) {
+	j.once.Do(func() {
+		j.err = err
+		close(j.done)
+	})
+}
+
+// Wait waits for the attempt's outcome.
+func (j *job) Wait() error {
+	<-j.done
+	j.b.mu.Lock()
+	delete(j.b.jobs, j.name)
+	j.b.mu.Unlock()
+	return j.err
+}
+
+// Stop deletes the Job and its pod; the pod gets grace to stop.
+func (j *job) Stop(grace time.Duration) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		secs := int64(grace.Seconds())
+		bg := metav1.DeletePropagationBackground
+		j.b.cs.CoreV1().Pods(j.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &secs},
+			metav1.ListOptions{LabelSelector: labelAttempt + "=" + j.name})
+		err := j.b.cs.BatchV1().Jobs(j.ns).Delete(ctx, j.name, metav1.DeleteOptions{PropagationPolicy: &bg, GracePeriodSeconds: &secs})
+		if err != nil && !apierrors.IsNotFound(err) {
+			j.finish(fmt.Errorf("stopped; deleting its Job %s/%s failed: %w", j.ns, j.name, err))
+			return
+		}
+		j.finish(fmt.Errorf("stopped: its Job %s/%s was deleted", j.ns, j.name))
+	}()
+}
+
+// Start creates the attempt's Job.
+func (b *Backend) Start(ctx context.Context, s compute.Spec) (compute.Handle, error) {
+	b.codeOnce.Do(func() { b.code, b.codeErr = shipCode(ctx, b.env.Data) })
+	if b.codeErr != nil {
+		return nil, b.codeErr
+	}
+	set, err := settings(s.Settings, b.inForce)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.watch(set.Namespace, s.Run); err != nil {
+		return nil, err
+	}
+	j := &job{name: JobName(s), ns: set.Namespace, spec: s, set: set, created: time.Now(), done: make(chan struct{}), b: b}
+	manifest := b.manifest(s, set, j.name)
+	b.mu.Lock()
+	b.jobs[j.name] = j
+	b.mu.Unlock()
+	_, err = b.cs.BatchV1().Jobs(set.Namespace).Create(ctx, manifest, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// A Job of this attempt from a launcher that died: start over.
+		bg := metav1.DeletePropagationBackground
+		b.cs.BatchV1().Jobs(set.Namespace).Delete(ctx, j.name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		for i := 0; i < 50 && apierrors.IsAlreadyExists(err); i++ {
+			time.Sleep(200 * time.Millisecond)
+			_, err = b.cs.BatchV1().Jobs(set.Namespace).Create(ctx, manifest, metav1.CreateOptions{})
+		}
+	}
+	if err != nil {
+		b.mu.Lock()
+		delete(b.jobs, j.name)
+		b.mu.Unlock()
+		return nil, fmt.Errorf("kubernetes: cannot create the Job of task %s in namespace %s: %w", s.Path(), set.Namespace, err)
+	}
+	return j, nil
+}
+
+var dnsUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// JobName is the Job of an attempt: sw-<flow>-<run>-<step>-<task>-<attempt>,
+// cut to the 63 characters of a name, with a hash of the whole when cut.
+func JobName(s compute.Spec) string {
+	part := func(v string) string { return strings.Trim(dnsUnsafe.ReplaceAllString(strings.ToLower(v), "-"), "-") }
+	name := strings.Join([]string{"sw", part(s.Flow), s.Run, part(s.Step), part(s.Task), strconv.Itoa(s.Attempt)}, "-")
+	if len(name) <= 52 {
+		return name
+	}
+	h := fnv.New32a()
+	io.WriteString(h, s.Flow+"/"+s.Path()+"/"+strconv.Itoa(s.Attempt))
+	return fmt.Sprintf("%s-%08x", strings.TrimRight(name[:43], "-"), h.Sum32())
+}
+
+// labelValue makes v a valid label value (63 characters of [A-Za-z0-9._-]).
+func labelValue(v string) string {
+	v = regexp.MustCompile(`[^A-Za-z0-9._-]+`).ReplaceAllString(v, "_")
+	if len(v) > 63 {
+		v = v[:63]
+	}
+	return strings.Trim(v, "._-")
+}
+
+// manifest is the attempt's Job.
+func (b *Backend) manifest(s compute.Spec, set Settings, name string) *batchv1.Job {
+	labels := map[string]string{}
+	for k, v := range set.Labels {
+		labels[k] = v
+	}
+	for k, v := range map[string]string{LabelFlow: s.Flow, LabelRun: s.Run, LabelStep: s.Step, LabelTask: s.Task,
+		LabelAttempt: strconv.Itoa(s.Attempt), LabelUser: b.env.User, labelAttempt: name} {
+		labels[k] = labelValue(v)
+	}
+	if set.Queue != "" {
+		labels[QueueLabel] = set.Queue
+	}
+	annotations := map[string]string{"stepwise.dev/pathspec": s.Flow + "/" + s.Path(), "stepwise.dev/code-sha256": b.code.SHA256}
+	for k, v := range set.Annotations {
+		annotations[k] = v
+	}
+	res := corev1.ResourceList{}
+	r := s.Resources
+	if r.CPU > 0 {
+		res[corev1.ResourceCPU] = *resource.NewMilliQuantity(int64(r.CPU*1000), resource.DecimalSI)
+	}
+	if r.MemoryMB > 0 {
+		res[corev1.ResourceMemory] = *resource.NewQuantity(r.MemoryMB<<20, resource.BinarySI)
+	}
+	if r.DiskMB > 0 {
+		res[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(r.DiskMB<<20, resource.BinarySI)
+	}
+	if r.GPU > 0 {
+		res[corev1.ResourceName(set.GPUResource)] = *resource.NewQuantity(int64(r.GPU), resource.DecimalSI)
+	}
+	fetchImage := b.inForce(SetFetchImage)
+	if fetchImage == "" {
+		fetchImage = DefaultFetchImage
+	}
+	fetch := fmt.Sprintf(`wget -q -O /stepwise/flow "$STEPWISE_CODE_URL" || { echo "cannot fetch the flow's code"; exit 1; }
+echo "$STEPWISE_CODE_SHA256  /stepwise/flow" | sha256sum -c -s || { echo "the flow's code does not match its SHA-256 $STEPWISE_CODE_SHA256: it is damaged; refusing to run it"; exit 1; }
+chmod 0755 /stepwise/flow`)
+	volumes := []corev1.Volume{{Name: "stepwise", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	mounts := []corev1.VolumeMount{{Name: "stepwise", MountPath: "/stepwise"}}
+	if set.SharedMemoryMB > 0 {
+		size := resource.NewQuantity(set.SharedMemoryMB<<20, resource.BinarySI)
+		volumes = append(volumes, corev1.Volume{Name: "shm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: size}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "shm", MountPath: "/dev/shm"})
+	}
+	var pullSecrets []corev1.LocalObjectReference
+	for _, n := range set.ImagePullSecrets {
+		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: n})
+	}
+	var tolerations []corev1.Toleration
+	for _, t := range set.Tolerations {
+		tolerations = append(tolerations, corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
+	}
+	backoff := int32(0)
+	ttl := int32(set.TTLAfterFinished.Seconds())
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: annotations},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            &backoff,
+			TTLSecondsAfterFinished: &ttl,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
+				Spec: corev1.PodSpec{
+					RestartPolicy:      corev1.RestartPolicyNever,
+					ServiceAccountName: set.ServiceAccount,
+					NodeSelector:       set.NodeSelector,
+					Tolerations:        tolerations,
+					ImagePullSecrets:   pullSecrets,
+					Volumes:            volumes,
+					InitContainers: []corev1.Container{{
+						Name: "fetch-code", Image: fetchImage, Command: []string{"/bin/sh", "-c", fetch},
+						Env:          []corev1.EnvVar{{Name: "STEPWISE_CODE_URL", Value: b.code.URL}, {Name: "STEPWISE_CODE_SHA256", Value: b.code.SHA256}},
+						VolumeMounts: mounts[:1],
+					}},
+					Containers: []corev1.Container{{
+						Name: "task", Image: set.Image, Command: append([]string{"/stepwise/flow"}, s.Args...),
+						Env: b.podEnv(s, set), EnvFrom: b.envFrom(),
+						Resources:    corev1.ResourceRequirements{Requests: res, Limits: res},
+						VolumeMounts: mounts,
+					}},
+				},
+			},
+		},
+	}
+	if s.Timeout > 0 {
+		secs := int64(s.Timeout.Seconds())
+		if secs < 1 {
+			secs = 1
+		}
+		job.Spec.ActiveDeadlineSeconds = &secs
+	}
+	return job
+}
+
+// podEnv is the task's environment in the pod: the stores as pods reach
+// them, and Secrets by reference only.
+func (b *Backend) podEnv(s compute.Spec, set Settings) []corev1.EnvVar {
+	or := func(name, def string) string {
+		if v := b.inForce(name); v != "" {
+			return v
+		}
+		return def
+	}
+	env := []corev1.EnvVar{
+		{Name: "STEPWISE_DATASTORE", Value: or(SetDatastoreURL, b.env.Datastore)},
+		{Name: "STEPWISE_METADATA", Value: or(SetMetadataURL, b.env.Metadata)},
+		{Name: "STEPWISE_USER", Value: b.env.User},
+		{Name: "STEPWISE_CONFIG", Value: "/nonexistent/stepwise-config.json"},
+		{Name: "HOME", Value: "/tmp"},
+	}
+	if v := or(SetS3Endpoint, os.Getenv("AWS_ENDPOINT_URL_S3")); v != "" {
+		env = append(env, corev1.EnvVar{Name: "AWS_ENDPOINT_URL_S3", Value: v})
+	}
+	if v := or(SetAWSRegion, os.Getenv("AWS_REGION")); v != "" {
+		env = append(env, corev1.EnvVar{Name: "AWS_REGION", Value: v})
+	}
+	if n := b.inForce(SetTokenSecret); n != "" {
+		env = append(env, corev1.EnvVar{Name: "STEPWISE_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: n}, Key: "token"}}})
+	}
+	for name, k := range set.SecretEnv {
+		env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: k.Secret}, Key: k.Key}}})
+	}
+	env = append(env, corev1.EnvVar{Name: "STEPWISE_POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}})
+	return env
+}
+
+func (b *Backend) envFrom() []corev1.EnvFromSource {
+	if n := b.inForce(SetAWSSecret); n != "" {
+		return []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: n}}}}
+	}
+	return nil
+}
+
+// watch starts, once per namespace and run, one watch of the run's pods
+// and Jobs.
+func (b *Backend) watch(ns, run string) error {
+	b.mu.Lock()
+	key := ns + "|" + run
+	if b.watched[key] {
+		b.mu.Unlock()
+		return nil
+	}
+	b.watched[key] = true
+	b.mu.Unlock()
+	f := informers.NewSharedInformerFactoryWithOptions(b.cs, 0, informers.WithNamespace(ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelRun + "=" + labelValue(run) }))
+	pods := f.Core().V1().Pods().Informer()
+	jobs := f.Batch().V1().Jobs().Informer()
+	pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { b.pod(o, false) },
+		UpdateFunc: func(_, o any) { b.pod(o, false) },
+		DeleteFunc: func(o any) { b.pod(o, true) },
+	})
+	jobs.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { b.jobEvent(o, false) },
+		UpdateFunc: func(_, o any) { b.jobEvent(o, false) },
+		DeleteFunc: func(o any) { b.jobEvent(o, true) },
+	})
+	f.Start(b.stop)
+	synced := f.WaitForCacheSync(b.stop)
+	for t, ok := range synced {
+		if !ok {
+			return fmt.Errorf("kubernetes: cannot watch the %s of run %s in namespace %s on %s (does the launcher's Role allow list and watch?)", t, run, ns, b.host)
+		}
+	}
+	go b.unschedulable()
+	return nil
+}
+
+func (b *Backend) find(labels map[string]string) *job {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.jobs[labels[labelAttempt]]
+}
+
+// pod turns a pod's state into the attempt's outcome.
+func (b *Backend) pod(o any, deleted bool) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	j := b.find(p.Labels)
+	if j == nil {
+		return
+	}
+	switch p.Status.Phase {
+	case corev1.PodSucceeded:
+		j.finish(nil)
+		return
+	case corev1.PodFailed:
+		j.finish(j.failure(p))
+		return
+	case corev1.PodRunning:
+		j.streamLogs(p.Name)
+	case corev1.PodPending:
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				b.mu.Lock()
+				if j.pending.IsZero() {
+					j.pending = time.Now()
+				}
+				j.pendingMsg(c.Message)
+				b.mu.Unlock()
+			}
+		}
+		for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+			if w := cs.State.Waiting; w != nil && (w.Reason == "CreateContainerConfigError" || w.Reason == "InvalidImageName" || w.Reason == "ErrImageNeverPull") {
+				j.finish(fmt.Errorf("its pod cannot start: %s: %s", w.Reason, w.Message))
+				j.Stop(0)
+				return
+			}
+		}
+	}
+	if deleted {
+		why := "its pod was deleted"
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+				why = fmt.Sprintf("its pod was removed (%s: %s)", c.Reason, c.Message)
+			}
+		}
+		if p.Spec.NodeName != "" {
+			why += " from node " + p.Spec.NodeName
+		}
+		j.finish(errors.New(why + "; the attempt is lost"))
+	}
+}
+
+var pendingMessages sync.Map // job name -> last scheduler message
+
+func (j *job) pendingMsg(m string) { pendingMessages.Store(j.name, m) }
+
+// failure says how a failed pod ended.
+func (j *job) failure(p *corev1.Pod) error {
+	if p.Status.Reason == "DeadlineExceeded" {
+		return compute.ErrTimeout
+	}
+	if p.Status.Reason == "Evicted" || p.Status.Reason == "NodeLost" || p.Status.Reason == "Terminated" {
+		return fmt.Errorf("its pod was %s on node %s: %s", strings.ToLower(p.Status.Reason), p.Spec.NodeName, p.Status.Message)
+	}
+	for _, cs := range p.Status.InitContainerStatuses {
+		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
+			msg := strings.TrimSpace(t.Message)
+			if msg == "" {
+				msg = t.Reason
+			}
+			return fmt.Errorf("its pod could not fetch the flow's code (exit status %d): %s", t.ExitCode, msg)
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		t := cs.State.Terminated
+		if t == nil {
+			continue
+		}
+		e := &compute.ExitError{Code: int(t.ExitCode)}
+		switch t.Reason {
+		case "OOMKilled":
+			e.Reason = fmt.Sprintf("out of memory: raise MemoryMB (asked %d)", j.spec.Resources.MemoryMB)
+		case "Error", "Completed", "":
+		default:
+			e.Reason = t.Reason
+		}
+		return e
+	}
+	return fmt.Errorf("its pod failed: %s %s", p.Status.Reason, p.Status.Message)
+}
+
+// jobEvent looks at the Job itself: its deadline, its deletion.
+func (b *Backend) jobEvent(o any, deleted bool) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	jb, ok := o.(*batchv1.Job)
+	if !ok {
+		return
+	}
+	j := b.find(jb.Labels)
+	if j == nil {
+		return
+	}
+	for _, c := range jb.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue && c.Reason == batchv1.JobReasonDeadlineExceeded {
+			j.finish(compute.ErrTimeout)
+		}
+	}
+	if deleted {
+		j.finish(fmt.Errorf("its Job %s was deleted", jb.Name))
+	}
+}
+
+// unschedulable fails attempts whose pod waited unschedulable too long,
+// with the scheduler's message.
+func (b *Backend) unschedulable() {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+		}
+		b.mu.Lock()
+		var late []*job
+		for _, j := range b.jobs {
+			if !j.pending.IsZero() && time.Since(j.pending) > j.set.Unschedulable {
+				late = append(late, j)
+			}
+		}
+		b.mu.Unlock()
+		for _, j := range late {
+			msg, _ := pendingMessages.Load(j.name)
+			j.finish(fmt.Errorf("its pod could not be scheduled for %s: %v", j.set.Unschedulable, msg))
+			j.Stop(0)
+		}
+	}
+}
+
+// streamLogs copies the pod's output to the launcher's console as it comes
+// (the task also writes it to the datastore itself).
+func (j *job) streamLogs(pod string) {
+	j.logs.Do(func() {
+		go func() {
+			req := j.b.cs.CoreV1().Pods(j.ns).GetLogs(pod, &corev1.PodLogOptions{Container: "task", Follow: true})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() { <-j.done; time.Sleep(2 * time.Second); cancel() }()
+			r, err := req.Stream(ctx)
+			if err != nil {
+				return
+			}
+			defer r.Close()
+			if j.spec.Stdout != nil {
+				io.Copy(j.spec.Stdout, r)
+			}
+		}()
+	})
+}
+
+// Kubeconfig is the kubeconfig file the settings in force point at, for
+// messages.
+func Kubeconfig(inForce func(string) string) string {
+	if p := inForce(SetKubeconfig); p != "" {
+		return p
+	}
+	if p := os.Getenv("KUBECONFIG"); p != "" {
+		return p
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".kube", "config")
+}
+
+// Jobs lists the Jobs of a run in the namespace in force, for people.
+func (b *Backend) Jobs(ctx context.Context, run string) ([]compute.JobInfo, error) {
+	set, err := settings(nil, b.inForce)
+	if err != nil {
+		return nil, err
+	}
+	list, err := b.cs.BatchV1().Jobs(set.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelRun + "=" + labelValue(run)})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: cannot list the Jobs of run %s in namespace %s: %w", run, set.Namespace, err)
+	}
+	var out []compute.JobInfo
+	for _, j := range list.Items {
+		st := "running"
+		switch {
+		case j.Status.Succeeded > 0:
+			st = "succeeded"
+		case j.Status.Failed > 0:
+			st = "failed"
+		case j.Status.Active == 0:
+			st = "pending"
+		}
+		for _, c := range j.Status.Conditions {
+			if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobFailed || c.Type == batchv1.JobComplete) && c.Reason != "" && st == "failed" {
+				st = "failed: " + c.Reason
+			}
+		}
+		out = append(out, compute.JobInfo{Name: set.Namespace + "/" + j.Name, Step: j.Labels[LabelStep], Task: j.Labels[LabelTask],
+			Attempt: j.Labels[LabelAttempt], Status: st, Created: j.CreationTimestamp.Time})
+	}
+	return out, nil
+}
+
+// Kill deletes the Jobs of a run (and their pods), and says how many.
+func (b *Backend) Kill(ctx context.Context, run string) (int, error) {
+	jobs, err := b.Jobs(ctx, run)
+	if err != nil {
+		return 0, err
+	}
+	bg := metav1.DeletePropagationBackground
+	n := 0
+	for _, j := range jobs {
+		ns, name, _ := strings.Cut(j.Name, "/")
+		err := b.cs.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return n, fmt.Errorf("kubernetes: cannot delete Job %s: %w", j.Name, err)
+		}
+		n++
+	}
+	return n, nil
+}
