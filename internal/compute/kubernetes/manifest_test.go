@@ -47,7 +47,9 @@ func TestSettingsFromTheGraphWinOverThoseInForce(t *testing.T) {
 
 func TestManifestCarriesWhatTheStepAsks(t *testing.T) {
 	b := &Backend{env: compute.Env{User: "ann", Datastore: "s3://b/p", Metadata: "http://meta:8080"}, code: &Code{SHA256: "ab12", URL: "http://x/code"},
-		inForce: func(n string) string { return map[string]string{"token_secret": "stepwise-token", "aws_secret": "s3-creds"}[n] }}
+		inForce: func(n string) string {
+			return map[string]string{"token_secret": "stepwise-token", "aws_secret": "s3-creds"}[n]
+		}}
 	set := Settings{Namespace: "ml", Image: "cuda:12", ServiceAccount: "trainer", NodeSelector: map[string]string{"pool": "gpu"},
 		Tolerations: []Toleration{{Key: "gpu", Operator: "Exists", Effect: "NoSchedule"}}, ImagePullSecrets: []string{"regcred"},
 		SecretEnv: map[string]SecretKey{"HF_TOKEN": {Secret: "hf", Key: "token"}}, Labels: map[string]string{"team": "vision"},
