@@ -329,7 +329,7 @@ func TestListRunsMany(t *testing.T) {
 			t.Fatalf("ListRuns(%s): %d runs, %v; want %d", c.name, len(runs), err, c.n)
 		}
 		t.Logf("ListRuns(%s): %d runs in %v; plan:\n%s", c.name, len(runs), took, strings.Join(plan, "\n"))
-		if took > 5*time.Second {
+		if took > 30*time.Second {
 			t.Errorf("ListRuns(%s) took %v", c.name, took)
 		}
 		if c.f.Limit > 0 && strings.Contains(strings.Join(plan, "\n"), "Seq Scan on runs") {

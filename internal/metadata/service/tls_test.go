@@ -81,7 +81,7 @@ func TestServeTLS(t *testing.T) {
 	}
 	start := time.Now()
 	_, err = untrusting.ListFlows(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "certificate") || time.Since(start) > 5*time.Second {
+	if err == nil || !strings.Contains(err.Error(), "certificate") || time.Since(start) > 30*time.Second {
 		t.Errorf("ListFlows from a client that does not trust the certificate: %v after %v; want a certificate error at once", err, time.Since(start))
 	}
 
