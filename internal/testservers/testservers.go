@@ -283,6 +283,7 @@ type S3 struct {
 	Dir       string // its data directory ("" when not started here)
 	cmd       *exec.Cmd
 	port      int
+	host      string // the address it listens on ("" for 127.0.0.1)
 }
 
 // MinIO returns a running MinIO server.
@@ -307,7 +308,10 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func startMinIO() (*S3, error) {
+func startMinIO() (*S3, error) { return startMinIOOn("127.0.0.1") }
+
+// startMinIOOn starts a MinIO server listening on host.
+func startMinIOOn(host string) (*S3, error) {
 	out, err := exec.Command(filepath.Join(repoRoot(), "scripts", "minio-bin")).Output()
 	if err != nil {
 		return nil, fmt.Errorf("scripts/minio-bin: %w", err)
@@ -321,7 +325,7 @@ func startMinIO() (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &S3{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "stepwise", SecretKey: "stepwise-secret", Dir: dir, port: port}
+	s := &S3{Endpoint: "http://" + net.JoinHostPort(host, strconv.Itoa(port)), AccessKey: "stepwise", SecretKey: "stepwise-secret", Dir: dir, port: port, host: host}
 	if err := s.start(bin); err != nil {
 		return nil, err
 	}
@@ -333,7 +337,11 @@ func (s *S3) start(bin string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", s.port), "--console-address", fmt.Sprintf("127.0.0.1:%d", cport), filepath.Join(s.Dir, "data"))
+	host := s.host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	cmd := exec.Command(bin, "server", "--quiet", "--address", net.JoinHostPort(host, strconv.Itoa(s.port)), "--console-address", net.JoinHostPort(host, strconv.Itoa(cport)), filepath.Join(s.Dir, "data"))
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey, "MINIO_BROWSER=off", "MINIO_UPDATE=off")
 	logf, _ := os.OpenFile(filepath.Join(s.Dir, "minio.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	cmd.Stdout, cmd.Stderr = logf, logf
