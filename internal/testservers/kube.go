@@ -44,7 +44,10 @@ package testservers
 //     reach a node agent at its node's InternalIP with a certificate from
 //     ServingCert;
 //   - --service-cluster-ip-range=10.96.0.0/16: addresses only written into
-//     Services; nothing routes them here (there is no kube-proxy).
+//     Services; nothing routes them here (there is no kube-proxy);
+//   - --endpoint-reconciler-type=none: the kubernetes Service gets no
+//     endpoints (its address, 127.0.0.1, is not one an Endpoints object
+//     may hold, and nothing in a pod talks to the API server here).
 //
 // kube-controller-manager:
 //   - --controllers: only what the tests need (job, cronjob,
@@ -735,7 +738,7 @@ func (k *Kubernetes) start(bin string) error {
 		"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+f("sa.pub"), "--service-account-signing-key-file="+f("sa.key"),
-		"--service-cluster-ip-range=10.96.0.0/16",
+		"--service-cluster-ip-range=10.96.0.0/16", "--endpoint-reconciler-type=none",
 		"--default-not-ready-toleration-seconds="+tol, "--default-unreachable-toleration-seconds="+tol,
 		"--kubelet-client-certificate="+f("apiserver-kubelet-client.crt"), "--kubelet-client-key="+f("apiserver-kubelet-client.key"),
 		"--kubelet-certificate-authority="+f("ca.crt"), "--kubelet-preferred-address-types=InternalIP,Hostname",

@@ -136,9 +136,9 @@ func TestKube(t *testing.T) {
 		t.Errorf("server version %s, want v1.34.0", v.GitVersion)
 	}
 
-	// The subtests wait on controllers: they wait together.
+	// The first subtest needs a cluster without nodes; the others wait on
+	// controllers, and wait together.
 	t.Run("JobPodPending", func(t *testing.T) {
-		t.Parallel()
 		ns := k.NewNamespace(t, jobRules)
 		c := clientFor(t, ns.Config)
 		ctx := ctxFor(t, 2*time.Minute)
@@ -225,6 +225,8 @@ func TestKube(t *testing.T) {
 		})
 	})
 
+	t.Run("NodeLifecycle", func(t *testing.T) { testNodeLifecycle(t, k) })
+
 	t.Run("Forbidden", func(t *testing.T) {
 		t.Parallel()
 		ns := k.NewNamespaceYAML(t, `
@@ -285,12 +287,12 @@ rules:
 	})
 }
 
-// TestKubeNodeLifecycle plays a kubelet by hand: a node that renews its
+// testNodeLifecycle plays a kubelet by hand: a node that renews its
 // Lease stays Ready; one that stops is marked Unknown within
 // KubeNodeGracePeriod (and a few seconds), as is one that never reported
 // (tainted unreachable, while another node is Ready).
-func TestKubeNodeLifecycle(t *testing.T) {
-	k := Kube(t)
+func testNodeLifecycle(t *testing.T, k *Kubernetes) {
+	t.Parallel()
 	admin := k.AdminClient(t)
 	ctx := ctxFor(t, 3*time.Minute)
 	name := "t-node-" + randomHex(4)
