@@ -157,8 +157,8 @@ var (
 )
 
 // Kube returns the test binary's Kubernetes control plane, starting it on
-// first use (half a minute; building it the first time on a machine takes
-// scripts/kube-bin about 25 minutes, which ./scripts/test does before the
+// first use (seconds; building it the first time on a machine takes
+// scripts/kube-bin 10 to 30 minutes, which ./scripts/test does before the
 // tests). It fails the test when the control plane cannot be started or
 // one of its programs has since exited.
 func Kube(t testing.TB) *Kubernetes {
