@@ -17,9 +17,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +72,9 @@ type Backend struct {
 	code     *Code
 	codeErr  error
 
+	requests requestCounter // API requests made, for STEPWISE_DEBUG=timing
+	closed   sync.Once
+
 	mu      sync.Mutex
 	jobs    map[string]*job // by Job name
 	watched map[string]bool // namespace|run whose pods and Jobs are watched
@@ -87,6 +93,8 @@ func Open(ctx context.Context, env compute.Env) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	b := &Backend{env: env, host: host, inForce: inForce, jobs: map[string]*job{}, watched: map[string]bool{}, stop: make(chan struct{})}
+	cfg.WrapTransport = b.requests.wrap
 	cs, err := kube.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: cannot make a client for %s: %w", host, err)
@@ -98,7 +106,48 @@ func Open(ctx context.Context, env compute.Env) (*Backend, error) {
 	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/version").DoRaw(pctx); err != nil {
 		return nil, fmt.Errorf("kubernetes: cannot reach the API server at %s: %w; check the kubeconfig (KUBECONFIG, or stepwise configure --set-compute kubernetes.kubeconfig=PATH) and that the cluster is up", host, err)
 	}
-	return &Backend{env: env, cs: cs, host: host, inForce: inForce, jobs: map[string]*job{}, watched: map[string]bool{}, stop: make(chan struct{})}, nil
+	b.cs = cs
+	return b, nil
+}
+
+// requestCounter counts the API requests of a backend by verb.
+type requestCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		verb := r.Method
+		if r.URL.Query().Get("watch") == "true" {
+			verb = "WATCH"
+		}
+		c.mu.Lock()
+		if c.n == nil {
+			c.n = map[string]int{}
+		}
+		c.n[verb]++
+		c.mu.Unlock()
+		return rt.RoundTrip(r)
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// String is the count, e.g. "212 (GET 3, POST 103, ...)".
+func (c *requestCounter) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	verbs := slices.Sorted(maps.Keys(c.n))
+	total := 0
+	var parts []string
+	for _, v := range verbs {
+		total += c.n[v]
+		parts = append(parts, fmt.Sprintf("%s %d", v, c.n[v]))
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
 }
 
 // restConfig reads the kubeconfig in force.
@@ -167,8 +216,14 @@ func (b *Backend) Check(s *graph.Step) error {
 	return nil
 }
 
-// Close stops the watches.
+// Close stops the watches. With STEPWISE_DEBUG=timing it prints how many
+// API requests the run made.
 func (b *Backend) Close() error {
+	b.closed.Do(func() {
+		if strings.Contains(os.Getenv("STEPWISE_DEBUG"), "timing") {
+			fmt.Fprintf(os.Stderr, "stepwise timing: kubernetes API requests=%s\n", &b.requests)
+		}
+	})
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	select {
@@ -359,8 +414,9 @@ chmod 0755 /stepwise/flow`)
 					Volumes:            volumes,
 					InitContainers: []corev1.Container{{
 						Name: "fetch-code", Image: fetchImage, Command: []string{"/bin/sh", "-c", fetch},
-						Env:          []corev1.EnvVar{{Name: "STEPWISE_CODE_URL", Value: b.code.URL}, {Name: "STEPWISE_CODE_SHA256", Value: b.code.SHA256}},
-						VolumeMounts: mounts[:1],
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						Env:                      []corev1.EnvVar{{Name: "STEPWISE_CODE_URL", Value: b.code.URL}, {Name: "STEPWISE_CODE_SHA256", Value: b.code.SHA256}},
+						VolumeMounts:             mounts[:1],
 					}},
 					Containers: []corev1.Container{{
 						Name: "task", Image: set.Image, Command: append([]string{"/stepwise/flow"}, s.Args...),
@@ -476,11 +532,18 @@ func (b *Backend) pod(o any, deleted bool) {
 	if j == nil {
 		return
 	}
+	removing := p.DeletionTimestamp != nil || deleted
 	switch p.Status.Phase {
 	case corev1.PodSucceeded:
 		j.finish(nil)
 		return
 	case corev1.PodFailed:
+		if removing {
+			// Killed because its pod was being deleted: say why it was
+			// deleted, not how the process died.
+			j.finish(j.removed(p))
+			return
+		}
 		j.finish(j.failure(p))
 		return
 	case corev1.PodRunning:
@@ -504,18 +567,60 @@ func (b *Backend) pod(o any, deleted bool) {
 			}
 		}
 	}
-	if deleted {
-		why := "its pod was deleted"
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
-				why = fmt.Sprintf("its pod was removed (%s: %s)", c.Reason, c.Message)
-			}
-		}
-		if p.Spec.NodeName != "" {
-			why += " from node " + p.Spec.NodeName
-		}
-		j.finish(errors.New(why + "; the attempt is lost"))
+	if deleted || removing && disrupted(p) != nil {
+		// Gone, or being evicted: a pod on a node that stopped answering
+		// stays Terminating until the node comes back, if ever.
+		j.finish(j.removed(p))
 	}
+}
+
+// disrupted is the pod's DisruptionTarget condition (eviction, a tainted
+// or lost node, preemption), or nil.
+func disrupted(p *corev1.Pod) *corev1.PodCondition {
+	for i, c := range p.Status.Conditions {
+		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// removed says why a pod that is deleted, or being deleted, ended its
+// attempt: the Job's deadline, an eviction, or someone's delete.
+func (j *job) removed(p *corev1.Pod) error {
+	if j.deadlineExceeded() {
+		return compute.ErrTimeout
+	}
+	why := "its pod was deleted"
+	if c := disrupted(p); c != nil {
+		why = fmt.Sprintf("its pod was removed (%s: %s)", c.Reason, c.Message)
+	}
+	if p.Spec.NodeName != "" {
+		why += " from node " + p.Spec.NodeName
+	}
+	return errors.New(why + "; the attempt is lost")
+}
+
+// deadlineExceeded says whether the attempt's Job ran past its deadline
+// (the Job controller then deletes its pod).
+func (j *job) deadlineExceeded() bool {
+	if j.spec.Timeout <= 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	jb, err := j.b.cs.BatchV1().Jobs(j.ns).Get(ctx, j.name, metav1.GetOptions{})
+	return err == nil && jobDeadline(jb)
+}
+
+// jobDeadline says whether a Job failed, or is failing, by its deadline.
+func jobDeadline(jb *batchv1.Job) bool {
+	for _, c := range jb.Status.Conditions {
+		if (c.Type == batchv1.JobFailed || c.Type == batchv1.JobFailureTarget) && c.Status == corev1.ConditionTrue && c.Reason == batchv1.JobReasonDeadlineExceeded {
+			return true
+		}
+	}
+	return false
 }
 
 var pendingMessages sync.Map // job name -> last scheduler message
@@ -533,6 +638,9 @@ func (j *job) failure(p *corev1.Pod) error {
 	for _, cs := range p.Status.InitContainerStatuses {
 		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
 			msg := strings.TrimSpace(t.Message)
+			if msg == "" {
+				msg = j.tailLogs(p.Name, cs.Name)
+			}
 			if msg == "" {
 				msg = t.Reason
 			}
@@ -557,6 +665,18 @@ func (j *job) failure(p *corev1.Pod) error {
 	return fmt.Errorf("its pod failed: %s %s", p.Status.Reason, p.Status.Message)
 }
 
+// tailLogs is the end of a container's output, for a message.
+func (j *job) tailLogs(pod, container string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lines := int64(5)
+	out, err := j.b.cs.CoreV1().Pods(j.ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, TailLines: &lines}).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // jobEvent looks at the Job itself: its deadline, its deletion.
 func (b *Backend) jobEvent(o any, deleted bool) {
 	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
@@ -570,10 +690,8 @@ func (b *Backend) jobEvent(o any, deleted bool) {
 	if j == nil {
 		return
 	}
-	for _, c := range jb.Status.Conditions {
-		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue && c.Reason == batchv1.JobReasonDeadlineExceeded {
-			j.finish(compute.ErrTimeout)
-		}
+	if jobDeadline(jb) {
+		j.finish(compute.ErrTimeout)
 	}
 	if deleted {
 		j.finish(fmt.Errorf("its Job %s was deleted", jb.Name))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -116,6 +117,18 @@ func settings(graph []byte, inForce func(string) string) (Settings, error) {
 				return s, fmt.Errorf("setting kubernetes.shared_memory_mb %q is not a number of mebibytes", v)
 			}
 			s.SharedMemoryMB = n
+		}
+	}
+	if s.NodeSelector == nil {
+		if v := inForce("node_selector"); v != "" {
+			s.NodeSelector = map[string]string{}
+			for _, kv := range strings.Split(v, ",") {
+				k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+				if !ok || k == "" {
+					return s, fmt.Errorf("setting kubernetes.node_selector %q: write key=value[,key=value...]", v)
+				}
+				s.NodeSelector[k] = val
+			}
 		}
 	}
 	s.Labels, s.Annotations = maps.Clone(s.Labels), maps.Clone(s.Annotations)
