@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,11 +146,20 @@ func (c *cluster) runJobs(t *testing.T, run string) int {
 // attempts returns the attempts recorded for the task run/step/0.
 func (c *cluster) attempts(t *testing.T, flow, run, step string) []client.Attempt {
 	t.Helper()
-	task, err := c.client(t).Task(context.Background(), flow+"/"+run+"/"+step+"/0")
+	at, err := c.tryAttempts(t, flow, run, step)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return task.Attempts
+	return at
+}
+
+func (c *cluster) tryAttempts(t *testing.T, flow, run, step string) ([]client.Attempt, error) {
+	t.Helper()
+	task, err := c.client(t).Task(context.Background(), flow+"/"+run+"/"+step+"/0")
+	if err != nil {
+		return nil, err
+	}
+	return task.Attempts, nil
 }
 
 // TestKubernetesForeachExample runs examples/foreach, built with the team
@@ -204,11 +214,12 @@ func TestKubernetesOutcomes(t *testing.T) {
 	if len(at) != 2 || at[0].Status != client.Failed || !strings.Contains(at[0].Error, "exit status 1") || at[1].Status != client.Succeeded {
 		t.Errorf("attempts of exit_once: %+v", at)
 	}
-	// The OOM kill and the timeout are recorded with their reasons.
-	if at := c.attempts(t, "KubeCases", id, "greedy"); len(at) != 1 || !strings.Contains(at[0].Error, "out of memory: raise MemoryMB (asked 48)") {
+	// The OOM kill and the timeout are recorded with their reasons (a
+	// caught failure is followed by the attempt that records it).
+	if at := c.attempts(t, "KubeCases", id, "greedy"); len(at) != 2 || !strings.Contains(at[0].Error, "out of memory: raise MemoryMB (asked 48)") {
 		t.Errorf("attempts of greedy: %+v", at)
 	}
-	if at := c.attempts(t, "KubeCases", id, "slow"); len(at) != 1 || !strings.Contains(strings.ToLower(at[0].Error), "timed out") {
+	if at := c.attempts(t, "KubeCases", id, "slow"); len(at) != 2 || !strings.Contains(strings.ToLower(at[0].Error), "timed out") {
 		t.Errorf("attempts of slow: %+v", at)
 	}
 	// The GPU step ran on the node with the GPU.
@@ -224,8 +235,8 @@ func TestKubernetesOutcomes(t *testing.T) {
 	}
 	// More GPUs than any node has: failed with the scheduler's message,
 	// and its Job is gone.
-	if at := c.attempts(t, "KubeCases", id, "four_gpus"); len(at) != 1 || !strings.Contains(at[0].Error, "could not be scheduled") || !strings.Contains(at[0].Error, "Insufficient nvidia.com/gpu") {
-		t.Errorf("attempts of four_gpus: %+v", at)
+	if at := c.attempts(t, "KubeCases", id, "too_many_gpu"); len(at) != 2 || !strings.Contains(at[0].Error, "could not be scheduled") || !strings.Contains(at[0].Error, "Insufficient nvidia.com/gpu") {
+		t.Errorf("attempts of too_many_gpu: %+v", at)
 	}
 }
 
@@ -327,7 +338,7 @@ func TestKubernetesInterruptAndKill(t *testing.T) {
 		}
 		// The task goes on without its launcher and records its end.
 		waitFor(t, kubeLimit, "the task to finish without its launcher", func() bool {
-			at := c.attempts(t, "KubeSleep", run, "work")
+			at, _ := c.tryAttempts(t, "KubeSleep", run, "work")
 			return len(at) == 1 && at[0].Status == client.Succeeded
 		})
 		out, errOut := c.flow(t, 0, "kubesleep", "resume", "--origin-run-id", run)
@@ -345,21 +356,26 @@ func TestKubernetesRefusals(t *testing.T) {
 		name string
 		env  []string
 		want []string
+		args []string // the program and its arguments, kubesleep run if empty
 	}{
 		{"missing secret", []string{"STEPWISE_KUBERNETES_TOKEN_SECRET=no-such-secret"},
-			[]string{"Secret no-such-secret", "does not exist in namespace " + c.ns.Name}},
+			[]string{"Secret no-such-secret", "does not exist in namespace " + c.ns.Name}, nil},
 		{"local datastore", []string{"STEPWISE_DATASTORE=" + t.TempDir()},
-			[]string{"pods cannot reach", "s3://", "--compute local"}},
-		{"local metadata", []string{"STEPWISE_METADATA=local"},
-			[]string{"pods cannot reach", "metadata service", "--compute local"}},
+			[]string{"pods cannot reach", "s3://", "--compute local"}, nil},
+		{"local set-up", []string{"STEPWISE_DATASTORE=" + t.TempDir(), "STEPWISE_METADATA=local"},
+			[]string{"pods cannot reach", "set a metadata service", "set an S3 datastore", "--compute local"},
+			[]string{"foreach", "run", "--compute", "kubernetes"}},
 		{"API server unreachable", []string{"STEPWISE_KUBERNETES_KUBECONFIG=" + unreachableKubeconfig(t)},
-			[]string{"cannot reach the API server", "kubeconfig"}},
+			[]string{"cannot reach the API server", "kubeconfig"}, nil},
 		{"no image", []string{"STEPWISE_KUBERNETES_IMAGE="},
-			[]string{"names no image", "kubernetes.image"}},
+			[]string{"names no image", "kubernetes.image"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := c.start(t, tc.env, "kubesleep", "run")
+			if tc.args == nil {
+				tc.args = []string{"kubesleep", "run"}
+			}
+			b := c.start(t, tc.env, tc.args[0], tc.args[1:]...)
 			if code := b.wait(t); code == 0 {
 				t.Fatalf("exit 0: %s", b)
 			}
@@ -408,24 +424,39 @@ func TestKubernetesRefusals(t *testing.T) {
 }
 
 // unreachableKubeconfig is a kubeconfig whose API server does not answer:
-// a port that accepts connections and never replies.
+// its address accepts connections and never replies.
 func unreachableKubeconfig(t *testing.T) string {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, never answered
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
 	p := filepath.Join(t.TempDir(), "kubeconfig")
-	cfg := `apiVersion: v1
+	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
-- name: gone
+- name: silent
   cluster:
-    server: https://127.0.0.1:1
+    server: https://%s
 contexts:
-- name: gone
-  context: {cluster: gone, user: gone}
-current-context: gone
+- name: silent
+  context: {cluster: silent, user: silent}
+current-context: silent
 users:
-- name: gone
+- name: silent
   user: {token: x}
-`
+`, l.Addr())
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -300,8 +300,10 @@ func (s *scheduler) start(ctx context.Context, t *Task) {
 		return
 	}
 	step := s.cfg.Graph.Step(t.Step)
-	spec.Resources = step.Resources
-	spec.Timeout = time.Duration(step.Timeout)
+	if t.CatchError == "" {
+		spec.Resources = step.Resources
+		spec.Timeout = time.Duration(step.Timeout)
+	} // else the attempt that records a caught failure does not run the step: it needs neither
 	spec.Settings = step.ComputeSettings
 	out := s.cfg.Console.TaskOutput(prefix)
 	spec.Stdout, spec.Stderr = out, out

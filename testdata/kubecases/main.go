@@ -30,12 +30,12 @@ type KubeCases struct {
 func (f *KubeCases) Graph(g *stepwise.Graph) {
 	k := stepwise.Kubernetes{}
 	small := stepwise.Resources{CPU: 0.25, MemoryMB: 128}
-	g.Step(f.Start).Next(f.ExitOnce, f.Slow, f.Greedy, f.OneGPU, f.FourGPUs)
+	g.Step(f.Start).Next(f.ExitOnce, f.Slow, f.Greedy, f.OneGPU, f.TooManyGPU)
 	g.Step(f.ExitOnce).Resources(small).Compute(k).Retry(1).Next(f.Join)
-	g.Step(f.Slow).Resources(small).Compute(k).Timeout(3 * time.Second).Catch("TimeoutErr").Next(f.Join)
+	g.Step(f.Slow).Resources(small).Compute(k).Timeout(5 * time.Second).Catch("TimeoutErr").Next(f.Join)
 	g.Step(f.Greedy).Resources(stepwise.Resources{CPU: 0.25, MemoryMB: 48}).Compute(k).Catch("OOMErr").Next(f.Join)
 	g.Step(f.OneGPU).Resources(stepwise.Resources{CPU: 0.25, MemoryMB: 128, GPU: 1}).Compute(k).Next(f.Join)
-	g.Step(f.FourGPUs).Resources(stepwise.Resources{CPU: 0.25, MemoryMB: 128, GPU: 4}).Compute(k).Catch("GPUErr").Next(f.Join)
+	g.Step(f.TooManyGPU).Resources(stepwise.Resources{CPU: 0.25, MemoryMB: 128, GPU: 4}).Compute(k).Catch("GPUErr").Next(f.Join)
 	g.Step(f.Join).Next(f.End)
 	g.Step(f.End)
 }
@@ -79,15 +79,15 @@ func (f *KubeCases) OneGPU(context.Context) error {
 	return nil
 }
 
-// FourGPUs asks for more GPUs than any node has.
-func (f *KubeCases) FourGPUs(context.Context) error { return nil }
+// TooManyGPU asks for more GPUs than any node has.
+func (f *KubeCases) TooManyGPU(context.Context) error { return nil }
 
 func (f *KubeCases) Join(_ context.Context, in stepwise.Inputs[*KubeCases]) error {
-	f.Tries = in.Step("ExitOnce").Tries
-	f.TimeoutErr = in.Step("Slow").TimeoutErr
-	f.OOMErr = in.Step("Greedy").OOMErr
-	f.GPUPod = in.Step("OneGPU").GPUPod
-	f.GPUErr = in.Step("FourGPUs").GPUErr
+	f.Tries = in.Step("exit_once").Tries
+	f.TimeoutErr = in.Step("slow").TimeoutErr
+	f.OOMErr = in.Step("greedy").OOMErr
+	f.GPUPod = in.Step("one_gpu").GPUPod
+	f.GPUErr = in.Step("too_many_gpu").GPUErr
 	return nil
 }
 

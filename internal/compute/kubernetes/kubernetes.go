@@ -244,8 +244,29 @@ type job struct {
 	err      error
 	once     sync.Once
 	logs     sync.Once
-	pending  time.Time // when the pod was first seen unschedulable
+	logsDone chan struct{} // closed when the pod's output has been copied
+	pending  time.Time     // when the pod was first seen unschedulable
+	clock    sync.Once     // the timeout's, started with the task's container
 	b        *Backend
+}
+
+// startClock stops the attempt at its step's timeout, counted from when
+// the task's container started (as a local task's, from its process).
+func (j *job) startClock(p *corev1.Pod) {
+	if j.spec.Timeout <= 0 || p.DeletionTimestamp != nil {
+		return
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if r := cs.State.Running; cs.Name == "task" && r != nil {
+			j.clock.Do(func() {
+				left := j.spec.Timeout - time.Since(r.StartedAt.Time)
+				time.AfterFunc(max(left, 0), func() {
+					j.finish(compute.ErrTimeout)
+					j.Stop(3 * time.Second)
+				})
+			})
+		}
+	}
 }
 
 func (j *job) finish(err error) {
@@ -295,7 +316,7 @@ func (b *Backend) Start(ctx context.Context, s compute.Spec) (compute.Handle, er
 	if err := b.watch(set.Namespace, s.Run); err != nil {
 		return nil, err
 	}
-	j := &job{name: JobName(s), ns: set.Namespace, spec: s, set: set, created: time.Now(), done: make(chan struct{}), b: b}
+	j := &job{name: JobName(s), ns: set.Namespace, spec: s, set: set, created: time.Now(), done: make(chan struct{}), logsDone: make(chan struct{}), b: b}
 	manifest := b.manifest(s, set, j.name)
 	b.mu.Lock()
 	b.jobs[j.name] = j
@@ -318,6 +339,10 @@ func (b *Backend) Start(ctx context.Context, s compute.Spec) (compute.Handle, er
 	}
 	return j, nil
 }
+
+// StartAllowance is the time a Job's deadline allows beyond the step's
+// timeout for its pod to be scheduled, pulled and started.
+func StartAllowance(set Settings) time.Duration { return set.Unschedulable + 10*time.Minute }
 
 var dnsUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
 
@@ -429,10 +454,11 @@ chmod 0755 /stepwise/flow`)
 		},
 	}
 	if s.Timeout > 0 {
-		secs := int64(s.Timeout.Seconds())
-		if secs < 1 {
-			secs = 1
-		}
+		// The launcher stops the task at its timeout, counted from when its
+		// container starts. The Job's deadline counts from its creation, so
+		// it allows for scheduling and pulling too: it is the backstop when
+		// no launcher watches (one killed with kill -9).
+		secs := int64((s.Timeout + StartAllowance(set)).Seconds())
 		job.Spec.ActiveDeadlineSeconds = &secs
 	}
 	return job
@@ -535,7 +561,7 @@ func (b *Backend) pod(o any, deleted bool) {
 	removing := p.DeletionTimestamp != nil || deleted
 	switch p.Status.Phase {
 	case corev1.PodSucceeded:
-		j.finish(nil)
+		j.finishAfterLogs(p.Name, nil)
 		return
 	case corev1.PodFailed:
 		if removing {
@@ -544,10 +570,11 @@ func (b *Backend) pod(o any, deleted bool) {
 			j.finish(j.removed(p))
 			return
 		}
-		j.finish(j.failure(p))
+		j.finishAfterLogs(p.Name, j.failure(p))
 		return
 	case corev1.PodRunning:
 		j.streamLogs(p.Name)
+		j.startClock(p)
 	case corev1.PodPending:
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
@@ -719,17 +746,19 @@ func (b *Backend) unschedulable() {
 		b.mu.Unlock()
 		for _, j := range late {
 			msg, _ := pendingMessages.Load(j.name)
-			j.finish(fmt.Errorf("its pod could not be scheduled for %s: %v", j.set.Unschedulable, msg))
+			j.finish(fmt.Errorf("its pod could not be scheduled for %s: %s", j.set.Unschedulable, strings.TrimSuffix(fmt.Sprint(msg), ".")))
 			j.Stop(0)
 		}
 	}
 }
 
 // streamLogs copies the pod's output to the launcher's console as it comes
-// (the task also writes it to the datastore itself).
+// (the task also writes it to the datastore itself). logsDone is closed
+// when the stream ends.
 func (j *job) streamLogs(pod string) {
 	j.logs.Do(func() {
 		go func() {
+			defer close(j.logsDone)
 			req := j.b.cs.CoreV1().Pods(j.ns).GetLogs(pod, &corev1.PodLogOptions{Container: "task", Follow: true})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -744,6 +773,20 @@ func (j *job) streamLogs(pod string) {
 			}
 		}()
 	})
+}
+
+// finishAfterLogs ends the attempt once its output has reached the
+// console (a task may end before its pod was ever seen running), waiting
+// a few seconds at most.
+func (j *job) finishAfterLogs(pod string, err error) {
+	j.streamLogs(pod)
+	go func() {
+		select {
+		case <-j.logsDone:
+		case <-time.After(3 * time.Second):
+		}
+		j.finish(err)
+	}()
 }
 
 // Kubeconfig is the kubeconfig file the settings in force point at, for

@@ -68,7 +68,7 @@ func TestManifestCarriesWhatTheStepAsks(t *testing.T) {
 	if lim.Cpu().MilliValue() != 1500 || lim.Memory().Value() != 2048<<20 || lim.StorageEphemeral().Value() != 100<<20 || lim.Name("nvidia.com/gpu", "").Value() != 1 {
 		t.Errorf("limits %v", lim)
 	}
-	if *j.Spec.BackoffLimit != 0 || *j.Spec.ActiveDeadlineSeconds != 90 || *j.Spec.TTLSecondsAfterFinished != 60 {
+	if *j.Spec.BackoffLimit != 0 || *j.Spec.ActiveDeadlineSeconds != int64((90*time.Second+StartAllowance(set)).Seconds()) || *j.Spec.TTLSecondsAfterFinished != 60 {
 		t.Errorf("backoff %d deadline %d ttl %d", *j.Spec.BackoffLimit, *j.Spec.ActiveDeadlineSeconds, *j.Spec.TTLSecondsAfterFinished)
 	}
 	if p.RestartPolicy != corev1.RestartPolicyNever || p.ServiceAccountName != "trainer" || p.NodeSelector["pool"] != "gpu" || len(p.Tolerations) != 1 || p.ImagePullSecrets[0].Name != "regcred" {
