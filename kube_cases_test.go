@@ -28,7 +28,7 @@ import (
 const kubeLimit = 4 * time.Minute
 
 // client opens a client on the cluster's stores, as the user "ann".
-func (c *cluster) client(t *testing.T) *client.Client {
+func (c *cluster) client(t testing.TB) *client.Client {
 	t.Helper()
 	cl, err := client.Open(context.Background(), client.Options{Datastore: c.ds, Metadata: c.meta})
 	if err != nil {
@@ -48,7 +48,7 @@ type bgFlow struct {
 
 // start starts a flow program with the cluster's settings (and extra
 // environment) without waiting for it.
-func (c *cluster) start(t *testing.T, env []string, name string, args ...string) *bgFlow {
+func (c *cluster) start(t testing.TB, env []string, name string, args ...string) *bgFlow {
 	t.Helper()
 	b := &bgFlow{cmd: exec.Command(filepath.Join(c.bins, name), args...), done: make(chan struct{})}
 	b.cmd.Dir = t.TempDir()
@@ -77,7 +77,7 @@ func (c *cluster) start(t *testing.T, env []string, name string, args ...string)
 }
 
 // wait waits for the program to exit and returns its exit code.
-func (b *bgFlow) wait(t *testing.T) int {
+func (b *bgFlow) wait(t testing.TB) int {
 	t.Helper()
 	select {
 	case <-b.done:

@@ -44,7 +44,7 @@ type cluster struct {
 
 // launcherRole reads the launcher's Role from docs/kubernetes.md, so that
 // what is documented is what is tested.
-func launcherRole(t *testing.T) string {
+func launcherRole(t testing.TB) string {
 	t.Helper()
 	doc, err := os.ReadFile("docs/kubernetes.md")
 	if err != nil {
@@ -59,9 +59,10 @@ func launcherRole(t *testing.T) string {
 
 // kubeCluster sets up the cluster for one test. Nodes: node-a and node-b,
 // and node-gpu with one nvidia.com/gpu.
-func kubeCluster(t *testing.T) *cluster {
+func kubeCluster(t testing.TB) *cluster {
 	t.Helper()
-	testEnv(t, "ann")
+	t.Setenv("STEPWISE_USER", "ann")
+	t.Setenv("STEPWISE_CONFIG", filepath.Join(t.TempDir(), "config.json"))
 	ctx := context.Background()
 	k := testservers.Kube(t)
 	imgs := testservers.TestImages(t)
@@ -132,7 +133,7 @@ func kubeCluster(t *testing.T) *cluster {
 	return c
 }
 
-func shortName(t *testing.T) string {
+func shortName(t testing.TB) string {
 	return fmt.Sprintf("%x", uint32(time.Now().UnixNano()))
 }
 
@@ -140,7 +141,7 @@ var kubeBins string
 
 // kubeBinaries builds, once, the flows the cluster tests run: static Linux
 // binaries, as pods need them.
-func kubeBinaries(t *testing.T) string {
+func kubeBinaries(t testing.TB) string {
 	t.Helper()
 	if kubeBins != "" {
 		return kubeBins
@@ -166,7 +167,7 @@ func kubeBinaries(t *testing.T) string {
 // flow runs a flow program of the cluster tests with the cluster's
 // settings, and returns its stdout and stderr; it fails the test unless
 // the exit code is want.
-func (c *cluster) flow(t *testing.T, want int, name string, args ...string) (string, string) {
+func (c *cluster) flow(t testing.TB, want int, name string, args ...string) (string, string) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(c.bins, name), args...)
 	cmd.Dir = t.TempDir()
