@@ -1,6 +1,7 @@
 package stepwise_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -348,9 +349,10 @@ func TestKubernetesInterruptAndKill(t *testing.T) {
 	})
 }
 
-// TestKubernetesRefusals: what cannot work is said before anything runs,
-// and a damaged code blob is refused by the pod.
-func TestKubernetesRefusals(t *testing.T) {
+// TestKubernetesSettings: what cannot work is said before anything runs, a
+// damaged code blob is refused by the pod, and an image that holds the
+// flow's binary runs it from there, with settings given as run flags.
+func TestKubernetesSettings(t *testing.T) {
 	c := kubeCluster(t)
 	cases := []struct {
 		name string
@@ -396,6 +398,20 @@ func TestKubernetesRefusals(t *testing.T) {
 			t.Errorf("run %s was left running", r.ID)
 		}
 	}
+
+	t.Run("image with the binary", func(t *testing.T) {
+		img := binaryImage(t, filepath.Join(c.bins, "kubesleep"))
+		out, errOut := c.flow(t, 0, "kubesleep", "run", "--compute-setting", "kubernetes.image="+img, "--compute-setting", "kubernetes.binary=/flow")
+		id := runID(t, out)
+		jobs, err := c.admin.BatchV1().Jobs(c.ns.Name).List(context.Background(), metav1.ListOptions{LabelSelector: "stepwise.dev/run=" + id})
+		if err != nil || len(jobs.Items) != 1 {
+			t.Fatalf("jobs %v, %v\n%s%s", jobs, err, out, errOut)
+		}
+		p := jobs.Items[0].Spec.Template.Spec
+		if p.Containers[0].Image != img || p.Containers[0].Command[0] != "/flow" || len(p.InitContainers) != 0 {
+			t.Errorf("the pod does not run the image's binary: %+v", p)
+		}
+	})
 
 	t.Run("corrupted code", func(t *testing.T) {
 		bin, err := os.ReadFile(filepath.Join(c.bins, "kubesleep"))
@@ -461,4 +477,28 @@ users:
 		t.Fatal(err)
 	}
 	return p
+}
+
+// binaryImage builds a local image that holds nothing but the flow binary
+// at /flow, as a team's image built with its flow would.
+func binaryImage(t *testing.T, bin string) string {
+	t.Helper()
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	tw.WriteHeader(&tar.Header{Name: "flow", Mode: 0o755, Size: int64(len(data)), ModTime: time.Now()})
+	tw.Write(data)
+	tw.Close()
+	sum := sha256.Sum256(data)
+	name := "stepwise-test/kubesleep:" + hex.EncodeToString(sum[:6])
+	cmd := exec.Command("docker", "import", "-", name)
+	cmd.Stdin = &tarball
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker import: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", name).Run() })
+	return name
 }

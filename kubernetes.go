@@ -40,6 +40,9 @@ type Kubernetes struct {
 	// Unschedulable is how long a pod may wait unschedulable before its
 	// attempt fails with the scheduler's message (default 5 minutes).
 	Unschedulable time.Duration `json:"unschedulable,omitempty"`
+	// Binary is where Image already holds this flow's static binary (an
+	// image built with it): the code is then run from there, not shipped.
+	Binary string `json:"binary,omitempty"`
 }
 
 // Toleration lets a task's pod run on nodes with a matching taint.

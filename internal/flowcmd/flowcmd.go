@@ -249,6 +249,18 @@ func (c *program) runFlags(fs *flag.FlagSet, o *runOptions) {
 	fs.IntVar(&o.req.MaxSplits, "max-num-splits", launcher.DefaultMaxSplits, "the most tasks one foreach may fan out to")
 	fs.StringVar(&o.req.Compute, "compute", "", "run every step on this compute backend (local runs everything here, whatever the graph says)")
 	fs.Var(&o.tags, "tag", "add a tag to the run (repeatable)")
+	fs.Func("compute-setting", "a compute backend's setting for this run, BACKEND.NAME=VALUE, e.g. kubernetes.namespace=ml (repeatable; over the config file and the environment, under the graph's)", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		backend, name, dotted := strings.Cut(k, ".")
+		if !ok || !dotted || backend == "" || name == "" {
+			return fmt.Errorf("write BACKEND.NAME=VALUE, e.g. kubernetes.namespace=ml; got %q", kv)
+		}
+		if o.req.ComputeSettings == nil {
+			o.req.ComputeSettings = map[string]string{}
+		}
+		o.req.ComputeSettings[k] = v
+		return nil
+	})
 	fs.DurationVar(&o.req.RetryDelay, "retry-delay", 0, "wait before the first retry of a failed task; doubles with each retry (default 2s)")
 	fs.DurationVar(&o.req.Heartbeat, "heartbeat", 0, "how often the run and its tasks record that they are alive (default 10s)")
 }

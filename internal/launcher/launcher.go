@@ -66,6 +66,9 @@ type Request struct {
 	// Compute, when set, runs every step on that backend, whatever the
 	// graph says ("local" keeps a flow runnable on a laptop).
 	Compute string
+	// ComputeSettings ("kubernetes.namespace" -> "ml") come before the
+	// settings in force (run --compute-setting).
+	ComputeSettings map[string]string
 	// Backends replace the registered backends of those names (tests).
 	Backends map[string]compute.Backend
 	// RetryDelay is the wait before a first retry (default 2s);
@@ -111,6 +114,9 @@ func (l *Launcher) backends(ctx context.Context, req Request) (func(step string)
 			var err error
 			env := compute.Env{Flow: l.Def.Name(), User: l.User, Datastore: l.Datastore, Metadata: l.Metadata, Data: l.Stores.Data,
 				Settings: func(n string) string {
+					if v, ok := req.ComputeSettings[name+"."+n]; ok {
+						return v
+					}
 					if l.Settings == nil {
 						return ""
 					}

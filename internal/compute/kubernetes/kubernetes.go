@@ -305,13 +305,15 @@ func (j *job) Stop(grace time.Duration) {
 
 // Start creates the attempt's Job.
 func (b *Backend) Start(ctx context.Context, s compute.Spec) (compute.Handle, error) {
-	b.codeOnce.Do(func() { b.code, b.codeErr = shipCode(ctx, b.env.Data) })
-	if b.codeErr != nil {
-		return nil, b.codeErr
-	}
 	set, err := settings(s.Settings, b.inForce)
 	if err != nil {
 		return nil, err
+	}
+	if set.Binary == "" {
+		b.codeOnce.Do(func() { b.code, b.codeErr = shipCode(ctx, b.env.Data) })
+		if b.codeErr != nil {
+			return nil, b.codeErr
+		}
 	}
 	if err := b.watch(set.Namespace, s.Run); err != nil {
 		return nil, err
@@ -381,7 +383,10 @@ func (b *Backend) manifest(s compute.Spec, set Settings, name string) *batchv1.J
 	if set.Queue != "" {
 		labels[QueueLabel] = set.Queue
 	}
-	annotations := map[string]string{"stepwise.dev/pathspec": s.Flow + "/" + s.Path(), "stepwise.dev/code-sha256": b.code.SHA256}
+	annotations := map[string]string{"stepwise.dev/pathspec": s.Flow + "/" + s.Path()}
+	if set.Binary == "" {
+		annotations["stepwise.dev/code-sha256"] = b.code.SHA256
+	}
 	for k, v := range set.Annotations {
 		annotations[k] = v
 	}
@@ -421,6 +426,26 @@ chmod 0755 /stepwise/flow`)
 	for _, t := range set.Tolerations {
 		tolerations = append(tolerations, corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
 	}
+	task := corev1.Container{
+		Name: "task", Image: set.Image, Command: append([]string{"/stepwise/flow"}, s.Args...),
+		Env: b.podEnv(s, set), EnvFrom: b.envFrom(),
+		Resources:    corev1.ResourceRequirements{Requests: res, Limits: res},
+		VolumeMounts: mounts,
+	}
+	var inits []corev1.Container
+	if set.Binary == "" {
+		inits = []corev1.Container{{
+			Name: "fetch-code", Image: fetchImage, Command: []string{"/bin/sh", "-c", fetch},
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			Env:                      []corev1.EnvVar{{Name: "STEPWISE_CODE_URL", Value: b.code.URL}, {Name: "STEPWISE_CODE_SHA256", Value: b.code.SHA256}},
+			VolumeMounts:             mounts[:1],
+		}}
+	} else {
+		// The image holds the binary: nothing to fetch, nothing mounted
+		// over it.
+		volumes, task.VolumeMounts = volumes[1:], mounts[1:]
+		task.Command[0] = set.Binary
+	}
 	backoff := int32(0)
 	ttl := int32(set.TTLAfterFinished.Seconds())
 	job := &batchv1.Job{
@@ -437,18 +462,8 @@ chmod 0755 /stepwise/flow`)
 					Tolerations:        tolerations,
 					ImagePullSecrets:   pullSecrets,
 					Volumes:            volumes,
-					InitContainers: []corev1.Container{{
-						Name: "fetch-code", Image: fetchImage, Command: []string{"/bin/sh", "-c", fetch},
-						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-						Env:                      []corev1.EnvVar{{Name: "STEPWISE_CODE_URL", Value: b.code.URL}, {Name: "STEPWISE_CODE_SHA256", Value: b.code.SHA256}},
-						VolumeMounts:             mounts[:1],
-					}},
-					Containers: []corev1.Container{{
-						Name: "task", Image: set.Image, Command: append([]string{"/stepwise/flow"}, s.Args...),
-						Env: b.podEnv(s, set), EnvFrom: b.envFrom(),
-						Resources:    corev1.ResourceRequirements{Requests: res, Limits: res},
-						VolumeMounts: mounts,
-					}},
+					InitContainers:     inits,
+					Containers:         []corev1.Container{task},
 				},
 			},
 		},

@@ -102,3 +102,29 @@ func TestManifestCarriesWhatTheStepAsks(t *testing.T) {
 		t.Errorf("no 512 MiB /dev/shm: %+v", p.Volumes)
 	}
 }
+
+// An image that holds the flow's binary runs it from there: no init
+// container, no volume over it, no code annotation.
+func TestManifestBinaryInImage(t *testing.T) {
+	b := &Backend{env: compute.Env{User: "ann", Datastore: "s3://b/p", Metadata: "http://meta:8080"},
+		inForce: func(string) string { return "" }}
+	set, err := settings([]byte(`{"image":"team/train:3","binary":"/usr/local/bin/train"}`), b.inForce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := compute.Spec{Flow: "Train", Run: "17", Step: "fit", Task: "0", Args: []string{"task", "--run-id", "17"}}
+	j := b.manifest(s, set, JobName(s))
+	p := j.Spec.Template.Spec
+	if len(p.InitContainers) != 0 || len(p.Volumes) != 0 || len(p.Containers[0].VolumeMounts) != 0 {
+		t.Errorf("init %v volumes %v mounts %v", p.InitContainers, p.Volumes, p.Containers[0].VolumeMounts)
+	}
+	if c := p.Containers[0].Command; c[0] != "/usr/local/bin/train" || c[1] != "task" {
+		t.Errorf("command %v", c)
+	}
+	if _, ok := j.Annotations["stepwise.dev/code-sha256"]; ok {
+		t.Errorf("annotations %v", j.Annotations)
+	}
+	if _, err := settings([]byte(`{"binary":"train"}`), b.inForce); err == nil || !strings.Contains(err.Error(), "absolute path") {
+		t.Errorf("a relative binary path: %v", err)
+	}
+}

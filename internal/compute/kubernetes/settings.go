@@ -26,6 +26,7 @@ type Settings struct {
 	GPUResource      string               `json:"gpu_resource,omitempty"`
 	TTLAfterFinished time.Duration        `json:"ttl_after_finished,omitempty"`
 	Unschedulable    time.Duration        `json:"unschedulable,omitempty"`
+	Binary           string               `json:"binary,omitempty"`
 }
 
 // Toleration lets a pod run on nodes with a matching taint.
@@ -84,6 +85,10 @@ func settings(graph []byte, inForce func(string) string) (Settings, error) {
 	str(&s.ServiceAccount, "service_account")
 	str(&s.Queue, "queue")
 	str(&s.GPUResource, "gpu_resource")
+	str(&s.Binary, "binary")
+	if s.Binary != "" && !strings.HasPrefix(s.Binary, "/") {
+		return s, fmt.Errorf("setting kubernetes.binary %q must be an absolute path in the image", s.Binary)
+	}
 	if s.Namespace == "" {
 		s.Namespace = DefaultNamespace
 	}
