@@ -193,6 +193,7 @@ func TestKubernetesOutcomes(t *testing.T) {
 		"gpus=",
 		"Insufficient nvidia.com/gpu",
 		"first attempt: exit 1",
+		"exit_once/0] attempt 0 failed (exit status 1); retrying",
 		"second attempt: fine",
 	} {
 		if !strings.Contains(all, want) {
@@ -212,7 +213,7 @@ func TestKubernetesOutcomes(t *testing.T) {
 		t.Errorf("%d Jobs for exit_once, want 2 (one per attempt)", len(jobs.Items))
 	}
 	at := c.attempts(t, "KubeCases", id, "exit_once")
-	if len(at) != 2 || at[0].Status != client.Failed || !strings.Contains(at[0].Error, "exit status 1") || at[1].Status != client.Succeeded {
+	if len(at) != 2 || at[0].Status != client.Failed || !strings.Contains(at[0].Error, "the first attempt fails on purpose") || at[1].Status != client.Succeeded {
 		t.Errorf("attempts of exit_once: %+v", at)
 	}
 	// The OOM kill and the timeout are recorded with their reasons (a

@@ -42,13 +42,13 @@ func (f *KubeCases) Graph(g *stepwise.Graph) {
 
 func (f *KubeCases) Start(context.Context) error { return nil }
 
-// ExitOnce exits with status 1 on its first attempt.
+// ExitOnce fails (its process exits with status 1) on its first attempt.
 func (f *KubeCases) ExitOnce(ctx context.Context) error {
 	t := stepwise.CurrentTask(ctx)
 	f.Tries = t.Attempt + 1
 	if t.Attempt == 0 {
 		fmt.Println("first attempt: exit 1")
-		os.Exit(1)
+		return fmt.Errorf("the first attempt fails on purpose")
 	}
 	fmt.Println("second attempt: fine")
 	return nil

@@ -777,7 +777,7 @@ func (j *job) streamLogs(pod string) {
 			req := j.b.cs.CoreV1().Pods(j.ns).GetLogs(pod, &corev1.PodLogOptions{Container: "task", Follow: true})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			go func() { <-j.done; time.Sleep(2 * time.Second); cancel() }()
+			go func() { <-j.done; time.Sleep(logGrace); cancel() }()
 			r, err := req.Stream(ctx)
 			if err != nil {
 				return
@@ -790,6 +790,10 @@ func (j *job) streamLogs(pod string) {
 	})
 }
 
+// logGrace is how long an attempt's end waits for its output to reach the
+// console (from the pod's node, through the API server).
+const logGrace = 10 * time.Second
+
 // finishAfterLogs ends the attempt once its output has reached the
 // console (a task may end before its pod was ever seen running), waiting
 // a few seconds at most.
@@ -798,7 +802,7 @@ func (j *job) finishAfterLogs(pod string, err error) {
 	go func() {
 		select {
 		case <-j.logsDone:
-		case <-time.After(3 * time.Second):
+		case <-time.After(logGrace):
 		}
 		j.finish(err)
 	}()
