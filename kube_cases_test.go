@@ -330,13 +330,16 @@ func TestKubernetesInterruptAndKill(t *testing.T) {
 	})
 
 	t.Run("kill -9 then resume", func(t *testing.T) {
-		b := c.start(t, nil, "kubesleep", "run", "--sleep", "5")
+		b := c.start(t, nil, "kubesleep", "run", "--sleep", "10")
 		p := c.waitPod(t, b, sel, "running", running)
 		run := p.Labels["stepwise.dev/run"]
 		b.cmd.Process.Signal(syscall.SIGKILL)
 		b.wait(t)
 		if n := c.runJobs(t, run); n != 1 {
 			t.Fatalf("%d Jobs after kill -9 of the launcher, want its 1 running", n)
+		}
+		if out, _ := c.flow(t, 0, "kubesleep", "jobs", run); !strings.Contains(out, "sw-kubesleep-"+run+"-work-0-0") || !strings.Contains(out, "running") {
+			t.Errorf("jobs %s:\n%s", run, out)
 		}
 		// The task goes on without its launcher and records its end.
 		waitFor(t, kubeLimit, "the task to finish without its launcher", func() bool {
@@ -347,6 +350,10 @@ func TestKubernetesInterruptAndKill(t *testing.T) {
 		if !strings.Contains(out+errOut, "work/0] cloned from the origin run") || !strings.Contains(out, "done by "+p.Name) {
 			t.Errorf("resume after kill -9 did not reuse work:\n%s\n%s", out, errOut)
 		}
+		if out, _ := c.flow(t, 0, "kubesleep", "jobs", "--kill", run); !strings.Contains(out, "deleted 1 job(s) of run "+run) {
+			t.Errorf("jobs --kill %s: %s", run, out)
+		}
+		waitFor(t, kubeLimit, "the killed Jobs to go", func() bool { return c.runJobs(t, run) == 0 })
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,8 +147,18 @@ func kubeBinaries(t testing.TB) string {
 	if kubeBins != "" {
 		return kubeBins
 	}
-	dir, err := os.MkdirTemp("", "stepwise-kube-bins-")
-	if err != nil {
+	// The binaries (tens of MB each) are kept for the test process and
+	// removed by the next one: a folder per process id, and those of
+	// processes that are gone are removed.
+	stale, _ := filepath.Glob(filepath.Join(os.TempDir(), "stepwise-kube-bins-*"))
+	for _, d := range stale {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "stepwise-kube-bins-%d", &pid); err == nil && syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("stepwise-kube-bins-%d", os.Getpid()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{

@@ -28,15 +28,7 @@ import (
 	"sync"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	kube "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"stepwise.dev/stepwise/internal/compute"
@@ -64,7 +56,7 @@ func init() {
 // Backend runs task attempts as Jobs.
 type Backend struct {
 	env     compute.Env
-	cs      kube.Interface
+	api     *client
 	host    string
 	inForce func(string) string
 
@@ -95,18 +87,18 @@ func Open(ctx context.Context, env compute.Env) (*Backend, error) {
 	}
 	b := &Backend{env: env, host: host, inForce: inForce, jobs: map[string]*job{}, watched: map[string]bool{}, stop: make(chan struct{})}
 	cfg.WrapTransport = b.requests.wrap
-	cs, err := kube.NewForConfig(cfg)
+	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: cannot make a client for %s: %w", host, err)
 	}
+	b.api = &client{http: hc, base: strings.TrimRight(cfg.Host, "/")}
 	// Reach the API server now, with a deadline: a cluster that does not
 	// answer is said at once, not after the first task hangs.
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/version").DoRaw(pctx); err != nil {
+	if err := b.api.version(pctx); err != nil {
 		return nil, fmt.Errorf("kubernetes: cannot reach the API server at %s: %w; check the kubeconfig (KUBECONFIG, or stepwise configure --set-compute kubernetes.kubeconfig=PATH) and that the cluster is up", host, err)
 	}
-	b.cs = cs
 	return b, nil
 }
 
@@ -203,11 +195,11 @@ func (b *Backend) Check(s *graph.Step) error {
 		}
 	}
 	for name := range secrets {
-		_, err := b.cs.CoreV1().Secrets(set.Namespace).Get(ctx, name, metav1.GetOptions{})
+		err := b.api.secretExists(ctx, set.Namespace, name)
 		switch {
-		case apierrors.IsNotFound(err):
+		case isNotFound(err):
 			return fmt.Errorf("step %s uses the Secret %s, which does not exist in namespace %s; create it (kubectl create secret generic %s ...) or fix the name", s.Name, name, set.Namespace, name)
-		case apierrors.IsForbidden(err):
+		case isForbidden(err):
 			// The launcher may not read Secrets; the pod will say.
 		case err != nil:
 			return fmt.Errorf("step %s: cannot look for the Secret %s in namespace %s: %w", s.Name, name, set.Namespace, err)
@@ -252,14 +244,14 @@ type job struct {
 
 // startClock stops the attempt at its step's timeout, counted from when
 // the task's container started (as a local task's, from its process).
-func (j *job) startClock(p *corev1.Pod) {
-	if j.spec.Timeout <= 0 || p.DeletionTimestamp != nil {
+func (j *job) startClock(p *Pod) {
+	if j.spec.Timeout <= 0 || p.Metadata.DeletionTimestamp != nil {
 		return
 	}
 	for _, cs := range p.Status.ContainerStatuses {
 		if r := cs.State.Running; cs.Name == "task" && r != nil {
 			j.clock.Do(func() {
-				left := j.spec.Timeout - time.Since(r.StartedAt.Time)
+				left := j.spec.Timeout - time.Since(r.StartedAt)
 				time.AfterFunc(max(left, 0), func() {
 					j.finish(compute.ErrTimeout)
 					j.Stop(3 * time.Second)
@@ -291,11 +283,9 @@ func (j *job) Stop(grace time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		secs := int64(grace.Seconds())
-		bg := metav1.DeletePropagationBackground
-		j.b.cs.CoreV1().Pods(j.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &secs},
-			metav1.ListOptions{LabelSelector: labelAttempt + "=" + j.name})
-		err := j.b.cs.BatchV1().Jobs(j.ns).Delete(ctx, j.name, metav1.DeleteOptions{PropagationPolicy: &bg, GracePeriodSeconds: &secs})
-		if err != nil && !apierrors.IsNotFound(err) {
+		j.b.api.deletePods(ctx, j.ns, labelAttempt+"="+j.name, &secs)
+		err := j.b.api.deleteJob(ctx, j.ns, j.name, &secs)
+		if err != nil && !isNotFound(err) {
 			j.finish(fmt.Errorf("stopped; deleting its Job %s/%s failed: %w", j.ns, j.name, err))
 			return
 		}
@@ -323,14 +313,13 @@ func (b *Backend) Start(ctx context.Context, s compute.Spec) (compute.Handle, er
 	b.mu.Lock()
 	b.jobs[j.name] = j
 	b.mu.Unlock()
-	_, err = b.cs.BatchV1().Jobs(set.Namespace).Create(ctx, manifest, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
+	err = b.api.createJob(ctx, set.Namespace, manifest)
+	if isAlreadyExists(err) {
 		// A Job of this attempt from a launcher that died: start over.
-		bg := metav1.DeletePropagationBackground
-		b.cs.BatchV1().Jobs(set.Namespace).Delete(ctx, j.name, metav1.DeleteOptions{PropagationPolicy: &bg})
-		for i := 0; i < 50 && apierrors.IsAlreadyExists(err); i++ {
+		b.api.deleteJob(ctx, set.Namespace, j.name, nil)
+		for i := 0; i < 50 && isAlreadyExists(err); i++ {
 			time.Sleep(200 * time.Millisecond)
-			_, err = b.cs.BatchV1().Jobs(set.Namespace).Create(ctx, manifest, metav1.CreateOptions{})
+			err = b.api.createJob(ctx, set.Namespace, manifest)
 		}
 	}
 	if err != nil {
@@ -371,7 +360,7 @@ func labelValue(v string) string {
 }
 
 // manifest is the attempt's Job.
-func (b *Backend) manifest(s compute.Spec, set Settings, name string) *batchv1.Job {
+func (b *Backend) manifest(s compute.Spec, set Settings, name string) *Job {
 	labels := map[string]string{}
 	for k, v := range set.Labels {
 		labels[k] = v
@@ -390,19 +379,19 @@ func (b *Backend) manifest(s compute.Spec, set Settings, name string) *batchv1.J
 	for k, v := range set.Annotations {
 		annotations[k] = v
 	}
-	res := corev1.ResourceList{}
+	res := map[string]string{}
 	r := s.Resources
 	if r.CPU > 0 {
-		res[corev1.ResourceCPU] = *resource.NewMilliQuantity(int64(r.CPU*1000), resource.DecimalSI)
+		res["cpu"] = fmt.Sprintf("%dm", max(int64(r.CPU*1000), 1))
 	}
 	if r.MemoryMB > 0 {
-		res[corev1.ResourceMemory] = *resource.NewQuantity(r.MemoryMB<<20, resource.BinarySI)
+		res["memory"] = fmt.Sprintf("%dMi", r.MemoryMB)
 	}
 	if r.DiskMB > 0 {
-		res[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(r.DiskMB<<20, resource.BinarySI)
+		res["ephemeral-storage"] = fmt.Sprintf("%dMi", r.DiskMB)
 	}
 	if r.GPU > 0 {
-		res[corev1.ResourceName(set.GPUResource)] = *resource.NewQuantity(int64(r.GPU), resource.DecimalSI)
+		res[set.GPUResource] = strconv.Itoa(r.GPU)
 	}
 	fetchImage := b.inForce(SetFetchImage)
 	if fetchImage == "" {
@@ -411,33 +400,28 @@ func (b *Backend) manifest(s compute.Spec, set Settings, name string) *batchv1.J
 	fetch := fmt.Sprintf(`wget -q -O /stepwise/flow "$STEPWISE_CODE_URL" || { echo "cannot fetch the flow's code"; exit 1; }
 echo "$STEPWISE_CODE_SHA256  /stepwise/flow" | sha256sum -c -s || { echo "the flow's code does not match its SHA-256 $STEPWISE_CODE_SHA256: it is damaged; refusing to run it"; exit 1; }
 chmod 0755 /stepwise/flow`)
-	volumes := []corev1.Volume{{Name: "stepwise", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
-	mounts := []corev1.VolumeMount{{Name: "stepwise", MountPath: "/stepwise"}}
+	volumes := []Volume{{Name: "stepwise", EmptyDir: &EmptyDir{}}}
+	mounts := []VolumeMount{{Name: "stepwise", MountPath: "/stepwise"}}
 	if set.SharedMemoryMB > 0 {
-		size := resource.NewQuantity(set.SharedMemoryMB<<20, resource.BinarySI)
-		volumes = append(volumes, corev1.Volume{Name: "shm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: size}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "shm", MountPath: "/dev/shm"})
+		volumes = append(volumes, Volume{Name: "shm", EmptyDir: &EmptyDir{Medium: "Memory", SizeLimit: fmt.Sprintf("%dMi", set.SharedMemoryMB)}})
+		mounts = append(mounts, VolumeMount{Name: "shm", MountPath: "/dev/shm"})
 	}
-	var pullSecrets []corev1.LocalObjectReference
+	var pullSecrets []LocalObjectRef
 	for _, n := range set.ImagePullSecrets {
-		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: n})
+		pullSecrets = append(pullSecrets, LocalObjectRef{Name: n})
 	}
-	var tolerations []corev1.Toleration
-	for _, t := range set.Tolerations {
-		tolerations = append(tolerations, corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
-	}
-	task := corev1.Container{
+	task := Container{
 		Name: "task", Image: set.Image, Command: append([]string{"/stepwise/flow"}, s.Args...),
 		Env: b.podEnv(s, set), EnvFrom: b.envFrom(),
-		Resources:    corev1.ResourceRequirements{Requests: res, Limits: res},
+		Resources:    Resources{Requests: res, Limits: res},
 		VolumeMounts: mounts,
 	}
-	var inits []corev1.Container
+	var inits []Container
 	if set.Binary == "" {
-		inits = []corev1.Container{{
+		inits = []Container{{
 			Name: "fetch-code", Image: fetchImage, Command: []string{"/bin/sh", "-c", fetch},
-			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-			Env:                      []corev1.EnvVar{{Name: "STEPWISE_CODE_URL", Value: b.code.URL}, {Name: "STEPWISE_CODE_SHA256", Value: b.code.SHA256}},
+			TerminationMessagePolicy: "FallbackToLogsOnError",
+			Env:                      []EnvVar{{Name: "STEPWISE_CODE_URL", Value: b.code.URL}, {Name: "STEPWISE_CODE_SHA256", Value: b.code.SHA256}},
 			VolumeMounts:             mounts[:1],
 		}}
 	} else {
@@ -448,22 +432,23 @@ chmod 0755 /stepwise/flow`)
 	}
 	backoff := int32(0)
 	ttl := int32(set.TTLAfterFinished.Seconds())
-	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: annotations},
-		Spec: batchv1.JobSpec{
+	job := &Job{
+		APIVersion: "batch/v1", Kind: "Job",
+		Metadata: ObjectMeta{Name: name, Labels: labels, Annotations: annotations},
+		Spec: JobSpec{
 			BackoffLimit:            &backoff,
 			TTLSecondsAfterFinished: &ttl,
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
-				Spec: corev1.PodSpec{
-					RestartPolicy:      corev1.RestartPolicyNever,
+			Template: PodTemplateSpec{
+				Metadata: ObjectMeta{Labels: labels, Annotations: annotations},
+				Spec: PodSpec{
+					RestartPolicy:      "Never",
 					ServiceAccountName: set.ServiceAccount,
 					NodeSelector:       set.NodeSelector,
-					Tolerations:        tolerations,
+					Tolerations:        set.Tolerations,
 					ImagePullSecrets:   pullSecrets,
 					Volumes:            volumes,
 					InitContainers:     inits,
-					Containers:         []corev1.Container{task},
+					Containers:         []Container{task},
 				},
 			},
 		},
@@ -481,14 +466,14 @@ chmod 0755 /stepwise/flow`)
 
 // podEnv is the task's environment in the pod: the stores as pods reach
 // them, and Secrets by reference only.
-func (b *Backend) podEnv(s compute.Spec, set Settings) []corev1.EnvVar {
+func (b *Backend) podEnv(s compute.Spec, set Settings) []EnvVar {
 	or := func(name, def string) string {
 		if v := b.inForce(name); v != "" {
 			return v
 		}
 		return def
 	}
-	env := []corev1.EnvVar{
+	env := []EnvVar{
 		{Name: "STEPWISE_DATASTORE", Value: or(SetDatastoreURL, b.env.Datastore)},
 		{Name: "STEPWISE_METADATA", Value: or(SetMetadataURL, b.env.Metadata)},
 		{Name: "STEPWISE_USER", Value: b.env.User},
@@ -496,24 +481,24 @@ func (b *Backend) podEnv(s compute.Spec, set Settings) []corev1.EnvVar {
 		{Name: "HOME", Value: "/tmp"},
 	}
 	if v := or(SetS3Endpoint, os.Getenv("AWS_ENDPOINT_URL_S3")); v != "" {
-		env = append(env, corev1.EnvVar{Name: "AWS_ENDPOINT_URL_S3", Value: v})
+		env = append(env, EnvVar{Name: "AWS_ENDPOINT_URL_S3", Value: v})
 	}
 	if v := or(SetAWSRegion, os.Getenv("AWS_REGION")); v != "" {
-		env = append(env, corev1.EnvVar{Name: "AWS_REGION", Value: v})
+		env = append(env, EnvVar{Name: "AWS_REGION", Value: v})
 	}
 	if n := b.inForce(SetTokenSecret); n != "" {
-		env = append(env, corev1.EnvVar{Name: "STEPWISE_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: n}, Key: "token"}}})
+		env = append(env, EnvVar{Name: "STEPWISE_TOKEN", ValueFrom: &EnvSource{SecretKeyRef: &SecretKeyRef{Name: n, Key: "token"}}})
 	}
 	for name, k := range set.SecretEnv {
-		env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: k.Secret}, Key: k.Key}}})
+		env = append(env, EnvVar{Name: name, ValueFrom: &EnvSource{SecretKeyRef: &SecretKeyRef{Name: k.Secret, Key: k.Key}}})
 	}
-	env = append(env, corev1.EnvVar{Name: "STEPWISE_POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}})
+	env = append(env, EnvVar{Name: "STEPWISE_POD", ValueFrom: &EnvSource{FieldRef: &FieldRef{FieldPath: "metadata.name"}}})
 	return env
 }
 
-func (b *Backend) envFrom() []corev1.EnvFromSource {
+func (b *Backend) envFrom() []EnvFrom {
 	if n := b.inForce(SetAWSSecret); n != "" {
-		return []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: n}}}}
+		return []EnvFrom{{SecretRef: &LocalObjectRef{Name: n}}}
 	}
 	return nil
 }
@@ -529,25 +514,16 @@ func (b *Backend) watch(ns, run string) error {
 	}
 	b.watched[key] = true
 	b.mu.Unlock()
-	f := informers.NewSharedInformerFactoryWithOptions(b.cs, 0, informers.WithNamespace(ns),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelRun + "=" + labelValue(run) }))
-	pods := f.Core().V1().Pods().Informer()
-	jobs := f.Batch().V1().Jobs().Informer()
-	pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { b.pod(o, false) },
-		UpdateFunc: func(_, o any) { b.pod(o, false) },
-		DeleteFunc: func(o any) { b.pod(o, true) },
-	})
-	jobs.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { b.jobEvent(o, false) },
-		UpdateFunc: func(_, o any) { b.jobEvent(o, false) },
-		DeleteFunc: func(o any) { b.jobEvent(o, true) },
-	})
-	f.Start(b.stop)
-	synced := f.WaitForCacheSync(b.stop)
-	for t, ok := range synced {
-		if !ok {
-			return fmt.Errorf("kubernetes: cannot watch the %s of run %s in namespace %s on %s (does the launcher's Role allow list and watch?)", t, run, ns, b.host)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-b.stop; cancel() }()
+	sel := LabelRun + "=" + labelValue(run)
+	pods := &watcher[Pod]{c: b.api, path: podsPath(ns), sel: sel, on: b.pod,
+		name: func(p *Pod) string { return p.Metadata.Name }, rv: func(p *Pod) string { return p.Metadata.ResourceVersion }}
+	jobs := &watcher[Job]{c: b.api, path: jobsPath(ns), sel: sel, on: b.jobEvent,
+		name: func(j *Job) string { return j.Metadata.Name }, rv: func(j *Job) string { return j.Metadata.ResourceVersion }}
+	for what, start := range map[string]func(context.Context) error{"pods": pods.start, "Jobs": jobs.start} {
+		if err := start(ctx); err != nil {
+			return fmt.Errorf("kubernetes: cannot watch the %s of run %s in namespace %s on %s (does the launcher's Role allow list and watch?): %w", what, run, ns, b.host, err)
 		}
 	}
 	go b.unschedulable()
@@ -561,38 +537,32 @@ func (b *Backend) find(labels map[string]string) *job {
 }
 
 // pod turns a pod's state into the attempt's outcome.
-func (b *Backend) pod(o any, deleted bool) {
-	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = d.Obj
-	}
-	p, ok := o.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	j := b.find(p.Labels)
+func (b *Backend) pod(p *Pod, deleted bool) {
+	j := b.find(p.Metadata.Labels)
 	if j == nil {
 		return
 	}
-	removing := p.DeletionTimestamp != nil || deleted
+	name := p.Metadata.Name
+	removing := p.Metadata.DeletionTimestamp != nil || deleted
 	switch p.Status.Phase {
-	case corev1.PodSucceeded:
-		j.finishAfterLogs(p.Name, nil)
+	case PodSucceeded:
+		j.finishAfterLogs(name, nil)
 		return
-	case corev1.PodFailed:
+	case PodFailed:
 		if removing {
 			// Killed because its pod was being deleted: say why it was
 			// deleted, not how the process died.
 			j.finish(j.removed(p))
 			return
 		}
-		j.finishAfterLogs(p.Name, j.failure(p))
+		j.finishAfterLogs(name, j.failure(p))
 		return
-	case corev1.PodRunning:
-		j.streamLogs(p.Name)
+	case PodRunning:
+		j.streamLogs(name)
 		j.startClock(p)
-	case corev1.PodPending:
+	case PodPending:
 		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			if c.Type == condPodScheduled && c.Status == condFalse && c.Reason == reasonUnschedulable {
 				b.mu.Lock()
 				if j.pending.IsZero() {
 					j.pending = time.Now()
@@ -618,9 +588,9 @@ func (b *Backend) pod(o any, deleted bool) {
 
 // disrupted is the pod's DisruptionTarget condition (eviction, a tainted
 // or lost node, preemption), or nil.
-func disrupted(p *corev1.Pod) *corev1.PodCondition {
+func disrupted(p *Pod) *Condition {
 	for i, c := range p.Status.Conditions {
-		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+		if c.Type == condDisruptionTarget && c.Status == condTrue {
 			return &p.Status.Conditions[i]
 		}
 	}
@@ -629,7 +599,7 @@ func disrupted(p *corev1.Pod) *corev1.PodCondition {
 
 // removed says why a pod that is deleted, or being deleted, ended its
 // attempt: the Job's deadline, an eviction, or someone's delete.
-func (j *job) removed(p *corev1.Pod) error {
+func (j *job) removed(p *Pod) error {
 	if j.deadlineExceeded() {
 		return compute.ErrTimeout
 	}
@@ -651,14 +621,14 @@ func (j *job) deadlineExceeded() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	jb, err := j.b.cs.BatchV1().Jobs(j.ns).Get(ctx, j.name, metav1.GetOptions{})
+	jb, err := j.b.api.getJob(ctx, j.ns, j.name)
 	return err == nil && jobDeadline(jb)
 }
 
 // jobDeadline says whether a Job failed, or is failing, by its deadline.
-func jobDeadline(jb *batchv1.Job) bool {
+func jobDeadline(jb *Job) bool {
 	for _, c := range jb.Status.Conditions {
-		if (c.Type == batchv1.JobFailed || c.Type == batchv1.JobFailureTarget) && c.Status == corev1.ConditionTrue && c.Reason == batchv1.JobReasonDeadlineExceeded {
+		if (c.Type == condJobFailed || c.Type == condJobFailureTarget) && c.Status == condTrue && c.Reason == reasonDeadlineExeeded {
 			return true
 		}
 	}
@@ -670,7 +640,7 @@ var pendingMessages sync.Map // job name -> last scheduler message
 func (j *job) pendingMsg(m string) { pendingMessages.Store(j.name, m) }
 
 // failure says how a failed pod ended.
-func (j *job) failure(p *corev1.Pod) error {
+func (j *job) failure(p *Pod) error {
 	if p.Status.Reason == "DeadlineExceeded" {
 		return compute.ErrTimeout
 	}
@@ -681,7 +651,7 @@ func (j *job) failure(p *corev1.Pod) error {
 		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
 			msg := strings.TrimSpace(t.Message)
 			if msg == "" {
-				msg = j.tailLogs(p.Name, cs.Name)
+				msg = j.tailLogs(p.Metadata.Name, cs.Name)
 			}
 			if msg == "" {
 				msg = t.Reason
@@ -711,24 +681,18 @@ func (j *job) failure(p *corev1.Pod) error {
 func (j *job) tailLogs(pod, container string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	lines := int64(5)
-	out, err := j.b.cs.CoreV1().Pods(j.ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, TailLines: &lines}).DoRaw(ctx)
+	r, err := j.b.api.logs(ctx, j.ns, pod, container, false, 5)
 	if err != nil {
 		return ""
 	}
+	defer r.Close()
+	out, _ := io.ReadAll(io.LimitReader(r, 4<<10))
 	return strings.TrimSpace(string(out))
 }
 
 // jobEvent looks at the Job itself: its deadline, its deletion.
-func (b *Backend) jobEvent(o any, deleted bool) {
-	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o = d.Obj
-	}
-	jb, ok := o.(*batchv1.Job)
-	if !ok {
-		return
-	}
-	j := b.find(jb.Labels)
+func (b *Backend) jobEvent(jb *Job, deleted bool) {
+	j := b.find(jb.Metadata.Labels)
 	if j == nil {
 		return
 	}
@@ -736,7 +700,7 @@ func (b *Backend) jobEvent(o any, deleted bool) {
 		j.finish(compute.ErrTimeout)
 	}
 	if deleted {
-		j.finish(fmt.Errorf("its Job %s was deleted", jb.Name))
+		j.finish(fmt.Errorf("its Job %s was deleted", jb.Metadata.Name))
 	}
 }
 
@@ -774,11 +738,10 @@ func (j *job) streamLogs(pod string) {
 	j.logs.Do(func() {
 		go func() {
 			defer close(j.logsDone)
-			req := j.b.cs.CoreV1().Pods(j.ns).GetLogs(pod, &corev1.PodLogOptions{Container: "task", Follow: true})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() { <-j.done; time.Sleep(logGrace); cancel() }()
-			r, err := req.Stream(ctx)
+			r, err := j.b.api.logs(ctx, j.ns, pod, "task", true, 0)
 			if err != nil {
 				return
 			}
@@ -827,12 +790,12 @@ func (b *Backend) Jobs(ctx context.Context, run string) ([]compute.JobInfo, erro
 	if err != nil {
 		return nil, err
 	}
-	list, err := b.cs.BatchV1().Jobs(set.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelRun + "=" + labelValue(run)})
+	jobs, err := b.api.listJobs(ctx, set.Namespace, LabelRun+"="+labelValue(run))
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: cannot list the Jobs of run %s in namespace %s: %w", run, set.Namespace, err)
 	}
 	var out []compute.JobInfo
-	for _, j := range list.Items {
+	for _, j := range jobs {
 		st := "running"
 		switch {
 		case j.Status.Succeeded > 0:
@@ -843,12 +806,16 @@ func (b *Backend) Jobs(ctx context.Context, run string) ([]compute.JobInfo, erro
 			st = "pending"
 		}
 		for _, c := range j.Status.Conditions {
-			if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobFailed || c.Type == batchv1.JobComplete) && c.Reason != "" && st == "failed" {
+			if c.Status == condTrue && (c.Type == condJobFailed || c.Type == condJobComplete) && c.Reason != "" && st == "failed" {
 				st = "failed: " + c.Reason
 			}
 		}
-		out = append(out, compute.JobInfo{Name: set.Namespace + "/" + j.Name, Step: j.Labels[LabelStep], Task: j.Labels[LabelTask],
-			Attempt: j.Labels[LabelAttempt], Status: st, Created: j.CreationTimestamp.Time})
+		info := compute.JobInfo{Name: set.Namespace + "/" + j.Metadata.Name, Step: j.Metadata.Labels[LabelStep], Task: j.Metadata.Labels[LabelTask],
+			Attempt: j.Metadata.Labels[LabelAttempt], Status: st}
+		if t := j.Metadata.CreationTimestamp; t != nil {
+			info.Created = *t
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }
@@ -859,12 +826,11 @@ func (b *Backend) Kill(ctx context.Context, run string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	bg := metav1.DeletePropagationBackground
 	n := 0
 	for _, j := range jobs {
 		ns, name, _ := strings.Cut(j.Name, "/")
-		err := b.cs.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
-		if err != nil && !apierrors.IsNotFound(err) {
+		err := b.api.deleteJob(ctx, ns, name, nil)
+		if err != nil && !isNotFound(err) {
 			return n, fmt.Errorf("kubernetes: cannot delete Job %s: %w", j.Name, err)
 		}
 		n++

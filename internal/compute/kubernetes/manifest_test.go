@@ -1,10 +1,13 @@
 package kubernetes
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -56,7 +59,7 @@ func TestManifestCarriesWhatTheStepAsks(t *testing.T) {
 		Annotations: map[string]string{"owner": "ann"}, SharedMemoryMB: 512, Queue: "gpu-queue", GPUResource: "nvidia.com/gpu", TTLAfterFinished: time.Minute}
 	s := compute.Spec{Flow: "Train", Run: "17", Step: "fit", Task: "3", Attempt: 1, Args: []string{"task", "--run-id", "17"},
 		Resources: graph.Resources{CPU: 1.5, MemoryMB: 2048, GPU: 1, DiskMB: 100}, Timeout: 90 * time.Second}
-	j := b.manifest(s, set, JobName(s))
+	j := asJob(t, b.manifest(s, set, JobName(s)))
 	p := j.Spec.Template.Spec
 	c := p.Containers[0]
 	for k, v := range map[string]string{LabelFlow: "Train", LabelRun: "17", LabelStep: "fit", LabelTask: "3", LabelAttempt: "1", LabelUser: "ann", "team": "vision", QueueLabel: "gpu-queue"} {
@@ -113,7 +116,7 @@ func TestManifestBinaryInImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := compute.Spec{Flow: "Train", Run: "17", Step: "fit", Task: "0", Args: []string{"task", "--run-id", "17"}}
-	j := b.manifest(s, set, JobName(s))
+	j := asJob(t, b.manifest(s, set, JobName(s)))
 	p := j.Spec.Template.Spec
 	if len(p.InitContainers) != 0 || len(p.Volumes) != 0 || len(p.Containers[0].VolumeMounts) != 0 {
 		t.Errorf("init %v volumes %v mounts %v", p.InitContainers, p.Volumes, p.Containers[0].VolumeMounts)
@@ -127,4 +130,24 @@ func TestManifestBinaryInImage(t *testing.T) {
 	if _, err := settings([]byte(`{"binary":"train"}`), b.inForce); err == nil || !strings.Contains(err.Error(), "absolute path") {
 		t.Errorf("a relative binary path: %v", err)
 	}
+}
+
+// asJob reads a manifest as Kubernetes' own Job type reads it, refusing
+// fields it does not know: the JSON is what the API server expects.
+func asJob(t *testing.T, j *Job) *batchv1.Job {
+	t.Helper()
+	data, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out batchv1.Job
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&out); err != nil {
+		t.Fatalf("the manifest is not a Job as Kubernetes reads it: %v\n%s", err, data)
+	}
+	if out.APIVersion != "batch/v1" || out.Kind != "Job" {
+		t.Errorf("apiVersion %q kind %q", out.APIVersion, out.Kind)
+	}
+	return &out
 }
