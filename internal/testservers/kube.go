@@ -89,7 +89,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -589,26 +588,6 @@ func writeFiles(dir string, files map[string][]byte) error {
 	return nil
 }
 
-// removeStaleKubeDirs removes the directories of control planes whose
-// test process has gone (they were killed with it and left their data).
-func removeStaleKubeDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "stepwise-controlplane-*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "pid"))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 {
-			continue
-		}
-		if syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM) {
-			continue // still running
-		}
-		os.RemoveAll(d)
-	}
-}
-
 func startKube() (*Kubernetes, error) {
 	out, err := exec.Command(filepath.Join(repoRoot(), "scripts", "kube-bin")).Output()
 	if err != nil {
@@ -619,12 +598,8 @@ func startKube() (*Kubernetes, error) {
 		return nil, fmt.Errorf("scripts/kube-bin: %w", err)
 	}
 	bin := strings.TrimSpace(string(out))
-	removeStaleKubeDirs()
-	dir, err := os.MkdirTemp("", "stepwise-controlplane-")
+	dir, err := ownedTempDir("stepwise-controlplane-")
 	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	k := &Kubernetes{Dir: dir, CAFile: filepath.Join(dir, "ca.crt"), adminToken: randomHex(24)}

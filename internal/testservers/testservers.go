@@ -10,7 +10,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -181,7 +183,7 @@ func startPostgres() (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "stepwise-pg-")
+	dir, err := ownedTempDir("stepwise-pg-")
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +319,7 @@ func startMinIOOn(host string) (*S3, error) {
 		return nil, fmt.Errorf("scripts/minio-bin: %w", err)
 	}
 	bin := strings.TrimSpace(string(out))
-	dir, err := os.MkdirTemp("", "stepwise-minio-")
+	dir, err := ownedTempDir("stepwise-minio-")
 	if err != nil {
 		return nil, err
 	}
@@ -371,4 +373,42 @@ func (s *S3) Restart(ctx context.Context, pause time.Duration) error {
 		return ctx.Err()
 	}
 	return s.start(s.cmd.Path)
+}
+
+// ownedTempDir makes a temporary directory for a server of this test
+// process, with the process's id in its file "owner". It first removes the
+// directories of that kind whose test process is gone: servers die with
+// their test process, but their directories (hundreds of MB for a MinIO)
+// would pile up on the disk. A directory without an owner file is removed
+// once it is an hour old.
+func ownedTempDir(prefix string) (string, error) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+	for _, d := range dirs {
+		if ownerGone(d) {
+			os.RemoveAll(d)
+		}
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// ownerGone says whether the test process that made dir has ended.
+func ownerGone(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "owner"))
+	if err != nil {
+		fi, serr := os.Stat(dir)
+		return errors.Is(err, fs.ErrNotExist) && serr == nil && time.Since(fi.ModTime()) > time.Hour
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
