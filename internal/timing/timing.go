@@ -19,9 +19,12 @@ type Phases struct {
 	parts []string
 }
 
+// On says whether STEPWISE_DEBUG asks for timing.
+func On() bool { return strings.Contains(os.Getenv("STEPWISE_DEBUG"), "timing") }
+
 // New starts measuring, if STEPWISE_DEBUG asks for timing.
 func New() *Phases {
-	return &Phases{on: strings.Contains(os.Getenv("STEPWISE_DEBUG"), "timing"), last: time.Now()}
+	return &Phases{on: On(), last: time.Now()}
 }
 
 // Mark ends the phase called name.

@@ -33,6 +33,7 @@ import (
 
 	"stepwise.dev/stepwise/internal/compute"
 	"stepwise.dev/stepwise/internal/graph"
+	"stepwise.dev/stepwise/internal/timing"
 )
 
 // Name is the backend's name in the graph and on the command line.
@@ -66,6 +67,7 @@ type Backend struct {
 
 	requests requestCounter // API requests made, for STEPWISE_DEBUG=timing
 	closed   sync.Once
+	sweeper  sync.Once // starts the one loop that fails long-unschedulable pods
 
 	mu      sync.Mutex
 	jobs    map[string]*job // by Job name
@@ -212,7 +214,7 @@ func (b *Backend) Check(s *graph.Step) error {
 // API requests the run made.
 func (b *Backend) Close() error {
 	b.closed.Do(func() {
-		if strings.Contains(os.Getenv("STEPWISE_DEBUG"), "timing") {
+		if timing.On() {
 			fmt.Fprintf(os.Stderr, "stepwise timing: kubernetes API requests=%s\n", &b.requests)
 		}
 	})
@@ -238,6 +240,7 @@ type job struct {
 	logs     sync.Once
 	logsDone chan struct{} // closed when the pod's output has been copied
 	pending  time.Time     // when the pod was first seen unschedulable
+	why      string        // the scheduler's last message about it
 	clock    sync.Once     // the timeout's, started with the task's container
 	b        *Backend
 }
@@ -335,7 +338,10 @@ func (b *Backend) Start(ctx context.Context, s compute.Spec) (compute.Handle, er
 // timeout for its pod to be scheduled, pulled and started.
 func StartAllowance(set Settings) time.Duration { return set.Unschedulable + 10*time.Minute }
 
-var dnsUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
+var (
+	dnsUnsafe   = regexp.MustCompile(`[^a-z0-9-]+`)
+	labelUnsafe = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+)
 
 // JobName is the Job of an attempt: sw-<flow>-<run>-<step>-<task>-<attempt>,
 // cut to the 63 characters of a name, with a hash of the whole when cut.
@@ -352,7 +358,7 @@ func JobName(s compute.Spec) string {
 
 // labelValue makes v a valid label value (63 characters of [A-Za-z0-9._-]).
 func labelValue(v string) string {
-	v = regexp.MustCompile(`[^A-Za-z0-9._-]+`).ReplaceAllString(v, "_")
+	v = labelUnsafe.ReplaceAllString(v, "_")
 	if len(v) > 63 {
 		v = v[:63]
 	}
@@ -526,7 +532,7 @@ func (b *Backend) watch(ns, run string) error {
 			return fmt.Errorf("kubernetes: cannot watch the %s of run %s in namespace %s on %s (does the launcher's Role allow list and watch?): %w", what, run, ns, b.host, err)
 		}
 	}
-	go b.unschedulable()
+	b.sweeper.Do(func() { go b.unschedulable() })
 	return nil
 }
 
@@ -567,7 +573,7 @@ func (b *Backend) pod(p *Pod, deleted bool) {
 				if j.pending.IsZero() {
 					j.pending = time.Now()
 				}
-				j.pendingMsg(c.Message)
+				j.why = c.Message
 				b.mu.Unlock()
 			}
 		}
@@ -634,10 +640,6 @@ func jobDeadline(jb *Job) bool {
 	}
 	return false
 }
-
-var pendingMessages sync.Map // job name -> last scheduler message
-
-func (j *job) pendingMsg(m string) { pendingMessages.Store(j.name, m) }
 
 // failure says how a failed pod ended.
 func (j *job) failure(p *Pod) error {
@@ -716,16 +718,15 @@ func (b *Backend) unschedulable() {
 		case <-tick.C:
 		}
 		b.mu.Lock()
-		var late []*job
+		late := map[*job]string{}
 		for _, j := range b.jobs {
 			if !j.pending.IsZero() && time.Since(j.pending) > j.set.Unschedulable {
-				late = append(late, j)
+				late[j] = j.why
 			}
 		}
 		b.mu.Unlock()
-		for _, j := range late {
-			msg, _ := pendingMessages.Load(j.name)
-			j.finish(fmt.Errorf("its pod could not be scheduled for %s: %s", j.set.Unschedulable, strings.TrimSuffix(fmt.Sprint(msg), ".")))
+		for j, why := range late {
+			j.finish(fmt.Errorf("its pod could not be scheduled for %s: %s", j.set.Unschedulable, strings.TrimSuffix(why, ".")))
 			j.Stop(0)
 		}
 	}
