@@ -1,7 +1,8 @@
 // Package kubernetes adds the Kubernetes compute backend to a flow
 // program: with it imported, steps placed with
 // g.Step(f.Train).Compute(stepwise.Kubernetes{...}), or every step with
-// run --compute kubernetes, run as Kubernetes Jobs, one per attempt.
+// run --compute kubernetes, run as Kubernetes Jobs, one per attempt; and FLOW argo-workflows
+// deploys the flow to Argo Workflows.
 //
 //	import _ "stepwise.dev/stepwise/backend/kubernetes"
 //
@@ -10,4 +11,7 @@
 // set-up.
 package kubernetes
 
-import _ "stepwise.dev/stepwise/internal/compute/kubernetes" // registers "kubernetes"
+import (
+	_ "stepwise.dev/stepwise/internal/compute/kubernetes" // registers "kubernetes"
+	_ "stepwise.dev/stepwise/internal/deploy/argo"        // adds the argo-workflows command
+)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"stepwise.dev/stepwise/internal/cli"
+	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/metadata/postgres"
 	"stepwise.dev/stepwise/internal/metadata/service"
 )
@@ -66,13 +67,26 @@ func serviceCmd(ctx context.Context, e *cli.Env, args []string) error {
 		logger.Warn("tokens travel in clear text over plain HTTP: serve with --tls-cert and --tls-key, or behind a proxy that terminates TLS", "addr", *addr)
 	}
 	opts := service.ServeOptions{TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, Logger: logger}
+	hopts := service.Options{Tokens: tokens, Logger: logger}
+	if ds := e.Datastore(); ds != "" {
+		// The pods of deployed flows fetch their code through URLs the
+		// service signs.
+		data, err := config.OpenDatastore(ctx, ds)
+		if err != nil {
+			return err
+		}
+		if !data.CanSign() {
+			return cli.UsageError("--datastore %s: the service signs URLs of flow binaries for deployed flows' pods, which needs an S3 datastore (s3://bucket/prefix)", ds)
+		}
+		hopts.Code = service.StoredCode{Data: data}
+	}
 	store, err := postgres.Open(ctx, *dsn)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	logger.Info("stepwise metadata service", "addr", *addr, "tokens", len(tokens), "tls", *tlsCert != "")
-	return service.Serve(ctx, *addr, service.NewHandler(store, service.Options{Tokens: tokens, Logger: logger}), opts)
+	logger.Info("stepwise metadata service", "addr", *addr, "tokens", len(tokens), "tls", *tlsCert != "", "serves code", hopts.Code != nil)
+	return service.Serve(ctx, *addr, service.NewHandler(store, hopts), opts)
 }
 
 // serviceTokens reads the tokens from the environment and from file (when

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	"stepwise.dev/stepwise/internal/config"
@@ -92,6 +93,10 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 	fs.IntVar(&o.req.MaxSplits, "max-num-splits", launcher.DefaultMaxSplits, "the most tasks one foreach may fan out to")
 	fs.Var(&o.tags, "tag", "add a tag to the run (repeatable)")
 	id := fs.String("run-id", "", "the run's id, digits (default: microseconds since the epoch)")
+	idOut := fs.String("run-id-out", "", "also write the run's id to this file (for a scheduler that reads outputs from files)")
+	namespace := fs.String("namespace", "", "the run's namespace: production:TOKEN for a deployed flow (default: user:NAME of the user)")
+	var system tagList
+	fs.Var(&system, "system-tag", "a system tag, e.g. runtime:argo-workflow:NAME (repeatable)")
 	if c.def.ParamsErr != nil {
 		return c.problems()
 	}
@@ -105,6 +110,19 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 	if *flow != c.def.Name() {
 		fmt.Fprintf(c.stderr, "create-run: this program runs flow %s, not %s\n", c.def.Name(), *flow)
 		return 2
+	}
+	if *namespace != "" && !strings.HasPrefix(*namespace, "production:") && !strings.HasPrefix(*namespace, "user:") {
+		fmt.Fprintf(c.stderr, "create-run: --namespace %q: a run's namespace is user:NAME or production:TOKEN\n", *namespace)
+		return 2
+	}
+	for _, t := range append([]string{*namespace}, system...) {
+		if t == "" {
+			continue
+		}
+		if err := names.SystemTag(t); err != nil {
+			fmt.Fprintf(c.stderr, "create-run: %v\n", err)
+			return 2
+		}
 	}
 	if *id != "" {
 		if err := names.RunID(*id); err != nil {
@@ -129,10 +147,16 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 	}
 	defer l.Stores.Meta.Close()
 	run, err := lifecycle.Create(ctx, l.Stores, lifecycle.New{Flow: c.def.Name(), User: l.User, Params: vals, Tags: o.req.Tags,
-		Code: l.CodeVersion(), MaxSplits: o.req.MaxSplits, ID: *id, Scheduled: true})
+		Code: l.CodeVersion(), MaxSplits: o.req.MaxSplits, ID: *id, Scheduled: true, Namespace: *namespace, SystemTags: system})
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
 		return 1
+	}
+	if *idOut != "" {
+		if err := os.WriteFile(*idOut, []byte(run.ID), 0o644); err != nil {
+			fmt.Fprintf(c.stderr, "create-run: run %s is recorded, but its id cannot be written to %s (--run-id-out): %v\n", run.ID, *idOut, err)
+			return 1
+		}
 	}
 	fmt.Fprintln(c.stdout, run.ID)
 	return 0

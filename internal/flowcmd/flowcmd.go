@@ -114,9 +114,16 @@ func Command(ctx context.Context, def *flowdef.Def, args []string, stdout, stder
 	case "runs", "dump", "logs", "tag":
 		return cli.Run(ctx, cli.Options{Prog: prog, Flow: def.Name(), Commands: cli.Inspect[1:], Usage: fmt.Sprintf(usage, prog)}, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
-		fmt.Fprintf(stdout, usage, prog)
+		fmt.Fprintf(stdout, usage+extraUsage(), prog)
 		return 0
 	default:
+		if x, ok := extra(args[0]); ok {
+			return x.Run(ctx, &Env{p: c}, args[1:])
+		}
+		if imp, ok := knownExtras[args[0]]; ok {
+			fmt.Fprintf(stderr, "%s: command %s comes with the Kubernetes backend; add to the flow program\n\timport _ %q\nand build it again\n", prog, args[0], imp)
+			return 2
+		}
 		fmt.Fprintf(stderr, "%s: unknown command %q\n\n", prog, args[0])
 		fmt.Fprintf(stderr, usage, prog)
 		return 2
@@ -249,18 +256,8 @@ func (c *program) runFlags(fs *flag.FlagSet, o *runOptions) {
 	fs.IntVar(&o.req.MaxSplits, "max-num-splits", launcher.DefaultMaxSplits, "the most tasks one foreach may fan out to")
 	fs.StringVar(&o.req.Compute, "compute", "", "run every step on this compute backend (local runs everything here, whatever the graph says)")
 	fs.Var(&o.tags, "tag", "add a tag to the run (repeatable)")
-	fs.Func("compute-setting", "a compute backend's setting for this run, BACKEND.NAME=VALUE, e.g. kubernetes.namespace=ml (repeatable; over the config file and the environment, under the graph's)", func(kv string) error {
-		k, v, ok := strings.Cut(kv, "=")
-		backend, name, dotted := strings.Cut(k, ".")
-		if !ok || !dotted || backend == "" || name == "" {
-			return fmt.Errorf("write BACKEND.NAME=VALUE, e.g. kubernetes.namespace=ml; got %q", kv)
-		}
-		if o.req.ComputeSettings == nil {
-			o.req.ComputeSettings = map[string]string{}
-		}
-		o.req.ComputeSettings[k] = v
-		return nil
-	})
+	o.req.ComputeSettings = map[string]string{}
+	ComputeSettings(fs, o.req.ComputeSettings)
 	fs.DurationVar(&o.req.RetryDelay, "retry-delay", 0, "wait before the first retry of a failed task; doubles with each retry (default 2s)")
 	fs.DurationVar(&o.req.Heartbeat, "heartbeat", 0, "how often the run and its tasks record that they are alive (default 10s)")
 }

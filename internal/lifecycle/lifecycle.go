@@ -42,17 +42,27 @@ type New struct {
 	ID string
 	// Scheduled marks a run driven by a production scheduler.
 	Scheduled bool
+	// Namespace, when set, is the run's namespace tag instead of
+	// user:USER (production:TOKEN for a deployed flow's runs).
+	Namespace string
+	// SystemTags are more system tags (e.g. argo-workflow:NAME).
+	SystemTags []string
 }
 
 // Create records a new run in the metadata store and the datastore. A run
 // whose datastore write fails is marked failed at once, so that no run
 // that never started stays "running".
 func Create(ctx context.Context, st Stores, n New) (*metadata.Run, error) {
+	ns := n.Namespace
+	if ns == "" {
+		ns = "user:" + n.User
+	}
 	run := &metadata.Run{Flow: n.Flow, Status: metadata.Running, User: n.User,
-		SystemTags: []string{"user:" + n.User}, Tags: n.Tags, Params: n.Params, Code: n.Code, Origin: n.Origin}
+		SystemTags: []string{ns}, Tags: n.Tags, Params: n.Params, Code: n.Code, Origin: n.Origin}
 	if n.Scheduled {
 		run.SystemTags = append(run.SystemTags, SchedulerTag)
 	}
+	run.SystemTags = append(run.SystemTags, n.SystemTags...)
 	for {
 		now := time.Now()
 		run.ID = n.ID

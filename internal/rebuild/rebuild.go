@@ -275,7 +275,8 @@ func rebuildRun(ctx context.Context, store *datastore.Store, meta metadata.Store
 			warn("its record names no user: it is in no user's namespace (list it with --namespace global)")
 		}
 	}
-	if run.User != "" && !slices.Contains(run.SystemTags, "user:"+run.User) {
+	production := slices.ContainsFunc(run.SystemTags, func(t string) bool { return strings.HasPrefix(t, "production:") })
+	if run.User != "" && !production && !slices.Contains(run.SystemTags, "user:"+run.User) {
 		run.SystemTags = append(slices.Clone(run.SystemTags), "user:"+run.User)
 	}
 	if tags, err := store.GetRunTags(ctx, flow, id); err == nil {

@@ -46,6 +46,11 @@ func isGone(err error) bool          { return isCode(err, http.StatusGone) }
 
 // send makes a request and returns the response of a success.
 func (c *client) send(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	return c.sendAs(ctx, method, path, query, body, "application/json")
+}
+
+// sendAs is send with the body's content type (a patch's).
+func (c *client) sendAs(ctx context.Context, method, path string, query url.Values, body any, contentType string) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
@@ -64,7 +69,7 @@ func (c *client) send(ctx context.Context, method, path string, query url.Values
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -24,14 +24,6 @@ import (
 // the hash and runs it. No image is built per change of code, and any
 // image works as the base.
 
-// codeKey is the datastore key of a binary.
-func codeKey(sum string) string { return "code/" + sum }
-
-// presigner is a datastore backend that makes plain-GET URLs (S3).
-type presigner interface {
-	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
-}
-
 // Code is the shipped binary: its hash and the URL pods fetch it from.
 type Code struct {
 	SHA256 string
@@ -39,44 +31,53 @@ type Code struct {
 	Size   int64
 }
 
-// shipCode stores the binary of this program (or one built for Linux from
+// ShipCode stores the binary of this program (or one built for Linux from
 // its source) in the datastore, and returns where pods find it.
-func shipCode(ctx context.Context, data *datastore.Store) (*Code, error) {
+func ShipCode(ctx context.Context, data *datastore.Store) (*Code, error) {
+	b := data.Backend()
+	if !data.CanSign() {
+		return nil, fmt.Errorf("kubernetes: the datastore %s cannot give pods a URL to fetch the flow's code from; tasks on a cluster need an S3 datastore (set it with 'stepwise configure --set-datastore s3://bucket/prefix')", b)
+	}
+	bin, sum, err := StaticBinary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if exists, err := b.Exists(ctx, datastore.CodeKey(sum)); err != nil {
+		return nil, fmt.Errorf("kubernetes: cannot look for the flow's code in the datastore %s: %w", b, err)
+	} else if !exists {
+		if err := b.Put(ctx, datastore.CodeKey(sum), bytes.NewReader(bin), int64(len(bin))); err != nil {
+			return nil, fmt.Errorf("kubernetes: cannot store the flow's code in the datastore %s: %w", b, err)
+		}
+	}
+	url, err := data.CodeURL(ctx, sum, 7*24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: cannot make a URL for the flow's code: %w", err)
+	}
+	return &Code{SHA256: sum, URL: url, Size: int64(len(bin))}, nil
+}
+
+// StaticBinary returns the static Linux binary pods run: this program's,
+// or one built from its source when this one cannot run in any Linux
+// image; and its SHA-256.
+func StaticBinary(ctx context.Context) ([]byte, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes: cannot find this program's binary to ship to the pods: %w", err)
+		return nil, "", fmt.Errorf("kubernetes: cannot find this program's binary to ship to the pods: %w", err)
 	}
 	if why := notStaticLinux(exe); why != "" {
 		built, err := buildStatic(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("kubernetes: this program (%s) %s, and pods need a static Linux binary: %w", exe, why, err)
+			return nil, "", fmt.Errorf("kubernetes: this program (%s) %s, and pods need a static Linux binary: %w", exe, why, err)
 		}
 		defer os.RemoveAll(filepath.Dir(built))
 		exe = built
 	}
 	bin, err := os.ReadFile(exe)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes: cannot read the binary to ship: %w", err)
+		return nil, "", fmt.Errorf("kubernetes: cannot read the binary to ship: %w", err)
 	}
 	h := sha256.Sum256(bin)
-	sum := hex.EncodeToString(h[:])
-	b := data.Backend()
-	p, ok := b.(presigner)
-	if !ok {
-		return nil, fmt.Errorf("kubernetes: the datastore %s cannot give pods a URL to fetch the flow's code from; tasks on a cluster need an S3 datastore (set it with 'stepwise configure --set-datastore s3://bucket/prefix')", b)
-	}
-	if exists, err := b.Exists(ctx, codeKey(sum)); err != nil {
-		return nil, fmt.Errorf("kubernetes: cannot look for the flow's code in the datastore %s: %w", b, err)
-	} else if !exists {
-		if err := b.Put(ctx, codeKey(sum), bytes.NewReader(bin), int64(len(bin))); err != nil {
-			return nil, fmt.Errorf("kubernetes: cannot store the flow's code in the datastore %s: %w", b, err)
-		}
-	}
-	url, err := p.PresignGet(ctx, codeKey(sum), 7*24*time.Hour)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: cannot make a URL for the flow's code: %w", err)
-	}
-	return &Code{SHA256: sum, URL: url, Size: int64(len(bin))}, nil
+	return bin, hex.EncodeToString(h[:]), nil
 }
 
 // notStaticLinux says why a binary cannot run in any Linux image, or "".

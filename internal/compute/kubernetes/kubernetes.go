@@ -65,6 +65,8 @@ type Backend struct {
 	code     *Code
 	codeErr  error
 
+	site Site // what every task pod shares
+
 	requests requestCounter // API requests made, for STEPWISE_DEBUG=timing
 	closed   sync.Once
 	sweeper  sync.Once // starts the one loop that fails long-unschedulable pods
@@ -87,7 +89,7 @@ func Open(ctx context.Context, env compute.Env) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{env: env, host: host, inForce: inForce, jobs: map[string]*job{}, watched: map[string]bool{}, stop: make(chan struct{})}
+	b := &Backend{env: env, host: host, inForce: inForce, site: SiteFor(env, inForce), jobs: map[string]*job{}, watched: map[string]bool{}, stop: make(chan struct{})}
 	cfg.WrapTransport = b.requests.wrap
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
@@ -303,7 +305,7 @@ func (b *Backend) Start(ctx context.Context, s compute.Spec) (compute.Handle, er
 		return nil, err
 	}
 	if set.Binary == "" {
-		b.codeOnce.Do(func() { b.code, b.codeErr = shipCode(ctx, b.env.Data) })
+		b.codeOnce.Do(func() { b.code, b.codeErr = ShipCode(ctx, b.env.Data) })
 		if b.codeErr != nil {
 			return nil, b.codeErr
 		}
@@ -368,95 +370,25 @@ func labelValue(v string) string {
 // manifest is the attempt's Job.
 func (b *Backend) manifest(s compute.Spec, set Settings, name string) *Job {
 	labels := map[string]string{}
-	for k, v := range set.Labels {
-		labels[k] = v
-	}
 	for k, v := range map[string]string{LabelFlow: s.Flow, LabelRun: s.Run, LabelStep: s.Step, LabelTask: s.Task,
 		LabelAttempt: strconv.Itoa(s.Attempt), LabelUser: b.env.User, labelAttempt: name} {
 		labels[k] = labelValue(v)
 	}
-	if set.Queue != "" {
-		labels[QueueLabel] = set.Queue
-	}
-	annotations := map[string]string{"stepwise.dev/pathspec": s.Flow + "/" + s.Path()}
+	var code *CodeFetch
 	if set.Binary == "" {
-		annotations["stepwise.dev/code-sha256"] = b.code.SHA256
+		code = &CodeFetch{SHA256: b.code.SHA256, URL: b.code.URL}
 	}
-	for k, v := range set.Annotations {
-		annotations[k] = v
-	}
-	res := map[string]string{}
-	r := s.Resources
-	if r.CPU > 0 {
-		res["cpu"] = fmt.Sprintf("%dm", max(int64(r.CPU*1000), 1))
-	}
-	if r.MemoryMB > 0 {
-		res["memory"] = fmt.Sprintf("%dMi", r.MemoryMB)
-	}
-	if r.DiskMB > 0 {
-		res["ephemeral-storage"] = fmt.Sprintf("%dMi", r.DiskMB)
-	}
-	if r.GPU > 0 {
-		res[set.GPUResource] = strconv.Itoa(r.GPU)
-	}
-	fetchImage := b.inForce(SetFetchImage)
-	if fetchImage == "" {
-		fetchImage = DefaultFetchImage
-	}
-	fetch := fmt.Sprintf(`wget -q -O /stepwise/flow "$STEPWISE_CODE_URL" || { echo "cannot fetch the flow's code"; exit 1; }
-echo "$STEPWISE_CODE_SHA256  /stepwise/flow" | sha256sum -c -s || { echo "the flow's code does not match its SHA-256 $STEPWISE_CODE_SHA256: it is damaged; refusing to run it"; exit 1; }
-chmod 0755 /stepwise/flow`)
-	volumes := []Volume{{Name: "stepwise", EmptyDir: &EmptyDir{}}}
-	mounts := []VolumeMount{{Name: "stepwise", MountPath: "/stepwise"}}
-	if set.SharedMemoryMB > 0 {
-		volumes = append(volumes, Volume{Name: "shm", EmptyDir: &EmptyDir{Medium: "Memory", SizeLimit: fmt.Sprintf("%dMi", set.SharedMemoryMB)}})
-		mounts = append(mounts, VolumeMount{Name: "shm", MountPath: "/dev/shm"})
-	}
-	var pullSecrets []LocalObjectRef
-	for _, n := range set.ImagePullSecrets {
-		pullSecrets = append(pullSecrets, LocalObjectRef{Name: n})
-	}
-	task := Container{
-		Name: "task", Image: set.Image, Command: append([]string{"/stepwise/flow"}, s.Args...),
-		Env: b.podEnv(s, set), EnvFrom: b.envFrom(),
-		Resources:    Resources{Requests: res, Limits: res},
-		VolumeMounts: mounts,
-	}
-	var inits []Container
-	if set.Binary == "" {
-		inits = []Container{{
-			Name: "fetch-code", Image: fetchImage, Command: []string{"/bin/sh", "-c", fetch},
-			TerminationMessagePolicy: "FallbackToLogsOnError",
-			Env:                      []EnvVar{{Name: "STEPWISE_CODE_URL", Value: b.code.URL}, {Name: "STEPWISE_CODE_SHA256", Value: b.code.SHA256}},
-			VolumeMounts:             mounts[:1],
-		}}
-	} else {
-		// The image holds the binary: nothing to fetch, nothing mounted
-		// over it.
-		volumes, task.VolumeMounts = volumes[1:], mounts[1:]
-		task.Command[0] = set.Binary
-	}
+	pod := b.site.Pod(TaskPod{Labels: labels, Pathspec: s.Flow + "/" + s.Path(), Args: s.Args, Resources: s.Resources,
+		Settings: set, Code: code, Env: []EnvVar{{Name: "STEPWISE_USER", Value: b.env.User}}})
 	backoff := int32(0)
 	ttl := int32(set.TTLAfterFinished.Seconds())
 	job := &Job{
 		APIVersion: "batch/v1", Kind: "Job",
-		Metadata: ObjectMeta{Name: name, Labels: labels, Annotations: annotations},
+		Metadata: ObjectMeta{Name: name, Labels: pod.Metadata.Labels, Annotations: pod.Metadata.Annotations},
 		Spec: JobSpec{
 			BackoffLimit:            &backoff,
 			TTLSecondsAfterFinished: &ttl,
-			Template: PodTemplateSpec{
-				Metadata: ObjectMeta{Labels: labels, Annotations: annotations},
-				Spec: PodSpec{
-					RestartPolicy:      "Never",
-					ServiceAccountName: set.ServiceAccount,
-					NodeSelector:       set.NodeSelector,
-					Tolerations:        set.Tolerations,
-					ImagePullSecrets:   pullSecrets,
-					Volumes:            volumes,
-					InitContainers:     inits,
-					Containers:         []Container{task},
-				},
-			},
+			Template:                pod,
 		},
 	}
 	if s.Timeout > 0 {
@@ -468,45 +400,6 @@ chmod 0755 /stepwise/flow`)
 		job.Spec.ActiveDeadlineSeconds = &secs
 	}
 	return job
-}
-
-// podEnv is the task's environment in the pod: the stores as pods reach
-// them, and Secrets by reference only.
-func (b *Backend) podEnv(s compute.Spec, set Settings) []EnvVar {
-	or := func(name, def string) string {
-		if v := b.inForce(name); v != "" {
-			return v
-		}
-		return def
-	}
-	env := []EnvVar{
-		{Name: "STEPWISE_DATASTORE", Value: or(SetDatastoreURL, b.env.Datastore)},
-		{Name: "STEPWISE_METADATA", Value: or(SetMetadataURL, b.env.Metadata)},
-		{Name: "STEPWISE_USER", Value: b.env.User},
-		{Name: "STEPWISE_CONFIG", Value: "/nonexistent/stepwise-config.json"},
-		{Name: "HOME", Value: "/tmp"},
-	}
-	if v := or(SetS3Endpoint, os.Getenv("AWS_ENDPOINT_URL_S3")); v != "" {
-		env = append(env, EnvVar{Name: "AWS_ENDPOINT_URL_S3", Value: v})
-	}
-	if v := or(SetAWSRegion, os.Getenv("AWS_REGION")); v != "" {
-		env = append(env, EnvVar{Name: "AWS_REGION", Value: v})
-	}
-	if n := b.inForce(SetTokenSecret); n != "" {
-		env = append(env, EnvVar{Name: "STEPWISE_TOKEN", ValueFrom: &EnvSource{SecretKeyRef: &SecretKeyRef{Name: n, Key: "token"}}})
-	}
-	for name, k := range set.SecretEnv {
-		env = append(env, EnvVar{Name: name, ValueFrom: &EnvSource{SecretKeyRef: &SecretKeyRef{Name: k.Secret, Key: k.Key}}})
-	}
-	env = append(env, EnvVar{Name: "STEPWISE_POD", ValueFrom: &EnvSource{FieldRef: &FieldRef{FieldPath: "metadata.name"}}})
-	return env
-}
-
-func (b *Backend) envFrom() []EnvFrom {
-	if n := b.inForce(SetAWSSecret); n != "" {
-		return []EnvFrom{{SecretRef: &LocalObjectRef{Name: n}}}
-	}
-	return nil
 }
 
 // watch starts, once per namespace and run, one watch of the run's pods

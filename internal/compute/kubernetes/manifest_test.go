@@ -53,6 +53,7 @@ func TestManifestCarriesWhatTheStepAsks(t *testing.T) {
 		inForce: func(n string) string {
 			return map[string]string{"token_secret": "stepwise-token", "aws_secret": "s3-creds"}[n]
 		}}
+	b.site = SiteFor(b.env, b.inForce)
 	set := Settings{Namespace: "ml", Image: "cuda:12", ServiceAccount: "trainer", NodeSelector: map[string]string{"pool": "gpu"},
 		Tolerations: []Toleration{{Key: "gpu", Operator: "Exists", Effect: "NoSchedule"}}, ImagePullSecrets: []string{"regcred"},
 		SecretEnv: map[string]SecretKey{"HF_TOKEN": {Secret: "hf", Key: "token"}}, Labels: map[string]string{"team": "vision"},
@@ -94,7 +95,7 @@ func TestManifestCarriesWhatTheStepAsks(t *testing.T) {
 		t.Errorf("stores %+v %+v, creds %+v", env["STEPWISE_DATASTORE"], env["STEPWISE_METADATA"], c.EnvFrom)
 	}
 	init := p.InitContainers[0]
-	if !strings.Contains(init.Command[2], "sha256sum") || init.Env[1].Value != "ab12" {
+	if !strings.Contains(init.Command[2], "sha256sum") || init.Env[0].Value != "ab12" {
 		t.Errorf("the code is not checked: %v %v", init.Command, init.Env)
 	}
 	shm := false
@@ -111,6 +112,7 @@ func TestManifestCarriesWhatTheStepAsks(t *testing.T) {
 func TestManifestBinaryInImage(t *testing.T) {
 	b := &Backend{env: compute.Env{User: "ann", Datastore: "s3://b/p", Metadata: "http://meta:8080"},
 		inForce: func(string) string { return "" }}
+	b.site = SiteFor(b.env, b.inForce)
 	set, err := settings([]byte(`{"image":"team/train:3","binary":"/usr/local/bin/train"}`), b.inForce)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"stepwise.dev/stepwise/internal/graph"
 )
 
 // Settings are a step's settings for the cluster: the JSON of
@@ -138,4 +140,18 @@ func settings(graph []byte, inForce func(string) string) (Settings, error) {
 	}
 	s.Labels, s.Annotations = maps.Clone(s.Labels), maps.Clone(s.Annotations)
 	return s, nil
+}
+
+// StepSettings are a step's settings for the cluster: those the graph
+// gives it (when it is placed on Kubernetes) over the settings in force.
+func StepSettings(s *graph.Step, inForce func(string) string) (Settings, error) {
+	var g []byte
+	if s.Compute == Name {
+		g = s.ComputeSettings
+	}
+	set, err := settings(g, inForce)
+	if err != nil {
+		return set, fmt.Errorf("step %s: %w", s.Name, err)
+	}
+	return set, nil
 }

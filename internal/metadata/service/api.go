@@ -1,6 +1,9 @@
 package service
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -89,12 +92,14 @@ func routes() []route {
 		r(http.MethodPost, taskPath+"/attempts/{attempt}/start", nil, (*handler).startAttempt),
 		r(http.MethodPost, taskPath+"/attempts/{attempt}/finish", nil, (*handler).finishAttempt),
 		r(http.MethodPost, taskPath+"/attempts/{attempt}/heartbeat", nil, (*handler).taskHeartbeat),
+		r(http.MethodGet, "/v1/code/{sha256}/url", nil, (*handler).codeURL),
 	}
 }
 
 // pathNames are a request's path parameters, checked.
 type pathNames struct {
 	flow, run, step, task string
+	sha256                string
 	attempt               int
 }
 
@@ -115,6 +120,12 @@ func (p *params) check() (pathNames, *apiError) {
 			if e := checkRule(c.rule(p.get(c.param))); e != nil {
 				return n, e
 			}
+		}
+	}
+	if slices.Contains(p.names, "sha256") {
+		n.sha256 = p.get("sha256")
+		if len(n.sha256) != 64 || strings.Trim(n.sha256, "0123456789abcdef") != "" {
+			return n, badRequest("bad code hash %q: a binary is named by its SHA-256, 64 lowercase hex digits", n.sha256)
 		}
 	}
 	if slices.Contains(p.names, "attempt") {
@@ -405,4 +416,28 @@ func checkSpan(started, ended time.Time, arts []metadata.Artifact) *apiError {
 		return e
 	}
 	return checkArtifacts(arts)
+}
+
+// codeURL answers, as text, a short-lived URL of a flow binary stored in
+// the datastore, for the pods of a deployed flow to fetch it with
+// (kubernetes.CodeFetch).
+func (h *handler) codeURL(w *recorder, r *http.Request, n pathNames) *apiError {
+	if h.code == nil {
+		return &apiError{status: http.StatusNotFound, code: codeNotFound,
+			msg: "this metadata service serves no code: start it with --datastore s3://bucket/prefix (and the S3 credentials in its environment) so that the pods of deployed flows can fetch their binary"}
+	}
+	u, err := h.code.CodeURL(r.Context(), n.sha256)
+	if errors.Is(err, ErrNoCode) {
+		return &apiError{status: http.StatusNotFound, code: codeNotFound,
+			msg: fmt.Sprintf("no flow binary with SHA-256 %s in the datastore; deploy the flow again to store it", n.sha256)}
+	}
+	if err != nil {
+		return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, cause: err, retryAfter: 5,
+			msg: "the metadata service cannot reach its datastore to sign a URL for the code; the service log has the details"}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, u)
+	return nil
 }

@@ -47,6 +47,7 @@ import (
 	"strings"
 	"time"
 
+	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/metadata"
 )
 
@@ -61,10 +62,33 @@ type Options struct {
 	Tokens []string
 	// MaxBody is the largest request body in bytes (DefaultMaxBody if 0).
 	MaxBody int64
+	// Code, when set, signs URLs of the flow binaries stored in the
+	// datastore (GET /v1/code/SHA256/url), for deployed flows' pods.
+	Code CodeSigner
 	// Logger receives a line per request (debug for successes, info for
 	// client errors, warn for refused tokens, error for failures); nil
 	// means slog.Default().
 	Logger *slog.Logger
+}
+
+// CodeSigner makes a short-lived URL that fetches the stored flow binary
+// with this SHA-256, or returns an error that is ErrNoCode when there is
+// none.
+type CodeSigner interface {
+	CodeURL(ctx context.Context, sha256 string) (string, error)
+}
+
+// ErrNoCode is what a CodeSigner's error wraps when no binary has the
+// SHA-256 asked for.
+var ErrNoCode = datastore.ErrNoCode
+
+// StoredCode signs URLs of the binaries in a datastore, valid for 15
+// minutes: time enough for a pod to fetch its code.
+type StoredCode struct{ Data *datastore.Store }
+
+// CodeURL returns a URL of the binary with this SHA-256.
+func (c StoredCode) CodeURL(ctx context.Context, sum string) (string, error) {
+	return c.Data.CodeURL(ctx, sum, 15*time.Minute)
 }
 
 // Error codes of the JSON error bodies.
@@ -110,6 +134,7 @@ func badRequest(format string, args ...any) *apiError {
 // handler serves the metadata API.
 type handler struct {
 	store   metadata.Store
+	code    CodeSigner
 	tokens  [][sha256.Size]byte
 	auth    bool
 	maxBody int64
@@ -120,7 +145,7 @@ type handler struct {
 
 // NewHandler returns the HTTP handler of the metadata service over store.
 func NewHandler(store metadata.Store, opts Options) http.Handler {
-	h := &handler{store: store, maxBody: opts.MaxBody, log: opts.Logger, auth: len(opts.Tokens) > 0}
+	h := &handler{store: store, code: opts.Code, maxBody: opts.MaxBody, log: opts.Logger, auth: len(opts.Tokens) > 0}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBody
 	}
