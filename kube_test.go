@@ -16,9 +16,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kube "k8s.io/client-go/kubernetes"
 
+	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/s3"
 	"stepwise.dev/stepwise/internal/metadata/postgres"
 	"stepwise.dev/stepwise/internal/metadata/service"
@@ -45,15 +47,18 @@ type cluster struct {
 
 // launcherRole reads the launcher's Role from docs/kubernetes.md, so that
 // what is documented is what is tested.
-func launcherRole(t testing.TB) string {
+func launcherRole(t testing.TB) string { return docRole(t, "docs/kubernetes.md") }
+
+// docRole reads the Role in a yaml block of a document.
+func docRole(t testing.TB, path string) string {
 	t.Helper()
-	doc, err := os.ReadFile("docs/kubernetes.md")
+	doc, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile("(?s)```yaml\n(apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n.*?)```").FindSubmatch(doc)
 	if m == nil {
-		t.Fatal("docs/kubernetes.md has no Role in a yaml block")
+		t.Fatalf("%s has no Role in a yaml block", path)
 	}
 	return string(m[1])
 }
@@ -61,6 +66,27 @@ func launcherRole(t testing.TB) string {
 // kubeCluster sets up the cluster for one test. Nodes: node-a and node-b,
 // and node-gpu with one nvidia.com/gpu.
 func kubeCluster(t testing.TB) *cluster {
+	t.Helper()
+	return newCluster(t, roleRules(t, launcherRole(t)))
+}
+
+// roleRules reads the rules of Roles in YAML.
+func roleRules(t testing.TB, roles ...string) []rbacv1.PolicyRule {
+	t.Helper()
+	var rules []rbacv1.PolicyRule
+	for _, r := range roles {
+		rs, err := testservers.KubeRules([]byte(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, rs...)
+	}
+	return rules
+}
+
+// newCluster is kubeCluster with these rules for the namespace's service
+// account, which the flow programs use.
+func newCluster(t testing.TB, rules []rbacv1.PolicyRule) *cluster {
 	t.Helper()
 	t.Setenv("STEPWISE_USER", "ann")
 	t.Setenv("STEPWISE_CONFIG", filepath.Join(t.TempDir(), "config.json"))
@@ -73,23 +99,6 @@ func kubeCluster(t testing.TB) *cluster {
 		testservers.NodeSpec{Name: "node-b-" + shortName(t), CPU: "2", Memory: "4Gi"},
 		testservers.NodeSpec{Name: "node-gpu-" + shortName(t), CPU: "2", Memory: "4Gi", GPU: 1})
 	minio := testservers.MinIOForPods(t)
-
-	store, err := postgres.Open(ctx, testservers.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	l, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- service.ServeListener(sctx, l, service.NewHandler(store, service.Options{Tokens: []string{"team-secret"}}))
-	}()
-	t.Cleanup(func() { stop(); <-done })
-	metaURL := "http://" + l.Addr().String()
 
 	ds := fmt.Sprintf("s3://stepwise-kube/t%d-%d", os.Getpid(), teamPrefix.Add(1))
 	t.Setenv("AWS_ACCESS_KEY_ID", minio.AccessKey)
@@ -104,7 +113,27 @@ func kubeCluster(t testing.TB) *cluster {
 		t.Fatal(err)
 	}
 
-	ns := k.NewNamespaceYAML(t, launcherRole(t))
+	// The metadata service, as a team runs it: with tokens, and with the
+	// datastore, so that deployed flows' pods get URLs of their code.
+	store, err := postgres.Open(ctx, testservers.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	l, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	code := service.StoredCode{Data: datastore.New(b)}
+	go func() {
+		done <- service.ServeListener(sctx, l, service.NewHandler(store, service.Options{Tokens: []string{"team-secret"}, Code: code}))
+	}()
+	t.Cleanup(func() { stop(); <-done })
+	metaURL := "http://" + l.Addr().String()
+
+	ns := k.NewNamespace(t, rules)
 	admin := k.AdminClient(t)
 	for name, data := range map[string]map[string]string{
 		"stepwise-token": {"token": "team-secret"},
@@ -162,14 +191,21 @@ func kubeBinaries(t testing.TB) string {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
-		{"./testdata/kubeseed", "./testdata/kubecases", "./testdata/kubesleep"},
-		{"-tags", "team", "./examples/foreach"},
+		{"./testdata/kubeseed", "./testdata/kubecases", "./testdata/kubesleep", "./testdata/argoretry"},
+		{"-tags", "team", "./examples/foreach", "./examples/linear", "./examples/branchjoin", "./examples/nested"},
 	} {
 		cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", dir + "/"}, args...)...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %v: %v\n%s", args, err, out)
 		}
+	}
+	// The retry flow again, with the fix of its end step: another binary,
+	// another code version, for resuming a failed production run.
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.fixed=yes", "-o", filepath.Join(dir, "argoretry-fixed"), "./testdata/argoretry")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build argoretry-fixed: %v\n%s", err, out)
 	}
 	kubeBins = dir
 	return dir

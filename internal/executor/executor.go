@@ -79,6 +79,17 @@ func (x *Executor) Execute(ctx context.Context, spec Spec) error {
 		x.Stderr = os.Stderr
 	}
 	path := datastore.TaskPath{Flow: x.Def.Name(), Run: spec.Run, Step: spec.Step, Task: spec.Task}
+	if !spec.Launcher && spec.CatchError == "" {
+		// A scheduler runs every task of a resumed run; those that the
+		// resume cloned are done.
+		if rec, err := x.Store.GetTask(ctx, path); err == nil && rec.ClonedFrom != "" {
+			fmt.Fprintf(x.Stderr, "stepwise: task %s is cloned from %s (a resume): nothing to run\n", path, rec.ClonedFrom)
+			if spec.SplitsOut != "" {
+				return writeSplits(spec.SplitsOut, rec.Splits)
+			}
+			return nil
+		}
+	}
 	if x.Capture && !spec.Launcher {
 		stop, err := captureOutput(ctx, x.Store.Backend(), path, spec.Attempt)
 		if err != nil {

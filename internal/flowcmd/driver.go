@@ -15,6 +15,7 @@ import (
 	"stepwise.dev/stepwise/internal/lifecycle"
 	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/names"
+	"stepwise.dev/stepwise/internal/resume"
 	"stepwise.dev/stepwise/internal/timing"
 )
 
@@ -95,6 +96,8 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 	id := fs.String("run-id", "", "the run's id, digits (default: microseconds since the epoch)")
 	idOut := fs.String("run-id-out", "", "also write the run's id to this file (for a scheduler that reads outputs from files)")
 	namespace := fs.String("namespace", "", "the run's namespace: production:TOKEN for a deployed flow (default: user:NAME of the user)")
+	origin := fs.String("origin-run-id", "", "resume this run: its tasks before the resume step are cloned into the new run, and its task commands skip them")
+	resumeStep := fs.String("resume-step", "", "with --origin-run-id: the step to run again, with every step after it (default: the first that did not succeed)")
 	var system tagList
 	fs.Var(&system, "system-tag", "a system tag, e.g. runtime:argo-workflow:NAME (repeatable)")
 	if c.def.ParamsErr != nil {
@@ -146,11 +149,30 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 		return 1
 	}
 	defer l.Stores.Meta.Close()
+	var plan *resume.Plan
+	if *origin != "" {
+		if plan, err = resume.New(ctx, c.def.Graph, l.Stores, resume.Request{Origin: *origin, Step: *resumeStep}, c.stderr); err != nil {
+			fmt.Fprintln(c.stderr, err)
+			return 1
+		}
+	} else if *resumeStep != "" {
+		fmt.Fprintln(c.stderr, "create-run: --resume-step needs --origin-run-id, the run to resume")
+		return 2
+	}
 	run, err := lifecycle.Create(ctx, l.Stores, lifecycle.New{Flow: c.def.Name(), User: l.User, Params: vals, Tags: o.req.Tags,
-		Code: l.CodeVersion(), MaxSplits: o.req.MaxSplits, ID: *id, Scheduled: true, Namespace: *namespace, SystemTags: system})
+		Code: l.CodeVersion(), MaxSplits: o.req.MaxSplits, ID: *id, Scheduled: true, Namespace: *namespace, SystemTags: system, Origin: *origin})
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
 		return 1
+	}
+	if plan != nil {
+		n, err := plan.CloneBefore(ctx, run.ID)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "create-run: run %s resumes %s, but cloning its tasks failed: %v\n", run.ID, *origin, err)
+			lifecycle.Finish(ctx, l.Stores, c.def.Name(), run.ID, metadata.Failed)
+			return 1
+		}
+		fmt.Fprintf(c.stderr, "run %s resumes run %s from step %s: %d task(s) cloned\n", run.ID, *origin, plan.From, n)
 	}
 	if *idOut != "" {
 		if err := os.WriteFile(*idOut, []byte(run.ID), 0o644); err != nil {

@@ -60,7 +60,6 @@ func extraUsage() string {
 // lacks it.
 var knownExtras = map[string]string{
 	"argo-workflows": "stepwise.dev/stepwise/backend/kubernetes",
-	"deploy":         "stepwise.dev/stepwise/backend/kubernetes",
 }
 
 // Env is what an extra command sees of the flow program.

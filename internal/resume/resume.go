@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"stepwise.dev/stepwise/internal/datastore"
@@ -170,6 +172,32 @@ func descendants(g *graph.Graph, step string) map[string]bool {
 	return out
 }
 
+// CloneBefore clones into run runID every task of the origin that
+// succeeded and whose step comes before the resume point (neither the step
+// resumed from nor one after it), in order of the graph, for a scheduler
+// that runs every task of the new run: each cloned task is skipped (the
+// task command finds its clone). It returns how many were cloned.
+func (p *Plan) CloneBefore(ctx context.Context, runID string) (int, error) {
+	after := descendants(p.g, p.From)
+	keys := make([]string, 0, len(p.tasks))
+	for at := range p.tasks {
+		keys = append(keys, at)
+	}
+	slices.Sort(keys)
+	n := 0
+	for _, at := range keys {
+		step, id, _ := strings.Cut(at, "/")
+		if after[step] {
+			continue
+		}
+		if err := p.clone(ctx, runID, step, id, at); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Clone completes t from the origin run's task at the same position, when
 // its step is before the resume point and its inputs were cloned: the new
 // task refers to the same artifacts (no copy) and is recorded as cloned.
@@ -182,22 +210,31 @@ func (p *Plan) Clone(ctx context.Context, runID string, t *scheduler.Task) (bool
 			return false, nil // an input ran again, so this task must too
 		}
 	}
-	orig := p.tasks[t.Path()]
-	if orig == nil {
+	if p.tasks[t.Path()] == nil {
 		return false, nil
 	}
+	if err := p.clone(ctx, runID, t.Step, t.ID, t.Path()); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// clone records the origin's task at position at as task step/id of run
+// runID: the same artifacts (no copy), marked cloned.
+func (p *Plan) clone(ctx context.Context, runID, step, id, at string) error {
+	orig := p.tasks[at]
 	rec := *orig
-	rec.Path = datastore.TaskPath{Flow: p.g.Flow, Run: runID, Step: t.Step, Task: t.ID}
+	rec.Path = datastore.TaskPath{Flow: p.g.Flow, Run: runID, Step: step, Task: id}
 	rec.ClonedFrom = orig.Path.String()
 	if err := p.st.Data.PutTask(ctx, &rec); err != nil {
-		return false, fmt.Errorf("cannot clone task %s: %w", orig.Path, err)
+		return fmt.Errorf("cannot clone task %s: %w", orig.Path, err)
 	}
-	mt := p.meta[t.Path()]
-	clone := &metadata.Task{Flow: p.g.Flow, Run: runID, Step: t.Step, ID: t.ID, Status: metadata.Succeeded,
+	mt := p.meta[at]
+	clone := &metadata.Task{Flow: p.g.Flow, Run: runID, Step: step, ID: id, Status: metadata.Succeeded,
 		Started: mt.Started, Ended: mt.Ended, ClonedFrom: orig.Path.String(), Artifacts: mt.Artifacts}
 	if err := p.st.Meta.CloneTask(ctx, clone); err != nil {
-		return false, fmt.Errorf("cannot record clone of task %s: %w", orig.Path, err)
+		return fmt.Errorf("cannot record clone of task %s: %w", orig.Path, err)
 	}
-	p.cloned[t.Path()] = true
-	return true, nil
+	p.cloned[at] = true
+	return nil
 }

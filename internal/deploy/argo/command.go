@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,7 +28,7 @@ import (
 
 func init() {
 	flowcmd.Register(flowcmd.Extra{Name: "argo-workflows", Run: command,
-		Usage: "argo-workflows create|trigger|list|terminate|delete   deploy the flow to Argo Workflows (docs/production.md)"})
+		Usage: "argo-workflows create|trigger|list|terminate|resume|delete   deploy the flow to Argo Workflows (docs/production.md)"})
 }
 
 const usage = `usage: %[1]s argo-workflows <command> [flags]
@@ -42,6 +43,9 @@ Commands:
   trigger [parameters]    start a run now
   list                    the deployed template and its recent workflows
   terminate WORKFLOW      stop a running workflow
+  resume RUN [STEP]       run a production run again from STEP (default: the
+                          first that failed) with the deployed code, reusing
+                          what succeeded before it
   delete                  delete the template and its schedule
 
 Each takes --name (default %[3]s) and --authorize TOKEN, needed to change a
@@ -71,6 +75,8 @@ func command(ctx context.Context, e *flowcmd.Env, args []string) int {
 		return c.terminate(ctx, args[1:])
 	case "delete":
 		return c.remove(ctx, args[1:])
+	case "resume":
+		return c.resume(ctx, args[1:])
 	}
 	fmt.Fprintf(e.Stderr(), "%s argo-workflows: unknown command %q\n\n", e.Prog(), args[0])
 	fmt.Fprintf(e.Stderr(), usage, e.Prog(), e.Def().Name(), name)
@@ -131,7 +137,7 @@ func (c *cmd) deployed(ctx context.Context, api *kubernetes.API, ns string) (*Wo
 	switch {
 	case kubernetes.IsNotFound(err):
 		if strings.Contains(err.Error(), "the server could not find the requested resource") {
-			return nil, fmt.Errorf("the cluster at %s has no Argo Workflows (no WorkflowTemplate resource); install Argo Workflows, or schedule the flow with a Kubernetes CronJob (%s deploy --schedule ...)", api.Host, c.e.Prog())
+			return nil, fmt.Errorf("the cluster at %s has no Argo Workflows (it serves no WorkflowTemplate resource): install Argo Workflows in it to deploy flows there", api.Host)
 		}
 		return nil, nil
 	case err != nil:
@@ -522,4 +528,86 @@ func (c *cmd) remove(ctx context.Context, args []string) int {
 	}
 	fmt.Fprintf(c.e.Stdout(), "deleted deployment %s/%s of flow %s and its schedule; its runs stay readable in namespace %s\n", ns, c.name, c.e.Def().Name(), Namespace(t.Metadata.Annotations[AnnotationToken]))
 	return 0
+}
+
+func (c *cmd) resume(ctx context.Context, args []string) int {
+	fs := c.flags("resume")
+	var pos []string
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	if code := c.e.Parse(fs, args); code >= 0 {
+		return code
+	}
+	if len(pos) == 0 || len(pos) > 2 {
+		fmt.Fprintf(c.e.Stderr(), "argo-workflows resume: name the run, and optionally the step: resume RUN [STEP] (%s runs --namespace production:TOKEN lists the runs)\n", c.e.Prog())
+		return 2
+	}
+	origin, step := pos[0], ""
+	if len(pos) == 2 {
+		step = pos[1]
+		if c.e.Def().Graph.Step(step) == nil {
+			fmt.Fprintf(c.e.Stderr(), "argo-workflows resume: flow %s has no step %q\n", c.e.Def().Name(), step)
+			return 2
+		}
+	}
+	if err := names.RunID(origin); err != nil {
+		fmt.Fprintf(c.e.Stderr(), "argo-workflows resume: %v\n", err)
+		return 2
+	}
+	var err error
+	if c.cfg, err = c.e.Settings(); err != nil {
+		return c.fail(err)
+	}
+	api, ns, err := c.connect(ctx)
+	if err != nil {
+		return c.fail(err)
+	}
+	t, err := c.deployed(ctx, api, ns)
+	if err != nil {
+		return c.fail(err)
+	}
+	if t == nil {
+		return c.fail(fmt.Errorf("flow %s is not deployed as %s in namespace %s: deploy it with %s argo-workflows create", c.e.Def().Name(), c.name, ns, c.e.Prog()))
+	}
+	meta, err := config.OpenMetadata(ctx, c.cfg)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer meta.Close()
+	run, err := meta.GetRun(ctx, c.e.Def().Name(), origin)
+	if err != nil {
+		return c.fail(fmt.Errorf("run %s of flow %s: %w", origin, c.e.Def().Name(), err))
+	}
+	prod := Namespace(t.Metadata.Annotations[AnnotationToken])
+	if !slices.Contains(run.SystemTags, prod) {
+		return c.fail(fmt.Errorf("run %s is not a run of deployment %s (namespace %s); resume a person's run with %s resume --origin-run-id %s", origin, c.name, prod, c.e.Prog(), origin))
+	}
+	values := map[string]string{ParamOrigin: origin, ParamResumeStep: step}
+	if t.Spec.Arguments != nil {
+		for _, p := range t.Spec.Arguments.Parameters {
+			if v, ok := run.Params[p.Name]; ok {
+				values[p.Name] = v
+			}
+		}
+	}
+	w := Submit(Deployment{Graph: c.e.Def().Graph, Name: c.name, Namespace: ns}, values)
+	var made Workflow
+	if err := api.Create(ctx, resources(ns, "workflows"), w, &made); err != nil {
+		return c.fail(fmt.Errorf("cannot create a Workflow of %s/%s: %w", ns, c.name, err))
+	}
+	from := step
+	if from == "" {
+		from = "the first step that did not succeed"
+	}
+	fmt.Fprintf(c.e.Stdout(), "started workflow %s/%s: it resumes run %s from %s with the deployed code (%s); its run is in namespace %s\n",
+		ns, made.Metadata.Name, origin, from, short(t.Metadata.Annotations[AnnotationCode]), prod)
+	return 0
+}
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
 }

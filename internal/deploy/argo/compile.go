@@ -39,6 +39,13 @@ const (
 	splitsFile = outDir + "/splits.json"
 )
 
+// Workflow parameters of every template beyond the flow's: a resume
+// names the run it resumes and the step it resumes from.
+const (
+	ParamOrigin     = "stepwise-origin-run-id"
+	ParamResumeStep = "stepwise-resume-step"
+)
+
 // Param is a flow parameter, as a workflow argument.
 type Param struct {
 	Name, Default, Help string
@@ -185,6 +192,9 @@ func (c *compiler) spec() (*WorkflowSpec, error) {
 	for _, p := range c.d.Params {
 		args.Parameters = append(args.Parameters, Parameter{Name: p.Name, Value: ptr(p.Default), Description: p.Help})
 	}
+	args.Parameters = append(args.Parameters,
+		Parameter{Name: ParamOrigin, Value: ptr(""), Description: "set by argo-workflows resume: the run this one resumes"},
+		Parameter{Name: ParamResumeStep, Value: ptr(""), Description: "set by argo-workflows resume: the step it resumes from"})
 	main, err := c.scope(nil, start, "")
 	if err != nil {
 		return nil, err
@@ -214,9 +224,7 @@ func (c *compiler) spec() (*WorkflowSpec, error) {
 		WorkflowMetadata: &WorkflowMetadata{Labels: c.labels()},
 		Templates:        append([]Template{{Name: "main", DAG: &DAG{Tasks: tasks}}, *createRun, *finish}, c.templates...),
 	}
-	if len(args.Parameters) > 0 {
-		spec.Arguments = args
-	}
+	spec.Arguments = args
 	if set.ServiceAccount != "" {
 		spec.ServiceAccountName = set.ServiceAccount
 	}
@@ -432,6 +440,7 @@ func (c *compiler) driver(cmd string, set kubernetes.Settings) (*Template, error
 		for _, p := range c.d.Params {
 			args = append(args, fmt.Sprintf("--%s={{workflow.parameters.%s}}", p.Name, p.Name))
 		}
+		args = append(args, "--origin-run-id={{workflow.parameters."+ParamOrigin+"}}", "--resume-step={{workflow.parameters."+ParamResumeStep+"}}")
 		outputs = &Outputs{Parameters: []Parameter{{Name: "run-id", ValueFrom: &ValueFrom{Path: runIDFile}, GlobalName: "run-id"}}}
 	case "finish-run":
 		args = []string{"finish-run", "--flow", c.g.Flow, "--run-id", "{{workflow.outputs.parameters.run-id}}"}
