@@ -150,11 +150,15 @@ func (c *cmd) deployed(ctx context.Context, api *kubernetes.API, ns string) (*Wo
 // deployed one when the caller may change it, a new one for a first
 // deployment.
 func (c *cmd) token(t *WorkflowTemplate, user string) (string, error) {
+	return c.tokenFor(c.e.Def().Name(), t, user)
+}
+
+func (c *cmd) tokenFor(flow string, t *WorkflowTemplate, user string) (string, error) {
 	if t == nil {
 		if c.authorize != "" {
 			return c.authorize, nil
 		}
-		return newToken(c.e.Def().Name())
+		return newToken(flow)
 	}
 	tok, by := t.Metadata.Annotations[AnnotationToken], t.Metadata.Annotations[AnnotationBy]
 	switch {
@@ -166,7 +170,7 @@ func (c *cmd) token(t *WorkflowTemplate, user string) (string, error) {
 		return tok, nil
 	}
 	return "", fmt.Errorf("deployment %s of flow %s was made by %s, not you (%s): changing it needs its production token; ask %s for it (it is in the deployment's annotation %s: kubectl get workflowtemplate %s -o jsonpath='{.metadata.annotations.stepwise\\.dev/production-token}') and give it with --authorize TOKEN",
-		c.name, c.e.Def().Name(), by, user, by, AnnotationToken, c.name)
+		c.name, flow, by, user, by, AnnotationToken, c.name)
 }
 
 // newToken is a new production token: the flow's name and random letters.
