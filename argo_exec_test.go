@@ -530,7 +530,11 @@ func TestArgoTemplateRuns(t *testing.T) {
 
 	// A step that fails once is retried by the template; one that always
 	// fails is caught.
+	// Its schedule is the one the flow declares.
 	c.flow(t, 0, "argoretry", "argo-workflows", "create")
+	if list, _ := c.flow(t, 0, "argoretry", "argo-workflows", "list"); !strings.Contains(list, "30 2 * * 1-5 Europe/Amsterdam") {
+		t.Errorf("list does not show the flow's schedule:\n%s", list)
+	}
 	wf = c.trigger(t, "argoretry", "--greeting", "hi")
 	if status, x = c.runWorkflow(t, wf); status != "Succeeded" {
 		t.Fatalf("workflow %s: %s", wf, status)

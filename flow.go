@@ -26,10 +26,11 @@ type Flow interface {
 // Graph collects the declaration of a flow's steps. It is passed to
 // Flow.Graph.
 type Graph struct {
-	flow  reflect.Value // pointer to the flow the declaration was made on
-	name  string
-	decls []*StepDecl
-	errs  []error
+	flow     reflect.Value // pointer to the flow the declaration was made on
+	name     string
+	schedule *graph.Schedule
+	decls    []*StepDecl
+	errs     []error
 }
 
 // StepDecl is the declaration of one step, returned by Graph.Step so that
@@ -65,6 +66,14 @@ func (Local) computeBackend() (string, any) { return "local", nil }
 
 // Name sets the flow's name (by default the Go type's name).
 func (g *Graph) Name(name string) { g.name = name }
+
+// Schedule declares when the flow runs once it is deployed to production
+// (FLOW argo-workflows create): a cron schedule of five fields ("0 3 * * *"
+// is 03:00 every day) in a time zone ("" for UTC, or a name such as
+// "Europe/Amsterdam"). A schedule given at deployment wins over it.
+func (g *Graph) Schedule(cron, timezone string) {
+	g.schedule = &graph.Schedule{Cron: cron, TimeZone: timezone}
+}
 
 // Step declares a step. fn is a method of the flow, given as a method value
 // (f.Train) so that the compiler checks it exists. The step's name is the
@@ -276,6 +285,14 @@ func (g *Graph) build() (*graph.Graph, error) {
 	}
 	gr, err := graph.New(name, steps)
 	var errs graph.Errors
+	if g.schedule != nil {
+		if serr := g.schedule.Check(); serr != nil {
+			errs = append(errs, &graph.Error{Msg: serr.Error()})
+		}
+		if gr != nil {
+			gr.Schedule = g.schedule
+		}
+	}
 	if nerr := names.Flow(name); nerr != nil {
 		errs = append(errs, &graph.Error{Msg: nerr.Error() + " (set it with g.Name)"})
 	}

@@ -81,7 +81,28 @@ func (s *Step) Kind() string {
 type Graph struct {
 	Flow  string  `json:"flow"`
 	Steps []*Step `json:"steps"` // in declaration order
-	index map[string]*Step
+	// Schedule is when the deployed flow runs, if the flow says.
+	Schedule *Schedule `json:"schedule,omitempty"`
+	index    map[string]*Step
+}
+
+// Schedule is a cron schedule in a time zone.
+type Schedule struct {
+	Cron     string `json:"cron"`
+	TimeZone string `json:"timezone,omitempty"`
+}
+
+// Check says what is wrong with a schedule, if anything.
+func (s *Schedule) Check() error {
+	if f := strings.Fields(s.Cron); len(f) != 5 && !(len(f) == 1 && strings.HasPrefix(s.Cron, "@")) {
+		return fmt.Errorf("schedule %q is not a cron schedule: give five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or @daily, @hourly", s.Cron)
+	}
+	if s.TimeZone != "" {
+		if _, err := time.LoadLocation(s.TimeZone); err != nil {
+			return fmt.Errorf("schedule %q: %q is not a time zone (e.g. Europe/Amsterdam, America/New_York)", s.Cron, s.TimeZone)
+		}
+	}
+	return nil
 }
 
 // Error is one problem found in a graph. It names the step.

@@ -60,6 +60,15 @@ func (g *Graph) WriteText(w io.Writer) error {
 			return err
 		}
 	}
+	if sc := g.Schedule; sc != nil {
+		tz := sc.TimeZone
+		if tz == "" {
+			tz = "UTC"
+		}
+		if _, err := fmt.Fprintf(w, "\nSchedule when deployed: %s (%s)\n", sc.Cron, tz); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -25,6 +25,7 @@ type ArgoRetry struct {
 
 func (f *ArgoRetry) Graph(g *stepwise.Graph) {
 	small := stepwise.Resources{CPU: 0.25, MemoryMB: 128}
+	g.Schedule("30 2 * * 1-5", "Europe/Amsterdam")
 	g.Step(f.Start).Next(f.Flaky, f.Broken)
 	g.Step(f.Flaky).Resources(small).Retry(1).Next(f.Join)
 	g.Step(f.Broken).Resources(small).Catch("Caught").Next(f.Join)

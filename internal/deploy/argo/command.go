@@ -22,6 +22,7 @@ import (
 	"stepwise.dev/stepwise/internal/compute/kubernetes"
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/flowcmd"
+	"stepwise.dev/stepwise/internal/graph"
 	"stepwise.dev/stepwise/internal/names"
 	"stepwise.dev/stepwise/internal/params"
 )
@@ -185,7 +186,7 @@ func newToken(flow string) (string, error) {
 func (c *cmd) create(ctx context.Context, args []string) int {
 	fs := c.flags("create")
 	dry := fs.Bool("dry-run", false, "print the manifests, apply nothing")
-	schedule := fs.String("schedule", "", "run on this schedule (cron syntax, e.g. '0 3 * * *'); without it, runs start with trigger")
+	schedule := fs.String("schedule", "", "run on this schedule (cron syntax, e.g. '0 3 * * *'; default the flow's g.Schedule); without one, runs start with trigger")
 	tz := fs.String("timezone", "", "the schedule's time zone, e.g. Europe/Amsterdam (default UTC)")
 	ttl := fs.Duration("ttl", 7*24*time.Hour, "how long a finished workflow is kept")
 	maxSplits := fs.Int("max-num-splits", 0, "the most tasks one foreach may fan out to (default the run's default)")
@@ -203,13 +204,17 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	if code := c.e.Problems(); code != 0 {
 		return code
 	}
-	if *schedule != "" && len(strings.Fields(*schedule)) != 5 && !strings.HasPrefix(*schedule, "@") {
-		fmt.Fprintf(c.e.Stderr(), "argo-workflows create: --schedule %q is not a cron schedule: give five fields (minute hour day-of-month month day-of-week), e.g. '0 3 * * *'\n", *schedule)
+	if *schedule == "" && *tz != "" {
+		fmt.Fprintln(c.e.Stderr(), "argo-workflows create: --timezone goes with --schedule")
 		return 2
 	}
-	if *tz != "" {
-		if _, err := time.LoadLocation(*tz); err != nil {
-			fmt.Fprintf(c.e.Stderr(), "argo-workflows create: --timezone %q is not a time zone (e.g. Europe/Amsterdam, America/New_York): %v\n", *tz, err)
+	if *schedule == "" && c.e.Def().Graph.Schedule != nil {
+		// The flow's own schedule, unless one is given here.
+		*schedule, *tz = c.e.Def().Graph.Schedule.Cron, c.e.Def().Graph.Schedule.TimeZone
+	}
+	if *schedule != "" {
+		if err := (&graph.Schedule{Cron: *schedule, TimeZone: *tz}).Check(); err != nil {
+			fmt.Fprintf(c.e.Stderr(), "argo-workflows create: %v\n", err)
 			return 2
 		}
 	}
