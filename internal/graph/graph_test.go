@@ -99,3 +99,22 @@ func TestErrorsAreAllReported(t *testing.T) {
 		}
 	}
 }
+
+func TestScheduleCheck(t *testing.T) {
+	for _, c := range []struct {
+		s    Schedule
+		says string
+	}{
+		{Schedule{Cron: "0 3 * * *"}, ""},
+		{Schedule{Cron: "30 2 * * 1-5", TimeZone: "Europe/Amsterdam"}, ""},
+		{Schedule{Cron: "@daily"}, ""},
+		{Schedule{Cron: "0 3 * *"}, "five fields"},
+		{Schedule{Cron: "daily"}, "five fields"},
+		{Schedule{Cron: "0 3 * * *", TimeZone: "Mars/Olympus"}, "not a time zone"},
+	} {
+		err := c.s.Check()
+		if c.says == "" && err != nil || c.says != "" && (err == nil || !strings.Contains(err.Error(), c.says)) {
+			t.Errorf("%+v: %v, want %q", c.s, err, c.says)
+		}
+	}
+}

@@ -147,6 +147,27 @@ func (c *cmd) deployed(ctx context.Context, api *kubernetes.API, ns string) (*Wo
 	return &t, nil
 }
 
+// deployment reads the settings, connects to the cluster and reads the
+// deployed template, which must exist.
+func (c *cmd) deployment(ctx context.Context) (*kubernetes.API, string, *WorkflowTemplate, error) {
+	var err error
+	if c.cfg, err = c.e.Settings(); err != nil {
+		return nil, "", nil, err
+	}
+	api, ns, err := c.connect(ctx)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	t, err := c.deployed(ctx, api, ns)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if t == nil {
+		return nil, "", nil, fmt.Errorf("flow %s is not deployed as %s in namespace %s: deploy it with %s argo-workflows create", c.e.Def().Name(), c.name, ns, c.e.Prog())
+	}
+	return api, ns, t, nil
+}
+
 // token is the production token a change of the deployment uses: the
 // deployed one when the caller may change it, a new one for a first
 // deployment.
@@ -375,20 +396,9 @@ func (c *cmd) trigger(ctx context.Context, args []string) int {
 	if code := c.e.Parse(fs, args); code >= 0 {
 		return code
 	}
-	var err error
-	if c.cfg, err = c.e.Settings(); err != nil {
-		return c.fail(err)
-	}
-	api, ns, err := c.connect(ctx)
+	api, ns, t, err := c.deployment(ctx)
 	if err != nil {
 		return c.fail(err)
-	}
-	t, err := c.deployed(ctx, api, ns)
-	if err != nil {
-		return c.fail(err)
-	}
-	if t == nil {
-		return c.fail(fmt.Errorf("flow %s is not deployed as %s in namespace %s: deploy it with %s argo-workflows create", c.e.Def().Name(), c.name, ns, c.e.Prog()))
 	}
 	w := Submit(Deployment{Graph: c.e.Def().Graph, Name: c.name, Namespace: ns}, given())
 	var made Workflow
@@ -508,20 +518,9 @@ func (c *cmd) remove(ctx context.Context, args []string) int {
 	if code := c.e.Parse(fs, args); code >= 0 {
 		return code
 	}
-	var err error
-	if c.cfg, err = c.e.Settings(); err != nil {
-		return c.fail(err)
-	}
-	api, ns, err := c.connect(ctx)
+	api, ns, t, err := c.deployment(ctx)
 	if err != nil {
 		return c.fail(err)
-	}
-	t, err := c.deployed(ctx, api, ns)
-	if err != nil {
-		return c.fail(err)
-	}
-	if t == nil {
-		return c.fail(fmt.Errorf("flow %s is not deployed as %s in namespace %s: nothing to delete", c.e.Def().Name(), c.name, ns))
 	}
 	if _, err := c.token(t, c.cfg.User.Value); err != nil {
 		return c.fail(err)
@@ -564,20 +563,9 @@ func (c *cmd) resume(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.e.Stderr(), "argo-workflows resume: %v\n", err)
 		return 2
 	}
-	var err error
-	if c.cfg, err = c.e.Settings(); err != nil {
-		return c.fail(err)
-	}
-	api, ns, err := c.connect(ctx)
+	api, ns, t, err := c.deployment(ctx)
 	if err != nil {
 		return c.fail(err)
-	}
-	t, err := c.deployed(ctx, api, ns)
-	if err != nil {
-		return c.fail(err)
-	}
-	if t == nil {
-		return c.fail(fmt.Errorf("flow %s is not deployed as %s in namespace %s: deploy it with %s argo-workflows create", c.e.Def().Name(), c.name, ns, c.e.Prog()))
 	}
 	meta, err := config.OpenMetadata(ctx, c.cfg)
 	if err != nil {
