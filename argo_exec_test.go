@@ -23,7 +23,8 @@ import (
 // for the parts a generated template uses: a DAG's tasks in the order of
 // their depends expressions; withParam fan-out over a JSON list; the
 // substitution of {{inputs.parameters.*}}, {{workflow.*}}, {{tasks.*}},
-// {{item}} and {{retries}}; retryStrategy with backoff; output parameters
+// {{item}} and {{retries}}; failFast, and failures a task depends on
+// (.Failed) not failing the DAG; retryStrategy with backoff; output parameters
 // read from files (as Argo's executor reads them, here through the
 // container's termination message); global outputs; the exit handler.
 // Each container template runs as the pod it describes, on the test
@@ -166,11 +167,23 @@ func (x *argoExec) dag(tm *argo.Template, vars map[string]string) string {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	started := map[string]bool{}
+	failFast := tm.DAG.FailFast == nil || *tm.DAG.FailFast
 	for {
 		mu.Lock()
 		progress := false
+		failed := false
+		for _, st := range states {
+			failed = failed || st.status == "Failed"
+		}
 		for _, task := range tm.DAG.Tasks {
 			if started[task.Name] {
+				continue
+			}
+			if failed && failFast {
+				// Failing fast: no new task starts after a failure.
+				started[task.Name] = true
+				states[task.Name] = &taskState{status: "Omitted"}
+				progress = true
 				continue
 			}
 			ok, ready := evalDepends(task.Depends, states)
@@ -212,9 +225,18 @@ func (x *argoExec) dag(tm *argo.Template, vars map[string]string) string {
 		}
 	}
 	wg.Wait()
+	// A failure fails the DAG unless a task depends on it (.Failed): a
+	// handler of the failure.
 	status := "Succeeded"
 	for _, task := range tm.DAG.Tasks {
-		if states[task.Name].status == "Failed" && (task.ContinueOn == nil || !task.ContinueOn.Failed) {
+		if states[task.Name].status != "Failed" {
+			continue
+		}
+		handled := false
+		for _, other := range tm.DAG.Tasks {
+			handled = handled || strings.Contains(other.Depends, task.Name+".Failed")
+		}
+		if !handled {
 			status = "Failed"
 		}
 	}

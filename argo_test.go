@@ -140,6 +140,8 @@ func TestArgoManifestsAgainstArgoSchemas(t *testing.T) {
 		installArgoCRDs(t, k, v)
 		for _, flow := range argoFlows {
 			for _, m := range docs[flow] {
+				// Into the test's namespace.
+				m["metadata"].(map[string]any)["namespace"] = ns.Name
 				kind := m["kind"].(string)
 				if err := dryRunCreate(hc, k.URL, ns.Name, m); err != nil {
 					t.Errorf("Argo %s refuses the %s of flow %s: %v", v, kind, flow, err)

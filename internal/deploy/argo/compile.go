@@ -222,7 +222,7 @@ func (c *compiler) spec() (*WorkflowSpec, error) {
 		},
 		PodGC:            &PodGC{Strategy: "OnWorkflowSuccess"},
 		WorkflowMetadata: &WorkflowMetadata{Labels: c.labels()},
-		Templates:        append([]Template{{Name: "main", DAG: &DAG{Tasks: tasks}}, *createRun, *finish}, c.templates...),
+		Templates:        append([]Template{{Name: "main", DAG: dag(tasks)}, *createRun, *finish}, c.templates...),
 	}
 	spec.Arguments = args
 	if set.ServiceAccount != "" {
@@ -283,9 +283,6 @@ func (c *compiler) scope(opener, entry *graph.Step, taskID string) ([]DAGTask, e
 			}
 		}
 		t.Depends = strings.Join(unique(deps), " && ")
-		if s.Catch != "" {
-			t.ContinueOn = &ContinueOn{Failed: true}
-		}
 		tasks = append(tasks, t)
 		if s.Catch != "" {
 			catch, err := c.catch(s)
@@ -293,7 +290,8 @@ func (c *compiler) scope(opener, entry *graph.Step, taskID string) ([]DAGTask, e
 				return nil, err
 			}
 			// It runs only when the step failed for good (after its
-			// retries); otherwise Argo omits it.
+			// retries); otherwise Argo omits it. A failure some task
+			// depends on does not fail the DAG.
 			tasks = append(tasks, DAGTask{Name: node(s.Name) + "-catch", Template: catch,
 				Depends: node(s.Name) + ".Failed", Arguments: t.Arguments})
 		}
@@ -324,6 +322,18 @@ func (c *compiler) scope(opener, entry *graph.Step, taskID string) ([]DAGTask, e
 		}
 	}
 	return tasks, nil
+}
+
+// dag is a DAG of tasks; one with a catch task does not fail fast, so
+// that the catch task and the other branches run after the step failed.
+func dag(tasks []DAGTask) *DAG {
+	d := &DAG{Tasks: tasks}
+	for _, t := range tasks {
+		if strings.HasSuffix(t.Depends, ".Failed") {
+			d.FailFast = ptr(false)
+		}
+	}
+	return d
 }
 
 // done is the depends expression that holds when step s is done: it
@@ -367,7 +377,7 @@ func (c *compiler) body(opener, entry *graph.Step) (string, error) {
 	name := "body-" + node(opener.Name)
 	c.templates = append(c.templates, Template{Name: name,
 		Inputs: &Inputs{Parameters: []Parameter{{Name: "run-id"}, {Name: "task-id"}}},
-		DAG:    &DAG{Tasks: tasks}})
+		DAG:    dag(tasks)})
 	return name, nil
 }
 

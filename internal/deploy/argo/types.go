@@ -155,7 +155,10 @@ type Backoff struct {
 
 // DAG is a template of tasks run in dependency order.
 type DAG struct {
-	Tasks []DAGTask `json:"tasks"`
+	// FailFast false lets the other branches run on after a task failed
+	// (a failure a catch task handles); Argo's default is true.
+	FailFast *bool     `json:"failFast,omitempty"`
+	Tasks    []DAGTask `json:"tasks"`
 }
 
 // DAGTask is one node of a DAG: a template with arguments, possibly fanned
@@ -166,11 +169,4 @@ type DAGTask struct {
 	Arguments  *Arguments  `json:"arguments,omitempty"`
 	Depends    string      `json:"depends,omitempty"`
 	WithParam  string      `json:"withParam,omitempty"`
-	When       string      `json:"when,omitempty"`
-	ContinueOn *ContinueOn `json:"continueOn,omitempty"`
-}
-
-// ContinueOn lets a DAG go on after a task failed.
-type ContinueOn struct {
-	Failed bool `json:"failed,omitempty"`
 }
