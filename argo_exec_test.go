@@ -564,6 +564,50 @@ func TestArgoTemplateRuns(t *testing.T) {
 	if got := x.logs("end"); !strings.Contains(got, `hi: tries=2 caught="step broken failed`) {
 		t.Errorf("argoretry's end printed %q", got)
 	}
+
+	// terminate asks Argo to stop a workflow; list shows the workflows.
+	wf = c.trigger(t, "argoretry")
+	out, _ = c.flow(t, 0, "argoretry", "argo-workflows", "terminate", wf)
+	var w struct {
+		Spec struct{ Shutdown string } `json:"spec"`
+	}
+	raw, err := c.admin.CoreV1().RESTClient().Get().AbsPath("/apis/argoproj.io/v1alpha1/namespaces/" + c.ns.Name + "/workflows/" + wf).DoRaw(context.Background())
+	if err != nil || json.Unmarshal(raw, &w) != nil || w.Spec.Shutdown != "Terminate" {
+		t.Errorf("terminate %s (%s): the workflow's spec.shutdown is %q (%v)", wf, out, w.Spec.Shutdown, err)
+	}
+	if list, _ := c.flow(t, 0, "argoretry", "argo-workflows", "list"); !strings.Contains(list, wf) {
+		t.Errorf("list does not show workflow %s:\n%s", wf, list)
+	}
+
+	// Someone else cannot deploy over it, or delete it, without its token.
+	bob := []string{"STEPWISE_USER=bob"}
+	for _, cmd := range [][]string{{"argo-workflows", "create"}, {"argo-workflows", "delete"}} {
+		f := c.start(t, bob, "argoretry", cmd...)
+		if code := f.wait(t); code != 1 || !strings.Contains(f.errOut.String(), "made by ann, not you (bob)") || !strings.Contains(f.errOut.String(), "--authorize") {
+			t.Errorf("bob's %v: exit %d: %s", cmd, code, f.errOut.String())
+		}
+	}
+	token := strings.TrimPrefix(prodNamespace(t, c, "argoretry"), "production:")
+	f := c.start(t, bob, "argoretry", "argo-workflows", "delete", "--authorize", token)
+	if code := f.wait(t); code != 0 || !strings.Contains(f.out.String(), "deleted deployment") {
+		t.Errorf("bob's delete with the token: exit %d: %s%s", code, f.out.String(), f.errOut.String())
+	}
+	f = c.start(t, nil, "argoretry", "argo-workflows", "trigger")
+	if code := f.wait(t); code != 1 || !strings.Contains(f.errOut.String(), "is not deployed") {
+		t.Errorf("trigger after delete: exit %d: %s", code, f.errOut.String())
+	}
+}
+
+// prodNamespace is the production namespace of a deployed flow, from
+// argo-workflows list.
+func prodNamespace(t *testing.T, c *cluster, flow string) string {
+	t.Helper()
+	list, _ := c.flow(t, 0, flow, "argo-workflows", "list")
+	m := regexp.MustCompile(`production:\S+`).FindString(list)
+	if m == "" {
+		t.Fatalf("list shows no production namespace:\n%s", list)
+	}
+	return m
 }
 
 // TestArgoResumeFailedProductionRun deploys a flow whose end step fails,
