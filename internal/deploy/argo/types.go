@@ -164,9 +164,9 @@ type DAG struct {
 // DAGTask is one node of a DAG: a template with arguments, possibly fanned
 // out over a JSON list (WithParam, each element as {{item}}).
 type DAGTask struct {
-	Name       string      `json:"name"`
-	Template   string      `json:"template"`
-	Arguments  *Arguments  `json:"arguments,omitempty"`
-	Depends    string      `json:"depends,omitempty"`
-	WithParam  string      `json:"withParam,omitempty"`
+	Name      string     `json:"name"`
+	Template  string     `json:"template"`
+	Arguments *Arguments `json:"arguments,omitempty"`
+	Depends   string     `json:"depends,omitempty"`
+	WithParam string     `json:"withParam,omitempty"`
 }
