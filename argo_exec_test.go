@@ -461,6 +461,13 @@ func (x *argoExec) pod(tm *argo.Template, vars map[string]string) (string, map[s
 			}
 			return "Succeeded", out
 		case corev1.PodFailed:
+			out, _ := pods.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "main"}).DoRaw(ctx)
+			t.Logf("pod %s of template %s failed (%s): %s", pod.Name, tm.Name, p.Status.Message, out)
+			for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+				if tr := cs.State.Terminated; tr != nil && tr.ExitCode != 0 {
+					t.Logf("  container %s: exit %d %s: %s", cs.Name, tr.ExitCode, tr.Reason, tr.Message)
+				}
+			}
 			return "Failed", nil
 		}
 		if time.Now().After(deadline) {

@@ -113,6 +113,9 @@ func TestScheduleCheck(t *testing.T) {
 		{Schedule{Cron: "0 3 * * *", TimeZone: "Mars/Olympus"}, "not a time zone"},
 	} {
 		err := c.s.Check()
+		if err == nil {
+			err = c.s.CheckZone()
+		}
 		if c.says == "" && err != nil || c.says != "" && (err == nil || !strings.Contains(err.Error(), c.says)) {
 			t.Errorf("%+v: %v, want %q", c.s, err, c.says)
 		}

@@ -234,7 +234,8 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 		*schedule, *tz = c.e.Def().Graph.Schedule.Cron, c.e.Def().Graph.Schedule.TimeZone
 	}
 	if *schedule != "" {
-		if err := (&graph.Schedule{Cron: *schedule, TimeZone: *tz}).Check(); err != nil {
+		sc := &graph.Schedule{Cron: *schedule, TimeZone: *tz}
+		if err := errors.Join(sc.Check(), sc.CheckZone()); err != nil {
 			fmt.Fprintf(c.e.Stderr(), "argo-workflows create: %v\n", err)
 			return 2
 		}
