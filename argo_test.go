@@ -24,9 +24,29 @@ import (
 
 var updateGolden = flag.Bool("update-golden", false, "write the golden files of generated manifests (testdata/argo) instead of comparing")
 
-// argoCRDDir is where Argo's published CustomResourceDefinitions are,
-// beside the project (they are not copied into it).
-const argoCRDDir = "../shared/argo-crds"
+// argoCRDs finds Argo's published CustomResourceDefinitions: beside the
+// project, in ../shared/argo-crds (they are not copied into it); in a
+// clone of a local checkout, beside the checkout it was cloned from.
+func argoCRDs(t testing.TB) string {
+	t.Helper()
+	const rel = "../shared/argo-crds"
+	tried := []string{rel}
+	if _, err := os.Stat(rel); err == nil {
+		return rel
+	}
+	if out, err := exec.Command("git", "config", "--get", "remote.origin.url").Output(); err == nil {
+		origin := strings.TrimPrefix(strings.TrimSpace(string(out)), "file://")
+		if filepath.IsAbs(origin) {
+			dir := filepath.Join(origin, rel)
+			tried = append(tried, dir)
+			if _, err := os.Stat(dir); err == nil {
+				return dir
+			}
+		}
+	}
+	t.Fatalf("Argo's CustomResourceDefinitions are not beside the project: looked in %s", strings.Join(tried, " and "))
+	return ""
+}
 
 // argoVersions are the Argo Workflows releases whose schemas the
 // generated manifests are checked against.
@@ -206,9 +226,10 @@ func installArgoCRDs(t testing.TB, k *testservers.Kubernetes, version string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob(filepath.Join(argoCRDDir, version, "*.yaml"))
+	dir := argoCRDs(t)
+	files, err := filepath.Glob(filepath.Join(dir, version, "*.yaml"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no CustomResourceDefinitions of Argo Workflows %s in %s (they sit beside the project, in ../shared/argo-crds): %v", version, argoCRDDir, err)
+		t.Fatalf("no CustomResourceDefinitions of Argo Workflows %s in %s: %v", version, dir, err)
 	}
 	crdPath := k.URL + "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
 	do := func(method, u, ctype string, body []byte) (int, []byte) {

@@ -152,7 +152,7 @@ func TestSecondComputeBackend(t *testing.T) {
 
 	// A step the backend cannot run is refused before the run.
 	_, err = stepwise.Run(ctx, &Placed{}, &stepwise.RunOptions{Datastore: ds, Compute: "nowhere"})
-	if err == nil || !strings.Contains(err.Error(), `unknown backend "nowhere"`) || !strings.Contains(err.Error(), "fake, local") {
+	if err == nil || !strings.Contains(err.Error(), `unknown backend "nowhere"`) || !strings.Contains(err.Error(), "the backends of this program are fake, ") || !strings.Contains(err.Error(), "local") {
 		t.Errorf("unknown backend: %v", err)
 	}
 }
