@@ -85,24 +85,12 @@ func Open(ctx context.Context, env compute.Env) (*Backend, error) {
 	if inForce == nil {
 		inForce = func(string) string { return "" }
 	}
-	cfg, host, err := restConfig(inForce)
+	b := &Backend{env: env, inForce: inForce, site: SiteFor(env, inForce), jobs: map[string]*job{}, watched: map[string]bool{}, stop: make(chan struct{})}
+	api, host, err := dial(ctx, inForce, b.requests.wrap)
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{env: env, host: host, inForce: inForce, site: SiteFor(env, inForce), jobs: map[string]*job{}, watched: map[string]bool{}, stop: make(chan struct{})}
-	cfg.WrapTransport = b.requests.wrap
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: cannot make a client for %s: %w", host, err)
-	}
-	b.api = &client{http: hc, base: strings.TrimRight(cfg.Host, "/")}
-	// Reach the API server now, with a deadline: a cluster that does not
-	// answer is said at once, not after the first task hangs.
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := b.api.version(pctx); err != nil {
-		return nil, fmt.Errorf("kubernetes: cannot reach the API server at %s: %w; check the kubeconfig (KUBECONFIG, or stepwise configure --set-compute kubernetes.kubeconfig=PATH) and that the cluster is up", host, err)
-	}
+	b.api, b.host = api, host
 	return b, nil
 }
 

@@ -22,21 +22,34 @@ type API struct {
 // Connect connects to the cluster of the settings in force (the
 // kubeconfig and context), and checks that it answers.
 func Connect(ctx context.Context, inForce func(string) string) (*API, error) {
-	cfg, host, err := restConfig(inForce)
+	c, host, err := dial(ctx, inForce, nil)
 	if err != nil {
 		return nil, err
 	}
+	return &API{c: c, Host: host}, nil
+}
+
+// dial makes a client of the cluster of the settings in force (its
+// transport wrapped by wrap, when given) and checks, with a deadline, that
+// the API server answers: a cluster that does not is said at once, not
+// after the first request hangs.
+func dial(ctx context.Context, inForce func(string) string, wrap func(http.RoundTripper) http.RoundTripper) (*client, string, error) {
+	cfg, host, err := restConfig(inForce)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.WrapTransport = wrap
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes: cannot make a client for %s: %w", host, err)
+		return nil, "", fmt.Errorf("kubernetes: cannot make a client for %s: %w", host, err)
 	}
-	a := &API{c: &client{http: hc, base: strings.TrimRight(cfg.Host, "/")}, Host: host}
+	c := &client{http: hc, base: strings.TrimRight(cfg.Host, "/")}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := a.c.version(pctx); err != nil {
-		return nil, fmt.Errorf("kubernetes: cannot reach the API server at %s: %w; check the kubeconfig (KUBECONFIG, or stepwise configure --set-compute kubernetes.kubeconfig=PATH) and that the cluster is up", host, err)
+	if err := c.version(pctx); err != nil {
+		return nil, "", fmt.Errorf("kubernetes: cannot reach the API server at %s: %w; check the kubeconfig (KUBECONFIG, or stepwise configure --set-compute kubernetes.kubeconfig=PATH) and that the cluster is up", host, err)
 	}
-	return a, nil
+	return c, host, nil
 }
 
 // Get reads the object at path into out.

@@ -121,7 +121,13 @@ func (c *cmd) namespace() (string, error) {
 	return set.Namespace, err
 }
 
+// connect reads the settings and connects to the cluster of the
+// deployment's namespace.
 func (c *cmd) connect(ctx context.Context) (*kubernetes.API, string, error) {
+	var err error
+	if c.cfg, err = c.e.Settings(); err != nil {
+		return nil, "", err
+	}
 	ns, err := c.namespace()
 	if err != nil {
 		return nil, "", err
@@ -150,10 +156,6 @@ func (c *cmd) deployed(ctx context.Context, api *kubernetes.API, ns string) (*Wo
 // deployment reads the settings, connects to the cluster and reads the
 // deployed template, which must exist.
 func (c *cmd) deployment(ctx context.Context) (*kubernetes.API, string, *WorkflowTemplate, error) {
-	var err error
-	if c.cfg, err = c.e.Settings(); err != nil {
-		return nil, "", nil, err
-	}
 	api, ns, err := c.connect(ctx)
 	if err != nil {
 		return nil, "", nil, err
@@ -415,10 +417,6 @@ func (c *cmd) list(ctx context.Context, args []string) int {
 	if code := c.e.Parse(fs, args); code >= 0 {
 		return code
 	}
-	var err error
-	if c.cfg, err = c.e.Settings(); err != nil {
-		return c.fail(err)
-	}
 	api, ns, err := c.connect(ctx)
 	if err != nil {
 		return c.fail(err)
@@ -488,10 +486,6 @@ func (c *cmd) terminate(ctx context.Context, args []string) int {
 	if wf == "" {
 		fmt.Fprintf(c.e.Stderr(), "argo-workflows terminate: name the workflow (%s argo-workflows list shows them)\n", c.e.Prog())
 		return 2
-	}
-	var err error
-	if c.cfg, err = c.e.Settings(); err != nil {
-		return c.fail(err)
 	}
 	api, ns, err := c.connect(ctx)
 	if err != nil {
