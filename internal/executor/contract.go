@@ -43,6 +43,10 @@ type Spec struct {
 	// of the element indexes it fanned out to ([0,1,...]), for a
 	// production scheduler to fan out over.
 	SplitsOut string
+	// SkipCloned, for a scheduler that runs every task of a resumed run,
+	// makes a task that the resume cloned do nothing (but write its
+	// SplitsOut again).
+	SkipCloned bool
 }
 
 // Command is the name of the task command of a flow binary.
@@ -66,6 +70,9 @@ func (s *Spec) Args() []string {
 	if s.SplitsOut != "" {
 		args = append(args, "--splits-out", s.SplitsOut)
 	}
+	if s.SkipCloned {
+		args = append(args, "--skip-cloned")
+	}
 	if s.Launcher {
 		args = append(args, "--launcher")
 	}
@@ -84,6 +91,7 @@ func (s *Spec) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&s.Metadata, "metadata", "", "metadata store: local or the URL of a service (default: the settings in force)")
 	fs.DurationVar(&s.Heartbeat, "heartbeat", 0, "how often to record that the task is alive (default 10s)")
 	fs.StringVar(&s.SplitsOut, "splits-out", "", "for a foreach step: write the JSON list of its element indexes to this file")
+	fs.BoolVar(&s.SkipCloned, "skip-cloned", false, "do nothing when a resume cloned this task into the run (a scheduler runs every task of a resumed run)")
 	fs.BoolVar(&s.Launcher, "launcher", false, "a local launcher keeps the task's output and records its metadata, sent on file descriptor 3")
 }
 

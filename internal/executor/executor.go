@@ -79,7 +79,7 @@ func (x *Executor) Execute(ctx context.Context, spec Spec) error {
 		x.Stderr = os.Stderr
 	}
 	path := datastore.TaskPath{Flow: x.Def.Name(), Run: spec.Run, Step: spec.Step, Task: spec.Task}
-	if !spec.Launcher && spec.CatchError == "" {
+	if spec.SkipCloned && spec.CatchError == "" {
 		// A scheduler runs every task of a resumed run; those that the
 		// resume cloned are done.
 		if rec, err := x.Store.GetTask(ctx, path); err == nil && rec.ClonedFrom != "" {

@@ -388,7 +388,7 @@ func (c *compiler) step(s *graph.Step) (string, error) {
 		attempt = "{{retries}}"
 	}
 	args := []string{"task", "--flow", c.g.Flow, "--run-id", "{{inputs.parameters.run-id}}", "--step", s.Name,
-		"--task-id", "{{inputs.parameters.task-id}}", "--attempt", attempt}
+		"--task-id", "{{inputs.parameters.task-id}}", "--attempt", attempt, "--skip-cloned"}
 	var outputs *Outputs
 	if s.SplitKind == "foreach" {
 		args = append(args, "--splits-out", splitsFile)
