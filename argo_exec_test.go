@@ -503,6 +503,9 @@ func prodCluster(t *testing.T) *cluster {
 	t.Helper()
 	c := newCluster(t, roleRules(t, launcherRole(t), docRole(t, "docs/production.md")))
 	installArgoCRDs(t, c.k, argoVersions[0])
+	// The pods run as the account the Roles are bound to: a workflow's
+	// exit handler starts triggered flows, a CronJob's launcher its tasks.
+	c.env = append(c.env, "STEPWISE_KUBERNETES_SERVICE_ACCOUNT="+c.ns.ServiceAccount)
 	return c
 }
 
@@ -524,7 +527,13 @@ func (c *cluster) trigger(t *testing.T, flow string, args ...string) string {
 // failing step caught; the runs are in the production namespace.
 func TestArgoTemplateRuns(t *testing.T) {
 	c := prodCluster(t)
-	out, _ := c.flow(t, 0, "kubeseed", "argo-workflows", "create")
+	// Downstream runs after each successful production run of the seed
+	// flow: deployed first, it is started by the seed's exit handler.
+	out, _ := c.flow(t, 0, "downstream", "argo-workflows", "create")
+	if !strings.Contains(out, "after each successful production run of KubeSeed") {
+		t.Errorf("create of a triggered flow does not say what triggers it: %s", out)
+	}
+	out, _ = c.flow(t, 0, "kubeseed", "argo-workflows", "create")
 	m := regexp.MustCompile(`namespace (production:\S+):`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("create said no production namespace: %s", out)
@@ -545,6 +554,23 @@ func TestArgoTemplateRuns(t *testing.T) {
 	mine, _ := c.flow(t, 0, "kubeseed", "runs")
 	if strings.Contains(mine, "succeeded") {
 		t.Errorf("a production run is listed in ann's own namespace: %s", mine)
+	}
+
+	// The seed's success started Downstream, which read the seed's result.
+	seedRun := latestRun(t, c.client(t), "KubeSeed")
+	var started struct {
+		Items []argo.Workflow `json:"items"`
+	}
+	raw, err := c.admin.CoreV1().RESTClient().Get().AbsPath("/apis/argoproj.io/v1alpha1/namespaces/"+c.ns.Name+"/workflows").Param("labelSelector", argo.LabelFlow+"=Downstream").DoRaw(context.Background())
+	if err != nil || json.Unmarshal(raw, &started) != nil || len(started.Items) != 1 {
+		t.Fatalf("workflows of Downstream after the seed succeeded: %v, %s", err, raw)
+	}
+	status, x = c.runWorkflow(t, started.Items[0].Metadata.Name)
+	if status != "Succeeded" {
+		t.Fatalf("the triggered workflow %s: %s", started.Items[0].Metadata.Name, status)
+	}
+	if got, want := x.logs("end"), "triggered by KubeSeed/"+seedRun.ID+": doubled 6"; !strings.Contains(got, want) {
+		t.Errorf("Downstream's end printed %q, want %q", got, want)
 	}
 
 	// The foreach example, with a parameter given at trigger time.
@@ -578,7 +604,7 @@ func TestArgoTemplateRuns(t *testing.T) {
 	var w struct {
 		Spec struct{ Shutdown string } `json:"spec"`
 	}
-	raw, err := c.admin.CoreV1().RESTClient().Get().AbsPath("/apis/argoproj.io/v1alpha1/namespaces/" + c.ns.Name + "/workflows/" + wf).DoRaw(context.Background())
+	raw, err = c.admin.CoreV1().RESTClient().Get().AbsPath("/apis/argoproj.io/v1alpha1/namespaces/" + c.ns.Name + "/workflows/" + wf).DoRaw(context.Background())
 	if err != nil || json.Unmarshal(raw, &w) != nil || w.Spec.Shutdown != "Terminate" {
 		t.Errorf("terminate %s (%s): the workflow's spec.shutdown is %q (%v)", wf, out, w.Spec.Shutdown, err)
 	}

@@ -2,6 +2,7 @@ package stepwise_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -12,10 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
@@ -54,7 +57,7 @@ var argoVersions = []string{"v3.7.9", "v4.1.2"}
 
 // argoFlows are the flows whose manifests are generated: every example,
 // the seed flow and the retry flow, as static binaries.
-var argoFlows = []string{"linear", "branchjoin", "foreach", "nested", "kubeseed", "argoretry"}
+var argoFlows = []string{"linear", "branchjoin", "foreach", "nested", "kubeseed", "argoretry", "downstream"}
 
 // dryRunEnv is the settings of a deployment whose manifests are printed
 // (create --dry-run): fixed, so that the golden files are.
@@ -336,5 +339,102 @@ func installArgoCRDs(t testing.TB, k *testservers.Kubernetes, version string) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	}
+}
+
+// uninstallArgoCRDs deletes the Argo CRDs that installArgoCRDs installed
+// and waits until the API server no longer serves Argo's resources.
+func uninstallArgoCRDs(t testing.TB, k *testservers.Kubernetes) {
+	t.Helper()
+	ctx := context.Background()
+	rc := k.AdminClient(t).CoreV1().RESTClient()
+	crds := "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+	err := rc.Delete().AbsPath(crds).Param("labelSelector", "stepwise-test/argo-version").Do(ctx).Error()
+	if err != nil {
+		t.Fatalf("delete Argo's CustomResourceDefinitions: %v", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := rc.Get().AbsPath("/apis/argoproj.io/v1alpha1").Do(ctx).Error()
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Argo's resources are still served a minute after their CustomResourceDefinitions were deleted (%v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// BenchmarkArgoTemplate generates the foreach example's WorkflowTemplate
+// for foreach widths 10, 1,000 and 100,000 (the width is the parameter n,
+// given at create time) and creates it on the API server, with Argo's
+// CRDs and their schemas installed. It reports the template's size, which
+// must not grow with the width (tasks find their inputs themselves), and
+// the time to create it beside its floor, measured in the same run: a
+// ConfigMap of the same number of bytes created the same way.
+//
+//	go test -run '^$' -bench ArgoTemplate -benchtime 20x .
+func BenchmarkArgoTemplate(b *testing.B) {
+	k := testservers.Kube(b)
+	installArgoCRDs(b, k, argoVersions[0])
+	ns := k.NewNamespace(b, nil)
+	bins := kubeBinaries(b)
+	hc, err := rest.HTTPClientFor(k.AdminConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	post := func(path string, obj map[string]any) {
+		body, _ := json.Marshal(obj)
+		resp, err := hc.Post(k.URL+path, "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			b.Fatalf("POST %s: %s: %s", path, resp.Status, out)
+		}
+	}
+	var sizes []int
+	for _, width := range []int{10, 1000, 100000} {
+		b.Run(fmt.Sprintf("width=%d", width), func(b *testing.B) {
+			cmd := exec.Command(filepath.Join(bins, "foreach"), "argo-workflows", "create", "--dry-run", "--authorize", "bench-token", "--n", strconv.Itoa(width))
+			cmd.Env = append(os.Environ(), "STEPWISE_CONFIG="+filepath.Join(b.TempDir(), "none.json"), "STEPWISE_USER=ann",
+				"STEPWISE_DATASTORE=s3://ml-team/stepwise", "STEPWISE_METADATA=https://stepwise-meta.ml.internal:8443",
+				"STEPWISE_KUBERNETES_NAMESPACE="+ns.Name, "STEPWISE_KUBERNETES_IMAGE=debian:bookworm-slim")
+			out, err := cmd.Output()
+			if err != nil {
+				b.Fatalf("foreach argo-workflows create --dry-run: %v", err)
+			}
+			var tmpl map[string]any
+			if err := yaml.Unmarshal(out, &tmpl); err != nil {
+				b.Fatal(err)
+			}
+			size := len(out)
+			sizes = append(sizes, size)
+			filler := strings.Repeat("x", size)
+			var create, floor time.Duration
+			for i := range b.N {
+				meta := tmpl["metadata"].(map[string]any)
+				meta["name"] = fmt.Sprintf("foreach-%d-%d", width, i)
+				start := time.Now()
+				post("/apis/argoproj.io/v1alpha1/namespaces/"+ns.Name+"/workflowtemplates", tmpl)
+				create += time.Since(start)
+				start = time.Now()
+				post("/api/v1/namespaces/"+ns.Name+"/configmaps", map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+					"metadata": map[string]any{"name": fmt.Sprintf("floor-%d-%d", width, i)}, "data": map[string]any{"filler": filler}})
+				floor += time.Since(start)
+			}
+			b.ReportMetric(float64(size), "template-bytes")
+			b.ReportMetric(float64(create.Microseconds())/1000/float64(b.N), "create-ms")
+			b.ReportMetric(float64(floor.Microseconds())/1000/float64(b.N), "floor-create-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+	// The width is a parameter's default: the template differs in those
+	// digits only.
+	if len(sizes) == 3 && (sizes[2]-sizes[0] > 4) {
+		b.Errorf("the template grows with the foreach's width: %v bytes", sizes)
 	}
 }

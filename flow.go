@@ -29,6 +29,7 @@ type Graph struct {
 	flow     reflect.Value // pointer to the flow the declaration was made on
 	name     string
 	schedule *graph.Schedule
+	triggers []string
 	decls    []*StepDecl
 	errs     []error
 }
@@ -73,6 +74,14 @@ func (g *Graph) Name(name string) { g.name = name }
 // "Europe/Amsterdam"). A schedule given at deployment wins over it.
 func (g *Graph) Schedule(cron, timezone string) {
 	g.schedule = &graph.Schedule{Cron: cron, TimeZone: timezone}
+}
+
+// TriggerOnFinish declares that, once deployed to production, the flow
+// runs whenever a production run of one of the upstream flows succeeds
+// (a flow deployed in the same Kubernetes namespace). A step finds the
+// run that started its run with CurrentTask(ctx).Trigger.
+func (g *Graph) TriggerOnFinish(upstream ...string) {
+	g.triggers = append(g.triggers, upstream...)
 }
 
 // Step declares a step. fn is a method of the flow, given as a method value
@@ -295,6 +304,16 @@ func (g *Graph) build() (*graph.Graph, error) {
 	}
 	if nerr := names.Flow(name); nerr != nil {
 		errs = append(errs, &graph.Error{Msg: nerr.Error() + " (set it with g.Name)"})
+	}
+	for _, up := range g.triggers {
+		if nerr := names.Flow(up); nerr != nil {
+			errs = append(errs, &graph.Error{Msg: fmt.Sprintf("TriggerOnFinish(%q): %v", up, nerr)})
+		} else if up == name {
+			errs = append(errs, &graph.Error{Msg: fmt.Sprintf("TriggerOnFinish(%q): a flow cannot be triggered by its own runs, which would start it again forever", up)})
+		}
+	}
+	if gr != nil {
+		gr.Triggers = g.triggers
 	}
 	for _, e := range g.errs {
 		if ge, ok := e.(*graph.Error); ok {

@@ -191,7 +191,7 @@ func kubeBinaries(t testing.TB) string {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
-		{"./testdata/kubeseed", "./testdata/kubecases", "./testdata/kubesleep", "./testdata/argoretry"},
+		{"./testdata/kubeseed", "./testdata/kubecases", "./testdata/kubesleep", "./testdata/argoretry", "./testdata/deploybad/required", "./testdata/deploybad/local", "./testdata/downstream"},
 		{"-tags", "team", "./examples/foreach", "./examples/linear", "./examples/branchjoin", "./examples/nested"},
 	} {
 		cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", dir + "/"}, args...)...)

@@ -20,6 +20,9 @@ type Task struct {
 	// Indexes holds the index at every level of nested foreach, outermost
 	// first.
 	Indexes []int
+	// Trigger is the run (FLOW/RUN_ID) whose success started this run, for
+	// a deployed flow with TriggerOnFinish; empty otherwise.
+	Trigger string
 }
 
 // Pathspec is the task's address: Flow/RunID/Step/ID.
@@ -38,7 +41,7 @@ func CurrentTask(ctx context.Context) Task {
 
 // withTask puts the task a step runs as into its context.
 func withTask(ctx context.Context, t flowdef.Task) context.Context {
-	info := Task{Flow: t.Flow, RunID: t.RunID, Step: t.Step, ID: t.ID, Attempt: t.Attempt, Index: -1, Indexes: t.Indexes}
+	info := Task{Flow: t.Flow, RunID: t.RunID, Step: t.Step, ID: t.ID, Attempt: t.Attempt, Index: -1, Indexes: t.Indexes, Trigger: t.Trigger}
 	if n := len(t.Indexes); n > 0 {
 		info.Index = t.Indexes[n-1]
 	}

@@ -14,4 +14,5 @@ package kubernetes
 import (
 	_ "stepwise.dev/stepwise/internal/compute/kubernetes" // registers "kubernetes"
 	_ "stepwise.dev/stepwise/internal/deploy/argo"        // adds the argo-workflows command
+	_ "stepwise.dev/stepwise/internal/deploy/cronjob"     // adds the cronjob command
 )

@@ -2,6 +2,7 @@ package flowcmd
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -98,6 +99,7 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 	namespace := fs.String("namespace", "", "the run's namespace: production:TOKEN for a deployed flow (default: user:NAME of the user)")
 	origin := fs.String("origin-run-id", "", "resume this run: its tasks before the resume step are cloned into the new run, and its task commands skip them")
 	resumeStep := fs.String("resume-step", "", "with --origin-run-id: the step to run again, with every step after it (default: the first that did not succeed)")
+	trigger := fs.String("trigger", "", "the run (FLOW/RUN_ID) whose success started this one, recorded as its system tag triggered-by:FLOW/RUN_ID")
 	var system tagList
 	fs.Var(&system, "system-tag", "a system tag, e.g. runtime:argo-workflow:NAME (repeatable)")
 	if c.def.ParamsErr != nil {
@@ -114,18 +116,16 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "create-run: this program runs flow %s, not %s\n", c.def.Name(), *flow)
 		return 2
 	}
-	if *namespace != "" && !strings.HasPrefix(*namespace, "production:") && !strings.HasPrefix(*namespace, "user:") {
-		fmt.Fprintf(c.stderr, "create-run: --namespace %q: a run's namespace is user:NAME or production:TOKEN\n", *namespace)
-		return 2
-	}
-	for _, t := range append([]string{*namespace}, system...) {
-		if t == "" {
-			continue
-		}
-		if err := names.SystemTag(t); err != nil {
-			fmt.Fprintf(c.stderr, "create-run: %v\n", err)
+	if *trigger != "" {
+		if err := checkTrigger(*trigger); err != nil {
+			fmt.Fprintf(c.stderr, "create-run: --trigger: %v\n", err)
 			return 2
 		}
+		system = append(system, lifecycle.TriggerTag(*trigger))
+	}
+	if err := checkSystemTags(*namespace, system); err != nil {
+		fmt.Fprintf(c.stderr, "create-run: %v\n", err)
+		return 2
 	}
 	if *id != "" {
 		if err := names.RunID(*id); err != nil {
@@ -190,8 +190,16 @@ func (c *program) finishRun(ctx context.Context, args []string) int {
 	fs := c.flags("finish-run")
 	id := fs.String("run-id", "", "the run to finish")
 	flowName := fs.String("flow", c.def.Name(), "the flow (for a program that holds several)")
+	var onSuccess tagList
+	fs.Var(&onSuccess, "on-success", "when the run succeeded, run this hook (argo-trigger: start the deployed flows triggered by this one) (repeatable)")
 	if code := c.parse(fs, args); code >= 0 {
 		return code
+	}
+	for _, name := range onSuccess {
+		if _, ok := successHook(name); !ok {
+			fmt.Fprintf(c.stderr, "finish-run: --on-success %s: no such hook in this program (it comes with the Kubernetes backend: import _ \"stepwise.dev/stepwise/backend/kubernetes\")\n", name)
+			return 2
+		}
 	}
 	if *flowName != c.def.Name() {
 		fmt.Fprintf(c.stderr, "finish-run: this program runs flow %s, not %s\n", c.def.Name(), *flowName)
@@ -222,5 +230,25 @@ func (c *program) finishRun(ctx context.Context, args []string) int {
 		return 1
 	}
 	fmt.Fprintf(c.stdout, "run %s of flow %s %s\n", *id, flow, status)
-	return 0
+	if status != metadata.Succeeded {
+		return 0
+	}
+	code := 0
+	for _, name := range onSuccess {
+		h, _ := successHook(name)
+		if err := h(ctx, &Env{p: c}, *id); err != nil {
+			fmt.Fprintf(c.stderr, "finish-run: run %s of flow %s succeeded, but %s failed: %v\n", *id, flow, name, err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// checkTrigger checks a run's pathspec, FLOW/RUN_ID.
+func checkTrigger(p string) error {
+	flow, run, ok := strings.Cut(p, "/")
+	if !ok {
+		return fmt.Errorf("%q is not FLOW/RUN_ID", p)
+	}
+	return errors.Join(names.Flow(flow), names.RunID(run))
 }

@@ -60,6 +60,31 @@ func extraUsage() string {
 // lacks it.
 var knownExtras = map[string]string{
 	"argo-workflows": "stepwise.dev/stepwise/backend/kubernetes",
+	"cronjob":        "stepwise.dev/stepwise/backend/kubernetes",
+}
+
+// SuccessHook runs in finish-run, after a run of a scheduler succeeded,
+// when finish-run is given --on-success with its name (argo-trigger, which
+// starts the deployed flows triggered by this one).
+type SuccessHook func(ctx context.Context, e *Env, runID string) error
+
+var (
+	hooksMu sync.Mutex
+	hooks   = map[string]SuccessHook{}
+)
+
+// RegisterSuccessHook adds a hook that finish-run --on-success NAME runs.
+func RegisterSuccessHook(name string, h SuccessHook) {
+	hooksMu.Lock()
+	defer hooksMu.Unlock()
+	hooks[name] = h
+}
+
+func successHook(name string) (SuccessHook, bool) {
+	hooksMu.Lock()
+	defer hooksMu.Unlock()
+	h, ok := hooks[name]
+	return h, ok
 }
 
 // Env is what an extra command sees of the flow program.

@@ -25,6 +25,7 @@ import (
 	"stepwise.dev/stepwise/internal/graph"
 	"stepwise.dev/stepwise/internal/launcher"
 	"stepwise.dev/stepwise/internal/lifecycle"
+	"stepwise.dev/stepwise/internal/names"
 	"stepwise.dev/stepwise/internal/params"
 	"stepwise.dev/stepwise/internal/resume"
 )
@@ -246,8 +247,9 @@ func (c *program) check(ctx context.Context, args []string) int {
 
 // runOptions are the flags shared by run and resume.
 type runOptions struct {
-	req  launcher.Request
-	tags tagList
+	req    launcher.Request
+	tags   tagList
+	system tagList
 }
 
 func (c *program) runFlags(fs *flag.FlagSet, o *runOptions) {
@@ -260,6 +262,9 @@ func (c *program) runFlags(fs *flag.FlagSet, o *runOptions) {
 	ComputeSettings(fs, o.req.ComputeSettings)
 	fs.DurationVar(&o.req.RetryDelay, "retry-delay", 0, "wait before the first retry of a failed task; doubles with each retry (default 2s)")
 	fs.DurationVar(&o.req.Heartbeat, "heartbeat", 0, "how often the run and its tasks record that they are alive (default 10s)")
+	fs.StringVar(&o.req.Namespace, "namespace", "", "the run's namespace: production:TOKEN for a deployed flow (default: user:NAME of the user)")
+	fs.Var(&o.system, "system-tag", "a system tag, e.g. runtime:cronjob:NAME (repeatable)")
+	fs.StringVar(&o.req.ResumeKey, "resume-key", "", "continue the latest run of this key unless it succeeded, instead of starting over (for a launcher its scheduler may start again, e.g. a CronJob's pod)")
 }
 
 // check refuses values that make no sense, as usage errors.
@@ -279,6 +284,32 @@ func (o *runOptions) check() error {
 		}
 	}
 	o.req.Tags = o.tags
+	if err := checkSystemTags(o.req.Namespace, o.system); err != nil {
+		return err
+	}
+	o.req.SystemTags = o.system
+	if o.req.ResumeKey != "" {
+		if err := names.SystemTag(launcher.ResumeKeyTag(o.req.ResumeKey)); err != nil {
+			return fmt.Errorf("--resume-key: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkSystemTags refuses a namespace other than user:NAME or
+// production:TOKEN, and malformed system tags.
+func checkSystemTags(namespace string, system []string) error {
+	if namespace != "" && !strings.HasPrefix(namespace, "production:") && !strings.HasPrefix(namespace, "user:") {
+		return fmt.Errorf("--namespace %q: a run's namespace is user:NAME or production:TOKEN", namespace)
+	}
+	for _, t := range append([]string{namespace}, system...) {
+		if t == "" {
+			continue
+		}
+		if err := names.SystemTag(t); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -51,7 +51,8 @@ type Step struct {
 type Task struct {
 	Flow, RunID, Step, ID string
 	Attempt               int
-	Indexes               []int // foreach indexes, outermost first
+	Indexes               []int  // foreach indexes, outermost first
+	Trigger               string // FLOW/RUN whose success started the run, or ""
 }
 
 // Name is the flow's name.

@@ -83,6 +83,9 @@ type Graph struct {
 	Steps []*Step `json:"steps"` // in declaration order
 	// Schedule is when the deployed flow runs, if the flow says.
 	Schedule *Schedule `json:"schedule,omitempty"`
+	// Triggers are the flows whose successful production runs start this
+	// one's, once deployed.
+	Triggers []string `json:"triggers,omitempty"`
 	index    map[string]*Step
 }
 
@@ -96,8 +99,99 @@ type Schedule struct {
 // time zone is checked where the flow is deployed (CheckZone): a task's
 // image may have no time zone database.
 func (s *Schedule) Check() error {
-	if f := strings.Fields(s.Cron); len(f) != 5 && !(len(f) == 1 && strings.HasPrefix(s.Cron, "@")) {
-		return fmt.Errorf("schedule %q is not a cron schedule: give five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or @daily, @hourly", s.Cron)
+	if err := checkCron(s.Cron); err != nil {
+		return fmt.Errorf("schedule %q is not a cron schedule: %w; give five fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or @daily, @hourly", s.Cron, err)
+	}
+	return nil
+}
+
+// cronFields are the fields of a cron schedule: name, range and the names
+// a field may use for its values.
+var cronFields = []struct {
+	name     string
+	min, max int
+	names    []string
+}{
+	{"minute", 0, 59, nil},
+	{"hour", 0, 23, nil},
+	{"day of month", 1, 31, nil},
+	{"month", 1, 12, []string{"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}},
+	{"day of week", 0, 7, []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}},
+}
+
+// checkCron checks a schedule in the syntax Kubernetes CronJobs and Argo
+// CronWorkflows take: five fields, each a list of *, N, N-M, with /STEP,
+// months and weekdays also by name; or a macro (@daily, @every 1h30m).
+func checkCron(expr string) error {
+	expr = strings.TrimSpace(expr)
+	if strings.HasPrefix(expr, "@") {
+		if d, ok := strings.CutPrefix(expr, "@every "); ok {
+			if v, err := time.ParseDuration(strings.TrimSpace(d)); err != nil || v <= 0 {
+				return fmt.Errorf("@every takes a positive duration, e.g. @every 1h30m, not %q", d)
+			}
+			return nil
+		}
+		switch expr {
+		case "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly":
+			return nil
+		}
+		return fmt.Errorf("%s is not a macro (@yearly, @monthly, @weekly, @daily, @hourly, @every DURATION)", expr)
+	}
+	f := strings.Fields(expr)
+	if len(f) != 5 {
+		return fmt.Errorf("it has %d fields, not 5", len(f))
+	}
+	for i, field := range f {
+		spec := cronFields[i]
+		for _, part := range strings.Split(field, ",") {
+			if err := checkCronPart(part, spec.min, spec.max, spec.names, i >= 2); err != nil {
+				return fmt.Errorf("%s field %q: %w (it takes %d-%d)", spec.name, field, err, spec.min, spec.max)
+			}
+		}
+	}
+	return nil
+}
+
+// checkCronPart checks one item of a field's list.
+func checkCronPart(part string, min, max int, names []string, question bool) error {
+	rng, step, stepped := strings.Cut(part, "/")
+	if stepped {
+		n, err := strconv.Atoi(step)
+		if err != nil || n < 1 {
+			return fmt.Errorf("step %q is not a positive number", step)
+		}
+	}
+	if rng == "*" || question && rng == "?" {
+		return nil
+	}
+	value := func(v string) (int, error) {
+		for i, n := range names {
+			if strings.EqualFold(v, n) {
+				return min + i, nil
+			}
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number", v)
+		}
+		if n < min || n > max {
+			return 0, fmt.Errorf("%d is out of range", n)
+		}
+		return n, nil
+	}
+	lo, hi, isRange := strings.Cut(rng, "-")
+	a, err := value(lo)
+	if err != nil {
+		return err
+	}
+	if isRange {
+		b, err := value(hi)
+		if err != nil {
+			return err
+		}
+		if b < a {
+			return fmt.Errorf("range %s runs backwards", rng)
+		}
 	}
 	return nil
 }

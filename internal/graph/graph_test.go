@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -111,6 +112,20 @@ func TestScheduleCheck(t *testing.T) {
 		{Schedule{Cron: "0 3 * *"}, "five fields"},
 		{Schedule{Cron: "daily"}, "five fields"},
 		{Schedule{Cron: "0 3 * * *", TimeZone: "Mars/Olympus"}, "not a time zone"},
+		{Schedule{Cron: "*/15 0-6,22 ? jan-mar MON-fri"}, ""},
+		{Schedule{Cron: "@every 1h30m"}, ""},
+		{Schedule{Cron: "@every soon"}, "positive duration"},
+		{Schedule{Cron: "@fortnightly"}, "not a macro"},
+		{Schedule{Cron: "61 * * * *"}, `minute field "61": 61 is out of range (it takes 0-59)`},
+		{Schedule{Cron: "0 25 * * *"}, "hour field"},
+		{Schedule{Cron: "0 3 0 * *"}, "day of month field"},
+		{Schedule{Cron: "0 3 * 13 *"}, "month field"},
+		{Schedule{Cron: "0 3 * * 8"}, "day of week field"},
+		{Schedule{Cron: "0 3 * * mon-fry"}, `"fry" is not a number`},
+		{Schedule{Cron: "*/0 * * * *"}, "not a positive number"},
+		{Schedule{Cron: "0 5-3 * * *"}, "runs backwards"},
+		{Schedule{Cron: "? 3 * * *"}, "minute field"},
+		{Schedule{Cron: "every minute"}, "five fields"},
 	} {
 		err := c.s.Check()
 		if err == nil {
@@ -120,4 +135,24 @@ func TestScheduleCheck(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", c.s, err, c.says)
 		}
 	}
+}
+
+// FuzzScheduleCheck: any text is accepted or refused with an error, never
+// a crash, and an accepted five-field schedule has only the characters
+// cron fields take.
+func FuzzScheduleCheck(f *testing.F) {
+	for _, s := range []string{"0 3 * * *", "*/15 0-6,22 ? jan-mar MON-fri", "@every 1h", "61 * * * *", "- - - - -", "1-/ * * * *"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cron string) {
+		s := Schedule{Cron: cron}
+		if s.Check() != nil || strings.HasPrefix(strings.TrimSpace(cron), "@") {
+			return
+		}
+		for _, r := range strings.ToLower(cron) {
+			if !strings.ContainsRune("0123456789*/,-? \t\n\v\f\rjanfebmrpyulgsoctvdcwhuthi", r) && !unicode.IsSpace(r) {
+				t.Fatalf("%q accepted with %q in it", cron, r)
+			}
+		}
+	})
 }

@@ -69,6 +69,11 @@ func (g *Graph) WriteText(w io.Writer) error {
 			return err
 		}
 	}
+	if len(g.Triggers) > 0 {
+		if _, err := fmt.Fprintf(w, "Runs when deployed, after a successful production run of: %s\n", strings.Join(g.Triggers, ", ")); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -76,7 +76,20 @@ type Request struct {
 	// (default metadata.HeartbeatInterval); KillGrace how long a task gets
 	// to stop when the run stops (default 3s).
 	RetryDelay, Heartbeat, KillGrace time.Duration
+	// Namespace, when set, is the run's namespace instead of the user's
+	// (production:TOKEN for a deployed flow); SystemTags are more system
+	// tags (e.g. runtime:cronjob:NAME).
+	Namespace  string
+	SystemTags []string
+	// ResumeKey, when set, makes a launcher that its scheduler may start
+	// again (a CronJob's pod) continue its run instead of starting over:
+	// the latest run tagged with the key is resumed unless it succeeded
+	// (then there is nothing to do), and a new run gets the tag.
+	ResumeKey string
 }
+
+// ResumeKeyTag is the system tag of the runs of a resume key.
+func ResumeKeyTag(key string) string { return "resume-key:" + key }
 
 // Code starts finding the code version in the background; Execute waits
 // for it.
@@ -178,6 +191,22 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 			}
 		}
 	}()
+	if req.ResumeKey != "" {
+		tag := ResumeKeyTag(req.ResumeKey)
+		req.SystemTags = append(req.SystemTags, tag)
+		runs, err := l.Stores.Meta.ListRuns(ctx, metadata.RunFilter{Flow: g.Flow, Tags: []string{tag}, Limit: 1})
+		if err != nil {
+			return "", fmt.Errorf("flow %s: cannot look for the run of resume key %s: %w", g.Flow, req.ResumeKey, err)
+		}
+		if len(runs) > 0 {
+			if runs[0].Status == metadata.Succeeded {
+				fmt.Fprintf(l.Out, "Flow %s: run %s of resume key %s succeeded already; nothing to do\n", g.Flow, runs[0].ID, req.ResumeKey)
+				return runs[0].ID, nil
+			}
+			fmt.Fprintf(l.Out, "Flow %s: run %s of resume key %s did not finish (its launcher stopped); resuming it\n", g.Flow, runs[0].ID, req.ResumeKey)
+			req.Resume = &resume.Request{Origin: runs[0].ID, User: l.User}
+		}
+	}
 	var plan *resume.Plan
 	if req.Resume != nil {
 		if plan, err = resume.New(ctx, g, l.Stores, *req.Resume, l.ErrOut); err != nil {
@@ -185,7 +214,8 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 		}
 		req.Params = plan.Origin.Params
 	}
-	n := lifecycle.New{Flow: g.Flow, User: l.User, Params: req.Params, Tags: req.Tags, Code: l.CodeVersion(), MaxSplits: req.MaxSplits}
+	n := lifecycle.New{Flow: g.Flow, User: l.User, Params: req.Params, Tags: req.Tags, Code: l.CodeVersion(), MaxSplits: req.MaxSplits,
+		Namespace: req.Namespace, SystemTags: req.SystemTags}
 	if plan != nil {
 		n.Origin = plan.Origin.ID
 	}

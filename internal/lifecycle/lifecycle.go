@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"stepwise.dev/stepwise/internal/datastore"
@@ -47,6 +48,24 @@ type New struct {
 	Namespace string
 	// SystemTags are more system tags (e.g. argo-workflow:NAME).
 	SystemTags []string
+}
+
+// TriggerTag is the system tag of a run started by the success of run
+// FLOW/RUN_ID of another flow.
+func TriggerTag(pathspec string) string { return TriggerTagPrefix + pathspec }
+
+// TriggerTagPrefix begins a trigger tag.
+const TriggerTagPrefix = "triggered-by:"
+
+// Trigger is the run (FLOW/RUN_ID) whose success started the run of
+// these system tags, or "".
+func Trigger(systemTags []string) string {
+	for _, t := range systemTags {
+		if p, ok := strings.CutPrefix(t, TriggerTagPrefix); ok {
+			return p
+		}
+	}
+	return ""
 }
 
 // Create records a new run in the metadata store and the datastore. A run

@@ -47,7 +47,9 @@ package testservers
 //     Services; nothing routes them here (there is no kube-proxy);
 //   - --endpoint-reconciler-type=none: the kubernetes Service gets no
 //     endpoints (its address, 127.0.0.1, is not one an Endpoints object
-//     may hold, and nothing in a pod talks to the API server here).
+//     may hold); pods reach the API server through a relay on the Docker
+//     bridge instead (ForPods), whose address node agents give them as
+//     the kubernetes Service's environment variables.
 //
 // kube-controller-manager:
 //   - --controllers: only what the tests need (job, cronjob,
@@ -80,6 +82,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -147,6 +150,10 @@ type Kubernetes struct {
 	adminToken string
 	ca         *kubeCA
 	procs      []*kubeProc
+
+	relayOnce sync.Once // ForPods
+	relay     string
+	relayErr  error
 }
 
 var (
@@ -612,6 +619,70 @@ func startKube() (*Kubernetes, error) {
 	return k, nil
 }
 
+// apiServerHosts are the names in the API server's certificate: loopback,
+// the in-cluster names of the kubernetes Service, and the Docker bridge's
+// gateway when there is one, where pods reach it (ForPods).
+func apiServerHosts() []string {
+	hosts := []string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.96.0.1"}
+	hostIPOnce.Do(func() { hostIP, hostIPErr = dockerBridgeGateway() })
+	if hostIPErr == nil {
+		hosts = append(hosts, hostIP)
+	}
+	return hosts
+}
+
+// ForPods returns host:port at which pods reach the API server: a TCP
+// relay on DockerHostIP to the API server on loopback, started on first
+// use for the test binary. The API server's certificate names that
+// address. Node agents give it to every container as
+// KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT, as kubelets give
+// the kubernetes Service's, so in-cluster clients in pods work.
+func (k *Kubernetes) ForPods(t testing.TB) string {
+	t.Helper()
+	host := DockerHostIP(t)
+	k.relayOnce.Do(func() {
+		target := strings.TrimPrefix(k.URL, "https://")
+		k.relay, k.relayErr = relay(host, target)
+	})
+	if k.relayErr != nil {
+		t.Fatalf("testservers: cannot relay the API server to pods on %s: %v", host, k.relayErr)
+	}
+	return k.relay
+}
+
+// relay listens on host (any free port) and copies every connection to
+// target and back, for the life of the process; it returns the address it
+// listens on.
+func relay(host, target string) (string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.DialTimeout("tcp", target, 10*time.Second)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				done := make(chan struct{})
+				go func() { io.Copy(out, in); out.(*net.TCPConn).CloseWrite(); close(done) }()
+				io.Copy(in, out)
+				in.(*net.TCPConn).CloseWrite()
+				<-done
+			}()
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
 func (k *Kubernetes) start(bin string) error {
 	ports := map[string]int{}
 	for _, name := range []string{"etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler"} {
@@ -643,8 +714,7 @@ func (k *Kubernetes) start(bin string) error {
 		hosts    []string
 		usage    x509.ExtKeyUsage
 	}{
-		{"apiserver", "kube-apiserver", nil, []string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
-			"kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.96.0.1"}, x509.ExtKeyUsageServerAuth},
+		{"apiserver", "kube-apiserver", nil, apiServerHosts(), x509.ExtKeyUsageServerAuth},
 		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, nil, x509.ExtKeyUsageClientAuth},
 		{"controller-manager-client", "system:kube-controller-manager", nil, nil, x509.ExtKeyUsageClientAuth},
 		{"controller-manager-serving", "kube-controller-manager", nil, []string{"127.0.0.1", "localhost"}, x509.ExtKeyUsageServerAuth},

@@ -230,6 +230,7 @@ type nodeAgentConfig struct {
 	StateDir       string          `json:"stateDir"`
 	LeaseRenew     string          `json:"leaseRenew"`
 	StatusInterval string          `json:"statusInterval"`
+	APIServer      string          `json:"apiServer,omitempty"`
 }
 
 type nodeAgentNode struct {
@@ -269,7 +270,7 @@ func StartNodes(t testing.TB, k *Kubernetes, specs ...NodeSpec) *Nodes {
 	n := &Nodes{Group: "g" + randomHex(5), HostIP: ip, Dir: t.TempDir(), kube: k, done: make(chan struct{})}
 	cert, key := k.ServingCert(t, ip, "127.0.0.1")
 	cfg := nodeAgentConfig{NodeIP: ip, TLSCert: cert, TLSKey: key, ClientCA: k.CAFile,
-		StateDir: filepath.Join(n.Dir, "state"), LeaseRenew: "1s", StatusInterval: "10s"}
+		StateDir: filepath.Join(n.Dir, "state"), LeaseRenew: "1s", StatusInterval: "10s", APIServer: k.ForPods(t)}
 	for _, s := range specs {
 		nc := nodeAgentNode{Name: s.Name, CPU: s.CPU, Memory: s.Memory, GPU: s.GPU, Pods: s.Pods, Taints: s.Taints,
 			Kubeconfig: k.WriteKubeconfig(t, k.NodeConfig(t, s.Name), ""),

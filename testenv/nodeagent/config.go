@@ -32,6 +32,11 @@ type Config struct {
 	// ClientCA, if set, is a CA file: callers of the kubelet endpoints
 	// must present a client certificate it signed (as the API server does).
 	ClientCA string `json:"clientCA,omitempty"`
+	// APIServer, if set, is host:port at which pods reach the API server:
+	// every container gets KUBERNETES_SERVICE_HOST and
+	// KUBERNETES_SERVICE_PORT (and _HTTPS) for it, as a kubelet gives the
+	// address of the kubernetes Service, so that in-cluster clients work.
+	APIServer string `json:"apiServer,omitempty"`
 	// Network is the Docker network pods' sandboxes join ("bridge" by
 	// default, Docker's own).
 	Network string `json:"network,omitempty"`
@@ -169,6 +174,11 @@ func (c *Config) check() error {
 	}
 	if c.StateDir == "" {
 		bad("stateDir: empty; give a directory for the pods' volumes")
+	}
+	if c.APIServer != "" {
+		if _, _, err := net.SplitHostPort(c.APIServer); err != nil {
+			bad("apiServer: %q is not host:port: %v", c.APIServer, err)
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Control); err != nil {
 		bad("control: %q is not host:port: %v", c.Control, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,6 +161,7 @@ type podFacts struct {
 	hostIP      string
 	podIP       string
 	allocatable corev1.ResourceList // the node's, for limits a container does not set
+	apiServer   string              // host:port of the API server for pods, or ""
 }
 
 // fieldValue reads a downward-API field path of the pod.
@@ -267,6 +269,14 @@ func containerEnv(ctx context.Context, o *objects, f podFacts, c *corev1.Contain
 			order = append(order, k)
 		}
 		values[k] = v
+	}
+	if f.apiServer != "" {
+		// As a kubelet does for the kubernetes Service, before the
+		// container's own variables, which may override them.
+		host, port, _ := net.SplitHostPort(f.apiServer)
+		set("KUBERNETES_SERVICE_HOST", host)
+		set("KUBERNETES_SERVICE_PORT", port)
+		set("KUBERNETES_SERVICE_PORT_HTTPS", port)
 	}
 	for _, from := range c.EnvFrom {
 		var data map[string]string

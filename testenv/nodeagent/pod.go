@@ -387,7 +387,7 @@ func (r *podRun) startSandbox() bool {
 func (r *podRun) facts() podFacts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return podFacts{pod: r.pod.DeepCopy(), hostIP: r.n.a.cfg.NodeIP, podIP: r.podIP, allocatable: r.n.allocatable()}
+	return podFacts{pod: r.pod.DeepCopy(), hostIP: r.n.a.cfg.NodeIP, podIP: r.podIP, allocatable: r.n.allocatable(), apiServer: r.n.a.cfg.APIServer}
 }
 
 // makeVolumes makes the pod's volumes, trying again while what they refer

@@ -77,7 +77,7 @@ func (a *API) Create(ctx context.Context, path string, obj, out any) error {
 // name) with server-side apply, as field manager stepwise, taking over
 // fields others set.
 func (a *API) Apply(ctx context.Context, path string, obj any) error {
-	q := url.Values{"fieldManager": {"stepwise"}, "force": {"true"}}
+	q := url.Values{"fieldManager": {"stepwise"}, "force": {"true"}, "fieldValidation": {"Strict"}}
 	resp, err := a.c.sendAs(ctx, http.MethodPatch, path, q, obj, "application/apply-patch+yaml")
 	if err != nil {
 		return err
@@ -99,6 +99,12 @@ func (a *API) MergePatch(ctx context.Context, path string, patch any) error {
 // Delete deletes the object at path, and what it owns in the background.
 func (a *API) Delete(ctx context.Context, path string) error {
 	return a.c.do(ctx, http.MethodDelete, path, url.Values{"propagationPolicy": {"Background"}}, nil, nil)
+}
+
+// DeleteOrphan deletes the object at path and leaves what it owns (a
+// CronJob's Jobs) in place.
+func (a *API) DeleteOrphan(ctx context.Context, path string) error {
+	return a.c.do(ctx, http.MethodDelete, path, url.Values{"propagationPolicy": {"Orphan"}}, nil, nil)
 }
 
 // Logs reads the output of a pod's container.

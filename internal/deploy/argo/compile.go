@@ -10,23 +10,23 @@ package argo
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"stepwise.dev/stepwise/internal/compute/kubernetes"
+	"stepwise.dev/stepwise/internal/deploy"
 	"stepwise.dev/stepwise/internal/graph"
 )
 
 // Labels and annotations of deployed resources.
 const (
-	LabelFlow        = kubernetes.LabelFlow
-	LabelDeployment  = "stepwise.dev/deployment"
-	AnnotationToken  = "stepwise.dev/production-token"
-	AnnotationBy     = "stepwise.dev/deployed-by"
-	AnnotationCode   = "stepwise.dev/code-sha256"
+	LabelFlow        = deploy.LabelFlow
+	LabelDeployment  = deploy.LabelDeployment
+	AnnotationToken  = deploy.AnnotationToken
+	AnnotationBy     = deploy.AnnotationBy
+	AnnotationCode   = deploy.AnnotationCode
 	AnnotationGraph  = "stepwise.dev/graph-sha256"
 	AnnotationParams = "stepwise.dev/parameters"
 )
@@ -43,6 +43,7 @@ const (
 // names the run it resumes and the step it resumes from.
 const (
 	ParamOrigin     = "stepwise-origin-run-id"
+	ParamTrigger    = "stepwise-trigger"
 	ParamResumeStep = "stepwise-resume-step"
 )
 
@@ -79,19 +80,10 @@ type Deployment struct {
 }
 
 // Namespace is the production namespace of a token.
-func Namespace(token string) string { return "production:" + token }
+func Namespace(token string) string { return deploy.Namespace(token) }
 
-var nameUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
-
-// TemplateName is the WorkflowTemplate name of a flow: its name in lower
-// case, as a DNS name.
-func TemplateName(flow string) string {
-	n := strings.Trim(nameUnsafe.ReplaceAllString(strings.ToLower(flow), "-"), "-")
-	if len(n) > 52 {
-		n = strings.TrimRight(n[:52], "-")
-	}
-	return n
-}
+// TemplateName is the WorkflowTemplate name of a flow.
+func TemplateName(flow string) string { return deploy.Name(flow) }
 
 // node is a DAG task's or template's name for a step: Argo's names take
 // no underscores.
@@ -109,7 +101,7 @@ func Compile(d Deployment) (*WorkflowTemplate, error) {
 	}
 	return &WorkflowTemplate{
 		APIVersion: APIVersion, Kind: "WorkflowTemplate",
-		Metadata: ObjectMeta{Name: d.Name, Namespace: d.Namespace, Labels: c.labels(), Annotations: c.annotations()},
+		Metadata: ObjectMeta{Name: d.Name, Namespace: d.Namespace, Labels: c.templateLabels(), Annotations: c.annotations()},
 		Spec:     *spec,
 	}, nil
 }
@@ -161,6 +153,21 @@ func (c *compiler) labels() map[string]string {
 	return map[string]string{LabelFlow: c.g.Flow, LabelDeployment: c.d.Name}
 }
 
+// templateLabels are the template's: its flow's and deployment's, and one
+// for each flow whose successful runs trigger it, which the exit handler
+// of that flow's workflows looks for.
+func (c *compiler) templateLabels() map[string]string {
+	l := c.labels()
+	for _, up := range c.g.Triggers {
+		l[OnFinishLabel(up)] = "true"
+	}
+	return l
+}
+
+// OnFinishLabel is the label of the templates of flows that a successful
+// run of flow upstream starts.
+func OnFinishLabel(upstream string) string { return "on-finish.stepwise.dev/" + upstream }
+
 func (c *compiler) annotations() map[string]string {
 	return map[string]string{AnnotationToken: c.d.Token, AnnotationBy: c.d.Deployer, AnnotationCode: c.d.Code}
 }
@@ -194,7 +201,8 @@ func (c *compiler) spec() (*WorkflowSpec, error) {
 	}
 	args.Parameters = append(args.Parameters,
 		Parameter{Name: ParamOrigin, Value: ptr(""), Description: "set by argo-workflows resume: the run this one resumes"},
-		Parameter{Name: ParamResumeStep, Value: ptr(""), Description: "set by argo-workflows resume: the step it resumes from"})
+		Parameter{Name: ParamResumeStep, Value: ptr(""), Description: "set by argo-workflows resume: the step it resumes from"},
+		Parameter{Name: ParamTrigger, Value: ptr(""), Description: "set when an upstream flow's success starts this run: that run, FLOW/RUN_ID"})
 	main, err := c.scope(nil, start, "")
 	if err != nil {
 		return nil, err
@@ -450,10 +458,13 @@ func (c *compiler) driver(cmd string, set kubernetes.Settings) (*Template, error
 		for _, p := range c.d.Params {
 			args = append(args, fmt.Sprintf("--%s={{workflow.parameters.%s}}", p.Name, p.Name))
 		}
-		args = append(args, "--origin-run-id={{workflow.parameters."+ParamOrigin+"}}", "--resume-step={{workflow.parameters."+ParamResumeStep+"}}")
+		args = append(args, "--origin-run-id={{workflow.parameters."+ParamOrigin+"}}", "--resume-step={{workflow.parameters."+ParamResumeStep+"}}",
+			"--trigger={{workflow.parameters."+ParamTrigger+"}}")
 		outputs = &Outputs{Parameters: []Parameter{{Name: "run-id", ValueFrom: &ValueFrom{Path: runIDFile}, GlobalName: "run-id"}}}
 	case "finish-run":
-		args = []string{"finish-run", "--flow", c.g.Flow, "--run-id", "{{workflow.outputs.parameters.run-id}}"}
+		// After a success, the deployed flows triggered by this one
+		// start (argo-trigger).
+		args = []string{"finish-run", "--flow", c.g.Flow, "--run-id", "{{workflow.outputs.parameters.run-id}}", "--on-success", HookTrigger}
 	}
 	t, err := c.pod(cmd, &start, args, false)
 	if err != nil {

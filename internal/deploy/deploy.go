@@ -1,0 +1,227 @@
+// Package deploy holds what the production deployments of a flow share,
+// whichever scheduler runs them (Argo Workflows in deploy/argo, a
+// Kubernetes CronJob in deploy/cronjob): the command's settings and
+// connection to the cluster, the production token that guards a
+// deployment, and the checks made before anything is applied.
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"stepwise.dev/stepwise/internal/compute/kubernetes"
+	"stepwise.dev/stepwise/internal/config"
+	"stepwise.dev/stepwise/internal/flowcmd"
+	"stepwise.dev/stepwise/internal/graph"
+)
+
+// Labels and annotations of deployed resources.
+const (
+	LabelFlow       = kubernetes.LabelFlow
+	LabelDeployment = "stepwise.dev/deployment"
+	AnnotationToken = "stepwise.dev/production-token"
+	AnnotationBy    = "stepwise.dev/deployed-by"
+	AnnotationCode  = "stepwise.dev/code-sha256"
+)
+
+// Namespace is the production namespace of a token.
+func Namespace(token string) string { return "production:" + token }
+
+var nameUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// Name is the default name of a flow's deployed resources: its name in
+// lower case, as a DNS name short enough for the names derived from it.
+func Name(flow string) string {
+	n := strings.Trim(nameUnsafe.ReplaceAllString(strings.ToLower(flow), "-"), "-")
+	if len(n) > 52 {
+		n = strings.TrimRight(n[:52], "-")
+	}
+	return n
+}
+
+// Cmd is the state of one deployment command: the flow's program, the
+// deployment's name, the token given to change someone else's, the
+// Kubernetes settings given as flags and, once read, the settings in
+// force.
+type Cmd struct {
+	E         *flowcmd.Env
+	Kind      string // the command's name, e.g. argo-workflows
+	Name      string
+	Authorize string
+	Set       map[string]string // --compute-setting
+	Cfg       *config.Config
+}
+
+// NewCmd is a command of kind for the flow of e.
+func NewCmd(e *flowcmd.Env, kind string) *Cmd {
+	return &Cmd{E: e, Kind: kind, Set: map[string]string{}}
+}
+
+// Flags are the flags every subcommand takes: --name, --authorize and
+// --compute-setting.
+func (c *Cmd) Flags(sub string) *flag.FlagSet {
+	fs := c.E.Flags(c.Kind + " " + sub)
+	fs.StringVar(&c.Name, "name", Name(c.E.Def().Name()), "the deployment's name")
+	fs.StringVar(&c.Authorize, "authorize", "", "the production token of a deployment someone else made, to change it")
+	flowcmd.ComputeSettings(fs, c.Set)
+	return fs
+}
+
+// Fail prints err as the command's and returns exit code 1.
+func (c *Cmd) Fail(err error) int {
+	fmt.Fprintf(c.E.Stderr(), "%s %s: %v\n", c.E.Prog(), c.Kind, err)
+	return 1
+}
+
+// Usage prints a usage error as the command's and returns exit code 2.
+func (c *Cmd) Usage(format string, args ...any) int {
+	fmt.Fprintf(c.E.Stderr(), "%s %s: %s\n", c.E.Prog(), c.Kind, fmt.Sprintf(format, args...))
+	return 2
+}
+
+// InForce reads a Kubernetes setting: --compute-setting, then the config
+// file and the environment.
+func (c *Cmd) InForce(n string) string {
+	if v, ok := c.Set["kubernetes."+n]; ok {
+		return v
+	}
+	return c.Cfg.Compute("kubernetes." + n).Value
+}
+
+// Settings reads the settings in force.
+func (c *Cmd) Settings() error {
+	var err error
+	c.Cfg, err = c.E.Settings()
+	return err
+}
+
+// Namespace is the Kubernetes namespace of the deployment: the start
+// step's.
+func (c *Cmd) Namespace() (string, error) {
+	set, err := kubernetes.StepSettings(c.E.Def().Graph.Step("start"), c.InForce)
+	return set.Namespace, err
+}
+
+// Connect reads the settings and connects to the cluster of the
+// deployment's namespace.
+func (c *Cmd) Connect(ctx context.Context) (*kubernetes.API, string, error) {
+	if err := c.Settings(); err != nil {
+		return nil, "", err
+	}
+	ns, err := c.Namespace()
+	if err != nil {
+		return nil, "", err
+	}
+	api, err := kubernetes.Connect(ctx, c.InForce)
+	return api, ns, err
+}
+
+// Token is the production token a change of the deployment uses, given
+// the annotations of the deployed resource (nil when there is none); what
+// names the resource's kind for kubectl, e.g. workflowtemplate.
+func (c *Cmd) Token(deployed map[string]string, user, what string) (string, error) {
+	return ChooseToken(c.E.Def().Name(), c.Name, c.Authorize, user, what, deployed)
+}
+
+// ChooseToken is the production token a change of deployment name of flow
+// by user uses: the deployed one when they may change it (they made it, or
+// give its token as authorize), a new one (or authorize) for a first
+// deployment, whose annotations deployed are nil.
+func ChooseToken(flow, name, authorize, user, what string, deployed map[string]string) (string, error) {
+	if deployed == nil {
+		if authorize != "" {
+			return authorize, nil
+		}
+		return newToken(flow)
+	}
+	tok, by := deployed[AnnotationToken], deployed[AnnotationBy]
+	switch {
+	case authorize == tok:
+		return tok, nil
+	case authorize != "":
+		return "", fmt.Errorf("--authorize %q is not the production token of deployment %s (deployed by %s); ask them for it", authorize, name, by)
+	case by == user:
+		return tok, nil
+	}
+	return "", fmt.Errorf("deployment %s of flow %s was made by %s, not you (%s): changing it needs its production token; ask %s for it (it is in the deployment's annotation %s: kubectl get %s %s -o jsonpath='{.metadata.annotations.stepwise\\.dev/production-token}') and give it with --authorize TOKEN",
+		name, flow, by, user, by, AnnotationToken, what, name)
+}
+
+// newToken is a new production token: the flow's name and random letters.
+func newToken(flow string) (string, error) {
+	b := make([]byte, 5)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return Name(flow) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+}
+
+// TeamSetUp says what keeps pods from reaching the stores, or "".
+func TeamSetUp(site kubernetes.Site) string {
+	var problems []string
+	if !strings.HasPrefix(site.Datastore, "s3://") {
+		problems = append(problems, fmt.Sprintf("the datastore is %s, which pods cannot reach: set an S3 datastore (stepwise configure --set-datastore s3://bucket/prefix, or STEPWISE_DATASTORE)", site.Datastore))
+	}
+	if !strings.HasPrefix(site.Metadata, "http://") && !strings.HasPrefix(site.Metadata, "https://") {
+		problems = append(problems, fmt.Sprintf("the metadata store is %q, which pods cannot reach: set a metadata service (stepwise configure --set-metadata https://host:port, or STEPWISE_METADATA)", site.Metadata))
+	}
+	return strings.Join(problems, "; ")
+}
+
+// CheckPlacement refuses a graph with a step placed on this machine
+// (Compute(stepwise.Local{})) or on a backend other than Kubernetes: a
+// deployed flow has no machine of its own to run it on.
+func CheckPlacement(g *graph.Graph) error {
+	var bad []string
+	for _, s := range g.Steps {
+		switch s.Compute {
+		case "", kubernetes.Name:
+		case "local":
+			bad = append(bad, fmt.Sprintf("step %s is placed on the launcher's machine (Compute(stepwise.Local{})), and a deployed flow has none: remove the placement, or place it on Kubernetes", s.Name))
+		default:
+			bad = append(bad, fmt.Sprintf("step %s is placed on %s, and a deployed flow's steps run on Kubernetes: place it there", s.Name, s.Compute))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("flow %s cannot be deployed: %s", g.Flow, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// CheckCodeURL asks the metadata service for a URL of the code, as the
+// pods will: a service that serves no code is said now, not by every pod.
+func (c *Cmd) CheckCodeURL(ctx context.Context, sum string) error {
+	u := strings.TrimRight(c.Cfg.Metadata.Value, "/") + kubernetes.CodeURLPath(sum)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if t := c.Cfg.Token.Value; t != "" {
+		req.Header.Set("Authorization", "Bearer "+t)
+	}
+	cl := &http.Client{Timeout: 15 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot ask the metadata service %s for the code's URL, as the pods will: %w", c.Cfg.Metadata.Value, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		msg := strings.TrimSpace(string(body))
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return fmt.Errorf("the deployed flow's pods fetch their code through the metadata service, which answered %s: %s", resp.Status, msg)
+	}
+	return nil
+}
