@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/flowcmd"
 	"stepwise.dev/stepwise/internal/graph"
+	"stepwise.dev/stepwise/internal/names"
 )
 
 // Labels and annotations of deployed resources.
@@ -224,4 +226,89 @@ func (c *Cmd) CheckCodeURL(ctx context.Context, sum string) error {
 		return fmt.Errorf("the deployed flow's pods fetch their code through the metadata service, which answered %s: %s", resp.Status, msg)
 	}
 	return nil
+}
+
+// ErrNotServed is returned by Read when the cluster does not serve the
+// resource's kind at all (Argo's CRDs are not installed).
+var ErrNotServed = errors.New("the cluster does not serve this kind of resource")
+
+// Read reads the deployed resource at path (the collection's path and the
+// name), what names it for errors ("WorkflowTemplate ml/train"); it
+// returns nil when there is none.
+func Read[T any](ctx context.Context, api *kubernetes.API, path, what string) (*T, error) {
+	var v T
+	err := api.Get(ctx, path, &v)
+	switch {
+	case kubernetes.IsNotFound(err):
+		if strings.Contains(err.Error(), "the server could not find the requested resource") {
+			return nil, fmt.Errorf("%w: %s", ErrNotServed, what)
+		}
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("cannot read the %s: %w", what, err)
+	}
+	return &v, nil
+}
+
+// Existing connects and reads, with read, the deployed resource (a what,
+// e.g. CronJob), which must exist; create is the command that deploys it,
+// for the error when it does not.
+func Existing[T any](ctx context.Context, c *Cmd, what, create string, read func(context.Context, *kubernetes.API, string) (*T, error)) (*kubernetes.API, string, *T, error) {
+	api, ns, err := c.Connect(ctx)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	v, err := read(ctx, api, ns)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if v == nil {
+		return nil, "", nil, fmt.Errorf("flow %s is not deployed as %s %s in namespace %s: deploy it with %s %s", c.E.Def().Name(), what, c.Name, ns, c.E.Prog(), create)
+	}
+	return api, ns, v, nil
+}
+
+// TagFlag binds --tag (repeatable, a user tag every run gets) to fs.
+func TagFlag(fs *flag.FlagSet, tags *[]string) {
+	fs.Func("tag", "add a tag to every run (repeatable)", func(t string) error {
+		if err := names.UserTag(t); err != nil {
+			return err
+		}
+		*tags = append(*tags, t)
+		return nil
+	})
+}
+
+// Schedule is the deployment's schedule: the one given (cron and its
+// time zone), else the flow's own (g.Schedule), checked; cron is "" when
+// there is neither.
+func (c *Cmd) Schedule(cron, tz string) (string, string, error) {
+	if cron == "" && tz != "" {
+		return "", "", errors.New("--timezone goes with --schedule")
+	}
+	if sc := c.E.Def().Graph.Schedule; cron == "" && sc != nil {
+		cron, tz = sc.Cron, sc.TimeZone
+	}
+	if cron != "" {
+		sc := &graph.Schedule{Cron: cron, TimeZone: tz}
+		if err := errors.Join(sc.Check(), sc.CheckZone()); err != nil {
+			return "", "", err
+		}
+	}
+	return cron, tz, nil
+}
+
+// ShipCode stores the flow's static binary in the datastore, and checks
+// that the metadata service gives pods a URL of it; it returns its
+// SHA-256.
+func (c *Cmd) ShipCode(ctx context.Context) (string, error) {
+	data, err := config.OpenDatastore(ctx, c.Cfg.Datastore.Value)
+	if err != nil {
+		return "", err
+	}
+	code, err := kubernetes.ShipCode(ctx, data)
+	if err != nil {
+		return "", err
+	}
+	return code.SHA256, c.CheckCodeURL(ctx, code.SHA256)
 }

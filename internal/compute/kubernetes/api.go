@@ -34,10 +34,37 @@ type Job struct {
 
 // JobSpec is what a Job runs.
 type JobSpec struct {
-	BackoffLimit            *int32          `json:"backoffLimit,omitempty"`
-	ActiveDeadlineSeconds   *int64          `json:"activeDeadlineSeconds,omitempty"`
-	TTLSecondsAfterFinished *int32          `json:"ttlSecondsAfterFinished,omitempty"`
-	Template                PodTemplateSpec `json:"template"`
+	BackoffLimit            *int32            `json:"backoffLimit,omitempty"`
+	ActiveDeadlineSeconds   *int64            `json:"activeDeadlineSeconds,omitempty"`
+	TTLSecondsAfterFinished *int32            `json:"ttlSecondsAfterFinished,omitempty"`
+	PodFailurePolicy        *PodFailurePolicy `json:"podFailurePolicy,omitempty"`
+	Template                PodTemplateSpec   `json:"template"`
+}
+
+// PodFailurePolicy says which failed pods end a Job at once, and which
+// do not count against its backoffLimit.
+type PodFailurePolicy struct {
+	Rules []PodFailurePolicyRule `json:"rules"`
+}
+
+// PodFailurePolicyRule is one rule: an action for the pods that match.
+type PodFailurePolicyRule struct {
+	Action          string               `json:"action"` // FailJob, Ignore, Count
+	OnExitCodes     *OnExitCodes         `json:"onExitCodes,omitempty"`
+	OnPodConditions []OnPodConditionRule `json:"onPodConditions,omitempty"`
+}
+
+// OnExitCodes matches a container's exit code.
+type OnExitCodes struct {
+	ContainerName string  `json:"containerName,omitempty"`
+	Operator      string  `json:"operator"` // In, NotIn
+	Values        []int32 `json:"values"`
+}
+
+// OnPodConditionRule matches a pod condition.
+type OnPodConditionRule struct {
+	Type   string `json:"type"`
+	Status string `json:"status"`
 }
 
 // JobStatus is how a Job is doing.

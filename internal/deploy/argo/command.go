@@ -17,7 +17,6 @@ import (
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/deploy"
 	"stepwise.dev/stepwise/internal/flowcmd"
-	"stepwise.dev/stepwise/internal/graph"
 	"stepwise.dev/stepwise/internal/names"
 	"stepwise.dev/stepwise/internal/params"
 )
@@ -87,35 +86,17 @@ type cmd struct {
 // deployed reads the deployed template, or returns nil when there is
 // none.
 func (c *cmd) deployed(ctx context.Context, api *kubernetes.API, ns string) (*WorkflowTemplate, error) {
-	var t WorkflowTemplate
-	err := api.Get(ctx, resources(ns, "workflowtemplates")+"/"+url.PathEscape(c.Name), &t)
-	switch {
-	case kubernetes.IsNotFound(err):
-		if strings.Contains(err.Error(), "the server could not find the requested resource") {
-			return nil, fmt.Errorf("the cluster at %s has no Argo Workflows (it serves no WorkflowTemplate resource): install Argo Workflows in it to deploy flows there, or deploy as a CronJob (%s cronjob create)", api.Host, c.E.Prog())
-		}
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("cannot read the WorkflowTemplate %s/%s: %w", ns, c.Name, err)
+	t, err := deploy.Read[WorkflowTemplate](ctx, api, resources(ns, "workflowtemplates")+"/"+url.PathEscape(c.Name), "WorkflowTemplate "+ns+"/"+c.Name)
+	if errors.Is(err, deploy.ErrNotServed) {
+		return nil, fmt.Errorf("the cluster at %s has no Argo Workflows (it serves no WorkflowTemplate resource): install Argo Workflows in it to deploy flows there, or deploy as a CronJob (%s cronjob create)", api.Host, c.E.Prog())
 	}
-	return &t, nil
+	return t, err
 }
 
 // deployment reads the settings, connects to the cluster and reads the
 // deployed template, which must exist.
 func (c *cmd) deployment(ctx context.Context) (*kubernetes.API, string, *WorkflowTemplate, error) {
-	api, ns, err := c.Connect(ctx)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	t, err := c.deployed(ctx, api, ns)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	if t == nil {
-		return nil, "", nil, fmt.Errorf("flow %s is not deployed as %s in namespace %s: deploy it with %s argo-workflows create", c.E.Def().Name(), c.Name, ns, c.E.Prog())
-	}
-	return api, ns, t, nil
+	return deploy.Existing(ctx, c.Cmd, "WorkflowTemplate", "argo-workflows create", c.deployed)
 }
 
 func (c *cmd) create(ctx context.Context, args []string) int {
@@ -126,13 +107,7 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	ttl := fs.Duration("ttl", 7*24*time.Hour, "how long a finished workflow is kept")
 	maxSplits := fs.Int("max-num-splits", 0, "the most tasks one foreach may fan out to (default the run's default)")
 	var tags []string
-	fs.Func("tag", "add a tag to every run (repeatable)", func(t string) error {
-		if err := names.UserTag(t); err != nil {
-			return err
-		}
-		tags = append(tags, t)
-		return nil
-	})
+	deploy.TagFlag(fs, &tags)
 	given := c.E.BindParams(fs)
 	if code := c.E.Parse(fs, args); code >= 0 {
 		return code
@@ -140,20 +115,10 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	if code := c.E.Problems(); code != 0 {
 		return code
 	}
-	if *schedule == "" && *tz != "" {
-		fmt.Fprintln(c.E.Stderr(), "argo-workflows create: --timezone goes with --schedule")
+	var err error
+	if *schedule, *tz, err = c.Schedule(*schedule, *tz); err != nil {
+		fmt.Fprintf(c.E.Stderr(), "argo-workflows create: %v\n", err)
 		return 2
-	}
-	if *schedule == "" && c.E.Def().Graph.Schedule != nil {
-		// The flow's own schedule, unless one is given here.
-		*schedule, *tz = c.E.Def().Graph.Schedule.Cron, c.E.Def().Graph.Schedule.TimeZone
-	}
-	if *schedule != "" {
-		sc := &graph.Schedule{Cron: *schedule, TimeZone: *tz}
-		if err := errors.Join(sc.Check(), sc.CheckZone()); err != nil {
-			fmt.Fprintf(c.E.Stderr(), "argo-workflows create: %v\n", err)
-			return 2
-		}
 	}
 	if *ttl <= 0 {
 		fmt.Fprintln(c.E.Stderr(), "argo-workflows create: --ttl must be positive")
@@ -162,7 +127,6 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	if err := c.Settings(); err != nil {
 		return c.Fail(err)
 	}
-	var err error
 	def := c.E.Def()
 	if err := deploy.CheckPlacement(def.Graph); err != nil {
 		return c.Fail(err)
@@ -209,16 +173,7 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	if d.Token, err = c.Token(annotations(old), d.Deployer, "workflowtemplate"); err != nil {
 		return c.Fail(err)
 	}
-	data, err := config.OpenDatastore(ctx, c.Cfg.Datastore.Value)
-	if err != nil {
-		return c.Fail(err)
-	}
-	code, err := kubernetes.ShipCode(ctx, data)
-	if err != nil {
-		return c.Fail(err)
-	}
-	d.Code = code.SHA256
-	if err := c.CheckCodeURL(ctx, d.Code); err != nil {
+	if d.Code, err = c.ShipCode(ctx); err != nil {
 		return c.Fail(err)
 	}
 	t, err := Compile(d)

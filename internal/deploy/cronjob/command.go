@@ -15,11 +15,8 @@ import (
 
 	"stepwise.dev/stepwise/internal/compute"
 	"stepwise.dev/stepwise/internal/compute/kubernetes"
-	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/deploy"
 	"stepwise.dev/stepwise/internal/flowcmd"
-	"stepwise.dev/stepwise/internal/graph"
-	"stepwise.dev/stepwise/internal/names"
 )
 
 func init() {
@@ -82,31 +79,12 @@ func jobs(ns string) string {
 
 // deployed reads the deployed CronJob, or returns nil when there is none.
 func (c *cmd) deployed(ctx context.Context, api *kubernetes.API, ns string) (*CronJob, error) {
-	var cj CronJob
-	err := api.Get(ctx, cronJobs(ns)+"/"+url.PathEscape(c.Name), &cj)
-	switch {
-	case kubernetes.IsNotFound(err):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("cannot read the CronJob %s/%s: %w", ns, c.Name, err)
-	}
-	return &cj, nil
+	return deploy.Read[CronJob](ctx, api, cronJobs(ns)+"/"+url.PathEscape(c.Name), "CronJob "+ns+"/"+c.Name)
 }
 
 // deployment connects and reads the deployed CronJob, which must exist.
 func (c *cmd) deployment(ctx context.Context) (*kubernetes.API, string, *CronJob, error) {
-	api, ns, err := c.Connect(ctx)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	cj, err := c.deployed(ctx, api, ns)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	if cj == nil {
-		return nil, "", nil, fmt.Errorf("flow %s is not deployed as CronJob %s in namespace %s: deploy it with %s cronjob create --schedule CRON", c.E.Def().Name(), c.Name, ns, c.E.Prog())
-	}
-	return api, ns, cj, nil
+	return deploy.Existing(ctx, c.Cmd, "CronJob", "cronjob create --schedule CRON", c.deployed)
 }
 
 // settingsInForce are the Kubernetes settings of the config file, the
@@ -137,13 +115,7 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	mem := fs.Int64("launcher-memory", 512, "the launcher pod's memory, MiB")
 	workers := fs.Int("max-workers", 0, "tasks that may run at the same time (default the launcher's)")
 	var tags []string
-	fs.Func("tag", "add a tag to every run (repeatable)", func(t string) error {
-		if err := names.UserTag(t); err != nil {
-			return err
-		}
-		tags = append(tags, t)
-		return nil
-	})
+	deploy.TagFlag(fs, &tags)
 	given := c.E.BindParams(fs)
 	if code := c.E.Parse(fs, args); code >= 0 {
 		return code
@@ -152,18 +124,12 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 		return code
 	}
 	def := c.E.Def()
-	if *schedule == "" && *tz != "" {
-		return c.Usage("--timezone goes with --schedule")
-	}
-	if *schedule == "" && def.Graph.Schedule != nil {
-		*schedule, *tz = def.Graph.Schedule.Cron, def.Graph.Schedule.TimeZone
+	var err error
+	if *schedule, *tz, err = c.Schedule(*schedule, *tz); err != nil {
+		return c.Usage("%v", err)
 	}
 	if *schedule == "" {
 		return c.Usage("give --schedule CRON (e.g. '0 3 * * *'), or declare one in the flow with g.Schedule; a CronJob runs on a schedule")
-	}
-	sc := &graph.Schedule{Cron: *schedule, TimeZone: *tz}
-	if err := errors.Join(sc.Check(), sc.CheckZone()); err != nil {
-		return c.Usage("%v", err)
 	}
 	if *restarts < 0 || *ttl <= 0 || *cpu <= 0 || *mem <= 0 || *workers < 0 {
 		return c.Usage("--restarts and --max-workers cannot be negative, and --ttl, --launcher-cpu and --launcher-memory must be positive")
@@ -189,7 +155,6 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	if *workers > 0 {
 		d.Args = append(d.Args, fmt.Sprintf("--max-workers=%d", *workers))
 	}
-	var err error
 	if d.Namespace, err = c.Namespace(); err != nil {
 		return c.Fail(err)
 	}
@@ -235,16 +200,7 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	if d.Token, err = c.Token(deployed, d.Deployer, "cronjob"); err != nil {
 		return c.Fail(err)
 	}
-	data, err := config.OpenDatastore(ctx, c.Cfg.Datastore.Value)
-	if err != nil {
-		return c.Fail(err)
-	}
-	code, err := kubernetes.ShipCode(ctx, data)
-	if err != nil {
-		return c.Fail(err)
-	}
-	d.Code = code.SHA256
-	if err := c.CheckCodeURL(ctx, d.Code); err != nil {
+	if d.Code, err = c.ShipCode(ctx); err != nil {
 		return c.Fail(err)
 	}
 	if err := api.Apply(ctx, cronJobs(d.Namespace)+"/"+url.PathEscape(d.Name), Compile(d)); err != nil {

@@ -97,6 +97,16 @@ func forwarded(name string) bool {
 	return name != kubernetes.SetKubeconfig && name != kubernetes.SetContext
 }
 
+// failurePolicy ends the Job when its launcher says the run failed (exit
+// 1) or its command is wrong (exit 2): starting it again would not help.
+// A pod that dies otherwise (killed, out of memory, its node lost) is
+// started again and resumes the run; one evicted or preempted does not
+// count against the restarts.
+var failurePolicy = &kubernetes.PodFailurePolicy{Rules: []kubernetes.PodFailurePolicyRule{
+	{Action: "FailJob", OnExitCodes: &kubernetes.OnExitCodes{ContainerName: "launcher", Operator: "In", Values: []int32{1, 2}}},
+	{Action: "Ignore", OnPodConditions: []kubernetes.OnPodConditionRule{{Type: "DisruptionTarget", Status: "True"}}},
+}}
+
 // Compile is the deployment's CronJob.
 func Compile(d Deployment) *CronJob {
 	if d.TTL == 0 {
@@ -109,7 +119,7 @@ func Compile(d Deployment) *CronJob {
 		"stepwise.dev/flow": flow,
 	}
 	args := []string{"run", "--compute", kubernetes.Name, "--namespace", deploy.Namespace(d.Token),
-		"--system-tag", "runtime:cronjob:" + d.Name, "--resume-key", "$(STEPWISE_JOB)", "--quiet"}
+		"--system-tag", "runtime:cronjob:" + d.Name, "--resume-key", "$(STEPWISE_JOB)"}
 	args = append(args, d.Args...)
 	env := []kubernetes.EnvVar{
 		{Name: "STEPWISE_USER", Value: d.Deployer},
@@ -150,6 +160,7 @@ func Compile(d Deployment) *CronJob {
 				Spec: kubernetes.JobSpec{
 					BackoffLimit:            &restarts,
 					TTLSecondsAfterFinished: &ttl,
+					PodFailurePolicy:        failurePolicy,
 					Template:                pod,
 				},
 			},
