@@ -2,6 +2,7 @@ package stepwise_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -68,6 +70,22 @@ func TestCronJobResumesWhenItsPodDies(t *testing.T) {
 		return job != ""
 	})
 	t.Logf("the cronjob controller started Job %s %s after create", job, time.Since(created).Round(time.Second))
+	// When the test fails, the launchers' pods say why.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if j, err := jobsAPI.Get(ctx, job, metav1.GetOptions{}); err == nil {
+			st, _ := json.Marshal(j.Status)
+			t.Logf("Job %s: %s", job, st)
+		}
+		pods, _ := c.admin.CoreV1().Pods(c.ns.Name).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job})
+		for _, p := range pods.Items {
+			st, _ := json.Marshal(p.Status)
+			logs, _ := c.admin.CoreV1().Pods(c.ns.Name).GetLogs(p.Name, &corev1.PodLogOptions{Container: "launcher"}).DoRaw(ctx)
+			t.Logf("launcher pod %s: %s\nlogs:\n%s", p.Name, st, logs)
+		}
+	})
 	// One run is enough: the schedule is suspended; the Job goes on.
 	if _, err := cronjobs.Patch(ctx, "kubesleep", types.MergePatchType, []byte(`{"spec":{"suspend":true}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
@@ -161,8 +179,14 @@ func TestCronJobResumesWhenItsPodDies(t *testing.T) {
 	if !strings.Contains(out, "deleted CronJob") {
 		t.Errorf("delete: %s", out)
 	}
-	if _, err := cronjobs.Get(ctx, "kubesleep", metav1.GetOptions{}); err == nil {
-		t.Errorf("the CronJob is still there after delete")
+	// Its Jobs are orphaned first (the garbage collector's orphan
+	// finalizer), then it is gone; the Jobs stay.
+	poll(t, time.Minute, "the CronJob to be deleted", func() bool {
+		_, err := cronjobs.Get(ctx, "kubesleep", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+	if _, err := jobsAPI.Get(ctx, job, metav1.GetOptions{}); err != nil {
+		t.Errorf("Job %s of the deleted CronJob: %v, want it left to finish", job, err)
 	}
 }
 

@@ -240,7 +240,10 @@ func Read[T any](ctx context.Context, api *kubernetes.API, path, what string) (*
 	err := api.Get(ctx, path, &v)
 	switch {
 	case kubernetes.IsNotFound(err):
-		if strings.Contains(err.Error(), "the server could not find the requested resource") {
+		// A kind the cluster does not know is a 404 too: "the server could
+		// not find the requested resource" when its group is served, a
+		// plain "404 page not found" when not even that.
+		if msg := err.Error(); strings.Contains(msg, "the server could not find the requested resource") || strings.Contains(msg, "404 page not found") {
 			return nil, fmt.Errorf("%w: %s", ErrNotServed, what)
 		}
 		return nil, nil

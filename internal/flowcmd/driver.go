@@ -99,7 +99,7 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 	namespace := fs.String("namespace", "", "the run's namespace: production:TOKEN for a deployed flow (default: user:NAME of the user)")
 	origin := fs.String("origin-run-id", "", "resume this run: its tasks before the resume step are cloned into the new run, and its task commands skip them")
 	resumeStep := fs.String("resume-step", "", "with --origin-run-id: the step to run again, with every step after it (default: the first that did not succeed)")
-	trigger := fs.String("trigger", "", "the run (FLOW/RUN_ID) whose success started this one, recorded as its system tag triggered-by:FLOW/RUN_ID")
+	trigger := fs.String("trigger", "", "the run (FLOW/RUN_ID) whose success started this one, recorded as its system tag runtime:triggered-by:FLOW/RUN_ID")
 	var system tagList
 	fs.Var(&system, "system-tag", "a system tag, e.g. runtime:argo-workflow:NAME (repeatable)")
 	if c.def.ParamsErr != nil {

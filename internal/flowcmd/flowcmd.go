@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/term"
 
@@ -361,7 +363,27 @@ func (c *program) run(ctx context.Context, args []string) int {
 		return 2
 	}
 	o.req.Params = vals
+	if o.req.ResumeKey != "" {
+		ctx = c.detach(ctx, o.req.ResumeKey)
+	}
 	return c.execute(ctx, o.req)
+}
+
+// detach is the context of a launcher that its scheduler starts again
+// (run --resume-key): a scheduler stops it with SIGTERM to move it (a
+// node drained, a pod deleted), so on a signal it exits at once and
+// leaves the run's tasks running and the run open, for the launcher
+// started in its place to resume, rather than stopping them and failing
+// the run as a person's Ctrl-C does.
+func (c *program) detach(ctx context.Context, key string) context.Context {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(c.stderr, "run: %v: stopping now; the run's tasks go on, and a launcher started again with --resume-key %s resumes the run\n", s, key)
+		os.Exit(143)
+	}()
+	return context.WithoutCancel(ctx)
 }
 
 func (c *program) resume(ctx context.Context, args []string) int {

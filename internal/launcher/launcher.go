@@ -89,7 +89,7 @@ type Request struct {
 }
 
 // ResumeKeyTag is the system tag of the runs of a resume key.
-func ResumeKeyTag(key string) string { return "resume-key:" + key }
+func ResumeKeyTag(key string) string { return "runtime:resume-key:" + key }
 
 // Code starts finding the code version in the background; Execute waits
 // for it.

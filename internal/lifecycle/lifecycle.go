@@ -55,7 +55,7 @@ type New struct {
 func TriggerTag(pathspec string) string { return TriggerTagPrefix + pathspec }
 
 // TriggerTagPrefix begins a trigger tag.
-const TriggerTagPrefix = "triggered-by:"
+const TriggerTagPrefix = "runtime:triggered-by:"
 
 // Trigger is the run (FLOW/RUN_ID) whose success started the run of
 // these system tags, or "".
