@@ -274,7 +274,7 @@ func (s *Server) failedLocked(run string, err error) {
 	if s.lastErr == nil || s.lastErr.Error != err.Error() {
 		attrs := []any{"flow", s.def.Flow.Name(), "error", err.Error()}
 		if cur := s.cur.Load(); cur != nil {
-			attrs = append(attrs, "still serving", cur.run.ID)
+			attrs = append(attrs, "still_serving", cur.run.ID)
 		}
 		if run != "" {
 			attrs = append(attrs, "run", run)
