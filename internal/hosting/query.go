@@ -36,8 +36,13 @@ func queryJSON(q url.Values, t reflect.Type) ([]byte, error) {
 	})
 	var b bytes.Buffer
 	b.WriteByte('{')
+	used := map[string]string{} // parameter by field name
 	for i, k := range keys {
 		f, ok := lookup(fields, k)
+		if other, dup := used[f.name]; ok && dup {
+			return nil, fmt.Errorf("parameters %q and %q name the same field; give it once", other, k)
+		}
+		used[f.name] = k
 		if !ok {
 			names := make([]string, len(fields))
 			for i, f := range fields {
