@@ -114,7 +114,11 @@ func show(def *Def, prog string, args []string, stdout, stderr io.Writer) int {
 	if def.Artifacts != nil {
 		arts = "artifacts " + strings.Join(def.Artifacts, ", ")
 	}
-	fmt.Fprintf(stdout, "Service %s: %d endpoints, serving flow %s (%s)\n\n", def.Name, len(eps), def.Flow.Name(), arts)
+	plural := "s"
+	if len(eps) == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(stdout, "Service %s: %d endpoint%s, serving flow %s (%s)\n\n", def.Name, len(eps), plural, def.Flow.Name(), arts)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  PATH\tMETHOD\tREQUEST\tRESPONSE")
 	for _, e := range eps {
@@ -164,9 +168,11 @@ func serveCmd(ctx context.Context, def *Def, prog string, args []string, stderr 
 	case *poll <= 0 || *timeout <= 0 || *maxBody <= 0:
 		return usageError("--poll, --timeout and --max-body must be more than 0")
 	}
-	var handler slog.Handler = slog.NewTextHandler(stderr, nil)
+	logs := NewLogWriter(stderr)
+	defer logs.Close()
+	var handler slog.Handler = slog.NewTextHandler(logs, nil)
 	if *logJSON {
-		handler = slog.NewJSONHandler(stderr, nil)
+		handler = slog.NewJSONHandler(logs, nil)
 	}
 	logger := slog.New(handler)
 	tokens, err := bearer.Load(TokensEnv, *tokensFile, logger)

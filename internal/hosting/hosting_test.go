@@ -121,7 +121,7 @@ type env struct {
 	mu  *sync.Mutex
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("STEPWISE_CONFIG", filepath.Join(dir, "config.json"))
@@ -139,7 +139,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // run runs Data with value; fail makes it fail.
-func (e *env) run(t *testing.T, value int, fail bool, tags ...string) *client.Run {
+func (e *env) run(t testing.TB, value int, fail bool, tags ...string) *client.Run {
 	t.Helper()
 	run, err := stepwise.Run(context.Background(), &Data{}, &stepwise.RunOptions{Datastore: e.ds, Tags: tags,
 		Params: map[string]string{"value": strconv.Itoa(value), "fail": strconv.FormatBool(fail)}})
