@@ -3,7 +3,7 @@ package hosting_test
 import (
 	"bufio"
 	"context"
-		"io"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
