@@ -45,16 +45,9 @@ func serviceCmd(ctx context.Context, e *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	loopback := bearer.IsLoopback(ctx, *addr)
-	switch {
-	case len(tokens) == 0 && !loopback && !*insecure:
-		return cli.UsageError("refusing to serve on %s without tokens: anyone who can reach it could read and write every run; set %s or --tokens-file (and serve over TLS), listen on loopback (--addr 127.0.0.1:8080), or give --insecure-no-tokens if the network is yours alone", *addr, tokensEnv)
-	case len(tokens) == 0 && !loopback:
-		logger.Warn("no tokens, on an address other than loopback (--insecure-no-tokens): anyone who can reach it may read and write every run", "addr", *addr)
-	case len(tokens) == 0:
-		logger.Warn("no tokens configured: every local client may read and write; set " + tokensEnv + " or --tokens-file")
-	case !loopback && *tlsCert == "":
-		logger.Warn("tokens travel in clear text over plain HTTP: serve with --tls-cert and --tls-key, or behind a proxy that terminates TLS", "addr", *addr)
+	exp := bearer.Exposure{Addr: *addr, Tokens: len(tokens), TLS: *tlsCert != "", Insecure: *insecure, Env: tokensEnv, Risk: "read and write every run"}
+	if err := exp.Check(ctx, logger); err != nil {
+		return cli.UsageError("%v", err)
 	}
 	opts := service.ServeOptions{TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, Logger: logger}
 	hopts := service.Options{Tokens: tokens, Logger: logger}

@@ -69,7 +69,7 @@ func TestServiceSwitchesToTheRetrainedModel(t *testing.T) {
 	}()
 	var base string
 	for m := range lines {
-		if m["msg"] == "hosting: listening" {
+		if msg, _ := m["msg"].(string); strings.HasSuffix(msg, " listening") {
 			base = "http://" + m["addr"].(string)
 			break
 		}
@@ -134,7 +134,8 @@ func TestServiceSwitchesToTheRetrainedModel(t *testing.T) {
 	}
 	shutDown := false
 	for m := range lines {
-		shutDown = shutDown || m["msg"] == "hosting: shut down"
+		msg, _ := m["msg"].(string)
+		shutDown = shutDown || strings.HasSuffix(msg, " shut down")
 	}
 	if err := serve.Wait(); err != nil || !shutDown {
 		t.Fatalf("after SIGTERM: %v, shut down logged: %v", err, shutDown)

@@ -156,3 +156,33 @@ func (s Set) Check(header, who string) string {
 	}
 	return ""
 }
+
+// Exposure is how a server is about to listen, for Check.
+type Exposure struct {
+	Addr     string // host:port
+	Tokens   int    // how many tokens it has
+	TLS      bool   // serving HTTPS
+	Insecure bool   // --insecure-no-tokens was given
+	Env      string // the environment variable of its tokens
+	// Risk says what anyone could do without tokens ("read and write
+	// every run").
+	Risk string
+}
+
+// Check refuses to serve on an address other than loopback without
+// tokens (unless Insecure), and logs a warning for the other risky set-ups:
+// no tokens on loopback, no tokens by choice, tokens over plain HTTP.
+func (e Exposure) Check(ctx context.Context, logger *slog.Logger) error {
+	loopback := IsLoopback(ctx, e.Addr)
+	switch {
+	case e.Tokens == 0 && !loopback && !e.Insecure:
+		return fmt.Errorf("refusing to serve on %s without tokens: anyone who can reach it could %s; set %s or --tokens-file (and serve over TLS), listen on loopback (--addr 127.0.0.1:8080), or give --insecure-no-tokens if the network is yours alone", e.Addr, e.Risk, e.Env)
+	case e.Tokens == 0 && !loopback:
+		logger.Warn("no tokens, on an address other than loopback (--insecure-no-tokens): anyone who can reach it may "+e.Risk, "addr", e.Addr)
+	case e.Tokens == 0:
+		logger.Warn("no tokens configured: every local client may " + e.Risk + "; set " + e.Env + " or --tokens-file")
+	case !loopback && !e.TLS:
+		logger.Warn("tokens travel in clear text over plain HTTP: serve with --tls-cert and --tls-key, or behind a proxy that terminates TLS", "addr", e.Addr)
+	}
+	return nil
+}

@@ -179,14 +179,9 @@ func serveCmd(ctx context.Context, def *Def, prog string, args []string, stderr 
 	if err != nil {
 		return err
 	}
-	loopback := bearer.IsLoopback(ctx, *addr)
-	switch {
-	case len(tokens) == 0 && !loopback && !*insecure:
-		return usageError(fmt.Sprintf("refusing to serve on %s without tokens: anyone who can reach it could call its endpoints; set %s or --tokens-file (and serve over TLS), listen on loopback (--addr 127.0.0.1:8080), or give --insecure-no-tokens if the network is yours alone", *addr, TokensEnv))
-	case len(tokens) == 0 && !loopback:
-		logger.Warn("no tokens, on an address other than loopback (--insecure-no-tokens): anyone who can reach it may call its endpoints", "addr", *addr)
-	case len(tokens) > 0 && !loopback && *tlsCert == "":
-		logger.Warn("tokens travel in clear text over plain HTTP: serve with --tls-cert and --tls-key, or behind a proxy that terminates TLS", "addr", *addr)
+	exp := bearer.Exposure{Addr: *addr, Tokens: len(tokens), TLS: *tlsCert != "", Insecure: *insecure, Env: TokensEnv, Risk: "call its endpoints"}
+	if err := exp.Check(ctx, logger); err != nil {
+		return usageError(err.Error())
 	}
 	copts := client.Options{Datastore: *datastore, Metadata: *metadata}
 	if *ns != "" {

@@ -2,12 +2,14 @@ package hosting
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"stepwise.dev/stepwise/internal/httpserve"
 )
 
 // Limits of the HTTP server, which ServeOptions can change.
@@ -60,31 +62,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, o ServeOptions) erro
 	fctx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
 	go s.Follow(fctx)
-	errc := make(chan error, 1)
-	go func() {
-		if o.TLSCertFile != "" || o.TLSKeyFile != "" {
-			errc <- srv.ServeTLS(l, o.TLSCertFile, o.TLSKeyFile)
-			return
+	if o.TLSCertFile != "" || o.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("hosting: cannot load the TLS certificate %s and key %s: %w; give PEM files of a certificate (with its chain) and of its private key", o.TLSCertFile, o.TLSKeyFile, err)
 		}
-		errc <- srv.Serve(l)
-	}()
-	s.log.Info("hosting: listening", "service", s.def.Name, "flow", s.def.Flow.Name(), "addr", l.Addr().String(), "tls", o.TLSCertFile != "")
-	select {
-	case err := <-errc:
-		return fmt.Errorf("hosting: serving on %s: %w", l.Addr(), err)
-	case <-ctx.Done():
+		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
-	s.log.Info("hosting: shutting down; finishing the requests in flight", "addr", l.Addr().String())
-	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	if err != nil {
-		srv.Close()
-		return fmt.Errorf("hosting: shutting down: %w; requests still in flight after %s were cut", err, o.ShutdownTimeout)
-	}
-	s.log.Info("hosting: shut down")
-	return nil
+	return httpserve.Run(ctx, srv, l, "hosting: service "+s.def.Name, o.ShutdownTimeout, s.log, "flow", s.def.Flow.Name(), "tls", o.TLSCertFile != "")
 }
