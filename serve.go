@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"reflect"
 	"slices"
-	"syscall"
 
 	"stepwise.dev/stepwise/internal/hosting"
 )
@@ -139,16 +137,10 @@ func describeService(svc Service) (*hosting.Def, error) {
 // serves. SIGTERM or Ctrl-C shuts the server down gracefully: requests in
 // flight finish.
 func Serve(svc Service) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	def, err := describeService(svc)
-	code := 1
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	} else {
-		code = hosting.Command(ctx, def, os.Args[1:], os.Stdout, os.Stderr)
-	}
-	stop()
-	os.Exit(code)
+	exitWith(err, func(ctx context.Context) int {
+		return hosting.Command(ctx, def, os.Args[1:], os.Stdout, os.Stderr)
+	})
 }
 
 func init() {

@@ -38,18 +38,10 @@ type ServeOptions struct {
 // runs (Follow); then it stops taking requests and connections, lets the
 // requests in flight finish (up to ShutdownTimeout), and returns nil.
 func (s *Server) Serve(ctx context.Context, l net.Listener, o ServeOptions) error {
-	if o.ReadHeaderTimeout == 0 {
-		o.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if o.ReadTimeout == 0 {
-		o.ReadTimeout = DefaultReadTimeout
-	}
-	if o.IdleTimeout == 0 {
-		o.IdleTimeout = DefaultIdleTimeout
-	}
-	if o.ShutdownTimeout == 0 {
-		o.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	orDefault(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	orDefault(&o.ReadTimeout, DefaultReadTimeout)
+	orDefault(&o.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&o.ShutdownTimeout, DefaultShutdownTimeout)
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,

@@ -85,6 +85,14 @@ type Server struct {
 	notReady string // why no run is served yet, while none is
 }
 
+// orDefault sets *v to d when it is the zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
 // snapshot is one loaded run: the service value that answers from it and
 // its bound methods. A request keeps the snapshot it started with.
 type snapshot struct {
@@ -106,15 +114,9 @@ func New(def *Def, o Options) (*Server, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	if o.Poll == 0 {
-		o.Poll = DefaultPoll
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.MaxBody == 0 {
-		o.MaxBody = DefaultMaxBody
-	}
+	orDefault(&o.Poll, DefaultPoll)
+	orDefault(&o.Timeout, DefaultTimeout)
+	orDefault(&o.MaxBody, DefaultMaxBody)
 	s := &Server{def: def, o: o, log: o.Logger, paths: map[string]int{}, notReady: "no run loaded yet"}
 	if s.log == nil {
 		s.log = slog.Default()
