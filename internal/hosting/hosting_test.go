@@ -618,3 +618,49 @@ type NotFlow struct{ D *int }
 type UnknownArtifact struct{ D *Data }
 type BadSignature struct{ D *Data }
 type Reserved struct{ D *Data }
+
+// TestRequestsInFlightFinishOnTheirRun switches to a newer run while
+// requests are in flight: they answer from the run they started on, and
+// the requests after the switch from the new one.
+func TestRequestsInFlightFinishOnTheirRun(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.run(t, 1, false)
+	svc := newShow()
+	s := e.server(t, svc, hosting.Options{})
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	const n = 4
+	answers := make(chan string, n)
+	for range n {
+		go func() {
+			resp, err := http.Get(ts.URL + "/hold")
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers <- string(b)
+		}()
+	}
+	for range n {
+		<-svc.started
+	}
+	e.run(t, 2, false)
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, "GET", ts.URL+"/show_data", "", ""); code != 200 || body != "{\"x\":2}\n" {
+		t.Errorf("after the switch: %d %q", code, body)
+	}
+	close(svc.release)
+	for range n {
+		if a := <-answers; a != "1\n" {
+			t.Errorf("a request in flight during the switch answered %q, want 1 (its run's)", a)
+		}
+	}
+}
