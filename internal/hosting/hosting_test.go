@@ -341,7 +341,25 @@ func TestTagAndFixedRun(t *testing.T) {
 			}
 		})
 	}
-	s := e.server(t, newShow(), hosting.Options{Tag: "nightly"})
+	// Taking the tag off the newest run tagged goes back to the one before.
+	newest := e.run(t, 3, false, "production")
+	s := e.server(t, newShow(), hosting.Options{Tag: "production"})
+	showData := func() string {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", "/show_data", nil))
+		return rec.Body.String()
+	}
+	if err := s.Refresh(ctx); err != nil || showData() != "{\"x\":3}\n" {
+		t.Fatalf("the newest tagged run: %v %s", err, showData())
+	}
+	if err := newest.RemoveTags(ctx, "production"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refresh(ctx); err != nil || showData() != "{\"x\":1}\n" {
+		t.Fatalf("after the tag was taken off the newest run: %v %s", err, showData())
+	}
+
+	s = e.server(t, newShow(), hosting.Options{Tag: "nightly"})
 	if err := s.Refresh(ctx); err == nil || !strings.Contains(err.Error(), `no successful run tagged "nightly"`) {
 		t.Errorf("a tag no run has: %v", err)
 	}

@@ -151,7 +151,9 @@ func (s *Server) Follow(ctx context.Context) {
 }
 
 // Refresh looks for the run to serve now and, when it is not the one
-// served, loads it and switches to it. It returns the load's error, which
+// served, loads it and switches to it. The run to serve may be older than
+// the one served: when the tag followed is taken off the newest run, the
+// service goes back to the newest run that still has it. It returns the load's error, which
 // leaves the served run in place.
 func (s *Server) Refresh(ctx context.Context) error {
 	run, err := s.find(ctx)
@@ -159,19 +161,10 @@ func (s *Server) Refresh(ctx context.Context) error {
 		s.failed("", err)
 		return err
 	}
-	if cur := s.cur.Load(); cur != nil && (cur.run.ID == run.ID || newer(cur.run.ID, run.ID)) {
+	if cur := s.cur.Load(); cur != nil && cur.run.ID == run.ID {
 		return nil
 	}
 	return s.Load(ctx, run)
-}
-
-// newer reports whether run id a is newer than b (ids are the
-// microseconds when the runs started).
-func newer(a, b string) bool {
-	if len(a) != len(b) {
-		return len(a) > len(b)
-	}
-	return a > b
 }
 
 // find returns the run that should be served.
