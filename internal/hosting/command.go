@@ -18,6 +18,7 @@ import (
 	"stepwise.dev/stepwise/client"
 	"stepwise.dev/stepwise/internal/bearer"
 	"stepwise.dev/stepwise/internal/flowcmd"
+	"stepwise.dev/stepwise/internal/names"
 )
 
 // TokensEnv names the environment variable of a service's bearer tokens,
@@ -167,6 +168,18 @@ func serveCmd(ctx context.Context, def *Def, prog string, args []string, stderr 
 		return usageError("TLS needs both --tls-cert and --tls-key")
 	case *poll <= 0 || *timeout <= 0 || *maxBody <= 0:
 		return usageError("--poll, --timeout and --max-body must be more than 0")
+	case *tag != "" && *run != "":
+		return usageError("give --tag (follow the latest successful run with a tag) or --run (serve one run), not both")
+	}
+	if *run != "" {
+		if err := names.RunID(*run); err != nil {
+			return usageError("--run: " + err.Error())
+		}
+	}
+	if *tag != "" {
+		if err := names.Tag(*tag); err != nil {
+			return usageError("--tag: " + err.Error())
+		}
 	}
 	logs := NewLogWriter(stderr)
 	defer logs.Close()

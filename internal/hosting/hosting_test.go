@@ -682,3 +682,45 @@ func TestRequestsInFlightFinishOnTheirRun(t *testing.T) {
 		}
 	}
 }
+
+// TestCommand runs the service program's command line in this process.
+func TestCommand(t *testing.T) {
+	newEnv(t)
+	def, err := hosting.Describe(newShow())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string // in the output
+		stderr string
+	}{
+		{[]string{"show"}, 0, "/show_data  ShowData  -", ""},
+		{[]string{"show", "--json"}, 0, `"path": "/add"`, ""},
+		{[]string{"show", "x"}, 2, "", `unexpected argument "x"`},
+		{[]string{"help"}, 0, "Commands of the service Show, which serves runs of flow Data", ""},
+		{nil, 2, "", "usage:"},
+		{[]string{"check"}, 0, "flow Data: 2 steps, graph OK", ""}, // the flow's own command
+		{[]string{"serve", "--addr", ":0"}, 2, "", "refusing to serve on :0 without tokens"},
+		{[]string{"serve", "--token=secret"}, 2, "", "tokens are not taken on the command line"},
+		{[]string{"serve", "--tag", "a", "--run", "1"}, 2, "", "not both"},
+		{[]string{"serve", "--run", "01"}, 2, "", "--run: run id"},
+		{[]string{"serve", "--tag", " a"}, 2, "", "--tag: tag"},
+		{[]string{"serve", "--poll", "0s"}, 2, "", "must be more than 0"},
+		{[]string{"serve", "--tls-cert", "c.pem"}, 2, "", "needs both --tls-cert and --tls-key"},
+		{[]string{"serve", "--nope"}, 2, "", "flag provided but not defined: -nope"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := hosting.Command(context.Background(), def, tt.args, &out, &errOut)
+			if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errOut.String(), tt.stderr) {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out.String(), errOut.String())
+			}
+			if strings.Contains(errOut.String(), "secret") {
+				t.Errorf("the token was echoed: %s", errOut.String())
+			}
+		})
+	}
+}
