@@ -303,6 +303,7 @@ func TestServiceFollowsNewRuns(t *testing.T) {
 		`stepwise_service_requests_total{endpoint="show_data",code="503"} 1`,
 		`stepwise_service_request_duration_seconds_count{endpoint="show_data"} 5`,
 		`stepwise_service_request_duration_seconds_bucket{endpoint="show_data",le="+Inf"} 5`,
+		`stepwise_service_requests_total{endpoint="metadata",code="200"} 1`,
 	} {
 		if code != 200 || !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
@@ -447,6 +448,17 @@ func TestRequests(t *testing.T) {
 			if strings.Contains(body, "hunter2") || strings.Contains(body, "a bug") {
 				t.Errorf("a failure's detail reached the client: %s", body)
 			}
+		}
+	}
+	_, metrics := call(t, "GET", ts.URL+"/metrics", "", "")
+	for _, want := range []string{
+		`stepwise_service_requests_total{endpoint="_unknown",code="404"} 2`, // unknown paths share one label
+		`stepwise_service_requests_total{endpoint="add",code="413"} 1`,
+		`stepwise_service_requests_total{endpoint="stuck",code="504"} 1`,
+		`stepwise_service_requests_total{endpoint="broken",code="500"} 2`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 	if !strings.Contains(log, "level=INFO msg=request method=GET path=/add endpoint=add status=200") {

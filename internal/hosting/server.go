@@ -127,7 +127,7 @@ func New(def *Def, o Options) (*Server, error) {
 		s.paths[e.Path] = i
 		labels = append(labels, e.Name)
 	}
-	s.metrics = newMetrics(append(labels, "healthz", "readyz", "metadata", "metrics", "unknown"))
+	s.metrics = newMetrics(append(labels, "healthz", "readyz", "metadata", "metrics", unknownPath))
 	return s, nil
 }
 
@@ -296,6 +296,10 @@ type errorBody struct {
 	Code  string `json:"code"`
 }
 
+// unknownPath labels the requests to paths that are not endpoints; no
+// endpoint's name can be it (names start with a letter).
+const unknownPath = "_unknown"
+
 // answer is what a request got, for the access log and the metrics.
 type answer struct {
 	status   int
@@ -307,7 +311,7 @@ type answer struct {
 // ServeHTTP answers a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	a := answer{endpoint: "unknown"}
+	a := answer{endpoint: unknownPath}
 	defer func() {
 		took := time.Since(start)
 		s.metrics.endpoints[a.endpoint].observe(a.status, took)
