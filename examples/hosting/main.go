@@ -5,7 +5,7 @@
 //	go run ./examples/hosting run --slope 2 --intercept 1   # train
 //	go run ./examples/hosting serve &                       # serve
 //	curl 'localhost:8080/predict?x=10'                      # {"y":21.0...}
-//	go run ./examples/hosting run --slope 5                 # re-train: the service switches
+//	go run ./examples/hosting run --slope 5 --intercept 0   # re-train: within 10s it answers 50
 package main
 
 import (

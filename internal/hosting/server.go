@@ -153,8 +153,8 @@ func (s *Server) Follow(ctx context.Context) {
 // Refresh looks for the run to serve now and, when it is not the one
 // served, loads it and switches to it. The run to serve may be older than
 // the one served: when the tag followed is taken off the newest run, the
-// service goes back to the newest run that still has it. It returns the load's error, which
-// leaves the served run in place.
+// service goes back to the newest run that still has it. It returns the
+// look-up's or the load's error, which leaves the served run in place.
 func (s *Server) Refresh(ctx context.Context) error {
 	run, err := s.find(ctx)
 	if err != nil {
