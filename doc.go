@@ -60,4 +60,12 @@
 // another machine unchanged. Run and Resume do the same from Go code, for
 // tests (see package steptest) and other programs; package client reads
 // runs and artifacts.
+//
+// # Serving results
+//
+// A Service is a type whose methods are HTTP endpoints answering from the
+// artifacts of a flow's latest successful run; Serve gives its program the
+// commands serve and show, and the flow's own. The service follows new
+// runs: when a newer one succeeds it is loaded and swapped in atomically,
+// and a run that cannot be loaded leaves the one served in place.
 package stepwise

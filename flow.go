@@ -246,19 +246,7 @@ func (g *Graph) receiverOf(full string) bool {
 func (d *StepDecl) classify() error {
 	t := d.method.Type // includes the receiver
 	bad := func() error {
-		var in, out []string
-		for i := 1; i < t.NumIn(); i++ {
-			in = append(in, t.In(i).String())
-		}
-		for i := 0; i < t.NumOut(); i++ {
-			out = append(out, t.Out(i).String())
-		}
-		sig := "func(" + strings.Join(in, ", ") + ")"
-		if len(out) == 1 {
-			sig += " " + out[0]
-		} else if len(out) > 1 {
-			sig += " (" + strings.Join(out, ", ") + ")"
-		}
+		sig := flowdef.Signature(t)
 		return &graph.Error{Step: d.step.Name, Msg: fmt.Sprintf("method %s has signature %s; a step is func(ctx context.Context) error, func(ctx context.Context, item T) error after a foreach, or func(ctx context.Context, in stepwise.Inputs[*%s]) error for a join",
 			d.method.Name, sig, d.g.flow.Type().Elem().Name())}
 	}

@@ -18,13 +18,22 @@ import (
 // `help` lists them), does what it says and exits. Field values of f are
 // the defaults of the flow's parameters.
 func Main(f Flow) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	def, err := declare(f)
+	exitWith(err, func(ctx context.Context) int {
+		return flowcmd.Command(ctx, def, os.Args[1:], os.Stdout, os.Stderr)
+	})
+}
+
+// exitWith ends a program's main: it prints err (the program's type could
+// not be described) or runs cmd with a context that Ctrl-C and SIGTERM
+// cancel, and exits with cmd's code (1 after err).
+func exitWith(err error, cmd func(ctx context.Context) int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := 1
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	} else {
-		code = flowcmd.Command(ctx, def, os.Args[1:], os.Stdout, os.Stderr)
+		code = cmd(ctx)
 	}
 	stop()
 	os.Exit(code)

@@ -473,15 +473,24 @@ func (t *Task) bytes(ctx context.Context, name string) ([]byte, error) {
 // stored value is an error naming both types.
 func Get[T any](ctx context.Context, t *Task, name string) (T, error) {
 	var v T
+	err := t.Decode(ctx, name, &v)
+	return v, err
+}
+
+// Decode reads artifact name of the task into ptr, a non-nil pointer to a
+// value of the artifact's type: Get for callers that know the type only at
+// run time (through reflection). A type that does not match the stored
+// value is an error naming both types.
+func (t *Task) Decode(ctx context.Context, name string, ptr any) error {
 	data, err := t.bytes(ctx, name)
 	if err != nil {
-		return v, err
+		return err
 	}
-	if err := codec.Decode(data, &v); err != nil {
+	if err := codec.Decode(data, ptr); err != nil {
 		a, _ := t.Artifact(name)
-		return v, fmt.Errorf("artifact %s of %s is stored as %s and cannot be read as %T: %w", name, t.Pathspec(), a.Type, v, err)
+		return fmt.Errorf("artifact %s of %s is stored as %s and cannot be read as %s: %w", name, t.Pathspec(), a.Type, strings.TrimPrefix(fmt.Sprintf("%T", ptr), "*"), err)
 	}
-	return v, nil
+	return nil
 }
 
 // Pathspec is a parsed "Flow[/Run[/step[/task]]]".

@@ -21,6 +21,7 @@ import (
 	"stepwise.dev/stepwise"
 	"stepwise.dev/stepwise/internal/flowcmd"
 	"stepwise.dev/stepwise/internal/flowdef"
+	"stepwise.dev/stepwise/internal/hosting"
 )
 
 // Main runs the tests in m, unless this process was started to drive or
@@ -76,6 +77,18 @@ func Command(ctx context.Context, f stepwise.Flow, args []string, stdout, stderr
 		return 1
 	}
 	return flowcmd.Command(ctx, def, args, stdout, stderr)
+}
+
+// ServeCommand runs one command line of service svc's program in this
+// process, as `myservice show` would, and returns its exit code. serve
+// answers until ctx is done.
+func ServeCommand(ctx context.Context, svc stepwise.Service, args []string, stdout, stderr io.Writer) int {
+	def, err := hosting.Describe(svc)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return hosting.Command(ctx, def, args, stdout, stderr)
 }
 
 // Isolate keeps a test apart from the user's settings: no config file, no

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"strings"
 
+	"stepwise.dev/stepwise/internal/bearer"
 	"stepwise.dev/stepwise/internal/cli"
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/metadata/postgres"
@@ -28,14 +24,8 @@ func serviceCmd(ctx context.Context, e *cli.Env, args []string) error {
 	tlsCert := fs.String("tls-cert", "", "PEM file of the TLS certificate (and chain) to serve HTTPS with; needs --tls-key")
 	tlsKey := fs.String("tls-key", "", "PEM file of the TLS private key; needs --tls-cert")
 	insecure := fs.Bool("insecure-no-tokens", false, "serve on an address other than loopback without tokens: anyone who can reach it can read and write every run")
-	for _, a := range args {
-		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && (name == "token" || name == "tokens") {
-			// Said before parsing, so that the token is not echoed.
-			return cli.UsageError("tokens are not taken on the command line, where every user of the machine can read them (ps); put them in %s (comma-separated) or in a file named by --tokens-file", tokensEnv)
-		}
-		if a == "--" {
-			break
-		}
+	if err := bearer.OnCommandLine(args, tokensEnv); err != nil {
+		return cli.UsageError("%v", err)
 	}
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
@@ -51,20 +41,13 @@ func serviceCmd(ctx context.Context, e *cli.Env, args []string) error {
 		return cli.UsageError("TLS needs both --tls-cert and --tls-key")
 	}
 	logger := slog.New(slog.NewTextHandler(e.Stderr(), nil))
-	tokens, err := serviceTokens(*tokensFile, logger)
+	tokens, err := bearer.Load(tokensEnv, *tokensFile, logger)
 	if err != nil {
 		return err
 	}
-	loopback := isLoopback(ctx, *addr)
-	switch {
-	case len(tokens) == 0 && !loopback && !*insecure:
-		return cli.UsageError("refusing to serve on %s without tokens: anyone who can reach it could read and write every run; set %s or --tokens-file (and serve over TLS), listen on loopback (--addr 127.0.0.1:8080), or give --insecure-no-tokens if the network is yours alone", *addr, tokensEnv)
-	case len(tokens) == 0 && !loopback:
-		logger.Warn("no tokens, on an address other than loopback (--insecure-no-tokens): anyone who can reach it may read and write every run", "addr", *addr)
-	case len(tokens) == 0:
-		logger.Warn("no tokens configured: every local client may read and write; set " + tokensEnv + " or --tokens-file")
-	case !loopback && *tlsCert == "":
-		logger.Warn("tokens travel in clear text over plain HTTP: serve with --tls-cert and --tls-key, or behind a proxy that terminates TLS", "addr", *addr)
+	exp := bearer.Exposure{Addr: *addr, Tokens: len(tokens), TLS: *tlsCert != "", Insecure: *insecure, Env: tokensEnv, Risk: "read and write every run"}
+	if err := exp.Check(ctx, logger); err != nil {
+		return cli.UsageError("%v", err)
 	}
 	opts := service.ServeOptions{TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, Logger: logger}
 	hopts := service.Options{Tokens: tokens, Logger: logger}
@@ -87,69 +70,4 @@ func serviceCmd(ctx context.Context, e *cli.Env, args []string) error {
 	defer store.Close()
 	logger.Info("stepwise metadata service", "addr", *addr, "tokens", len(tokens), "tls", *tlsCert != "", "serves code", hopts.Code != nil)
 	return service.Serve(ctx, *addr, service.NewHandler(store, hopts), opts)
-}
-
-// serviceTokens reads the tokens from the environment and from file (when
-// not ""): one per line, blank lines and lines starting with # left out.
-func serviceTokens(file string, logger *slog.Logger) ([]string, error) {
-	var tokens []string
-	for _, t := range strings.Split(os.Getenv(tokensEnv), ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			tokens = append(tokens, t)
-		}
-	}
-	if file == "" {
-		return tokens, nil
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the tokens file: %w; give a file of tokens, one per line, to --tokens-file", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		logger.Warn("the tokens file can be read by other users; make it readable by the service's user only (chmod 600)", "file", file, "mode", fi.Mode().Perm().String())
-	}
-	n, line := 0, 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line++
-		t := strings.TrimSpace(sc.Text())
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		if strings.ContainsAny(t, " \t") {
-			return nil, fmt.Errorf("tokens file %s: line %d holds a space inside a token; write one token per line", file, line)
-		}
-		tokens = append(tokens, t)
-		n++
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading the tokens file %s: %w", file, err)
-	}
-	if n == 0 {
-		return nil, errors.New("the tokens file " + file + " holds no token; write one token per line")
-	}
-	return tokens, nil
-}
-
-// isLoopback reports whether addr (host:port) listens on loopback only: an
-// empty host (every address) is not, a name is when all its addresses are.
-func isLoopback(ctx context.Context, addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
-		return false
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		return ip.IsLoopback()
-	}
-	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
-	if err != nil || len(ips) == 0 {
-		return false
-	}
-	for _, ip := range ips {
-		if !ip.IP.IsLoopback() {
-			return false
-		}
-	}
-	return true
 }

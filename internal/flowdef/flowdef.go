@@ -117,3 +117,25 @@ var BuildInputs func(inputs reflect.Type, items []reflect.Value, steps []string)
 // that packages which cannot import stepwise (steptest's helpers) can
 // describe a flow.
 var Describe func(flow any) (*Def, error)
+
+// Signature prints the type of a method taken from its type (with the
+// receiver first, as reflect.Method.Type has it) without the receiver, as
+// it is written in Go: "func(context.Context, int) error".
+func Signature(t reflect.Type) string {
+	var in, out []string
+	for i := 1; i < t.NumIn(); i++ {
+		in = append(in, t.In(i).String())
+	}
+	for i := range t.NumOut() {
+		out = append(out, t.Out(i).String())
+	}
+	s := "func(" + strings.Join(in, ", ") + ")"
+	switch len(out) {
+	case 0:
+	case 1:
+		s += " " + out[0]
+	default:
+		s += " (" + strings.Join(out, ", ") + ")"
+	}
+	return s
+}

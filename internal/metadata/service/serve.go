@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"stepwise.dev/stepwise/internal/httpserve"
 )
 
 // ShutdownTimeout is how long Serve waits, once its context is done, for
@@ -95,24 +97,5 @@ func serve(ctx context.Context, l net.Listener, h http.Handler, o ServeOptions, 
 		scheme = "https"
 		l = tls.NewListener(l, tlsConfig)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	log.Info("metadata service listening", "addr", l.Addr().String(), "scheme", scheme)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("metadata service: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("metadata service shutting down", "addr", l.Addr().String())
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	if err != nil {
-		srv.Close()
-		return fmt.Errorf("metadata service: shutting down: %w", err)
-	}
-	return nil
+	return httpserve.Run(ctx, srv, l, "metadata service", ShutdownTimeout, log, "scheme", scheme)
 }

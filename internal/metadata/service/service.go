@@ -32,8 +32,6 @@ package service
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +45,7 @@ import (
 	"strings"
 	"time"
 
+	"stepwise.dev/stepwise/internal/bearer"
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/metadata"
 )
@@ -135,8 +134,7 @@ func badRequest(format string, args ...any) *apiError {
 type handler struct {
 	store   metadata.Store
 	code    CodeSigner
-	tokens  [][sha256.Size]byte
-	auth    bool
+	tokens  bearer.Set
 	maxBody int64
 	log     *slog.Logger
 	routes  []route
@@ -145,23 +143,14 @@ type handler struct {
 
 // NewHandler returns the HTTP handler of the metadata service over store.
 func NewHandler(store metadata.Store, opts Options) http.Handler {
-	h := &handler{store: store, code: opts.Code, maxBody: opts.MaxBody, log: opts.Logger, auth: len(opts.Tokens) > 0}
+	h := &handler{store: store, code: opts.Code, maxBody: opts.MaxBody, log: opts.Logger}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBody
 	}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
-	for _, t := range opts.Tokens {
-		if t == "" {
-			h.log.Warn("metadata service: ignoring an empty token in the configuration")
-			continue
-		}
-		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
-	}
-	if h.auth && len(h.tokens) == 0 {
-		h.log.Error("metadata service: every configured token is empty: every request will be refused")
-	}
+	h.tokens = bearer.NewSet(opts.Tokens, h.log.With("server", "metadata service"))
 	h.routes = routes()
 	h.xorigin = http.NewCrossOriginProtection()
 	return h
@@ -249,34 +238,10 @@ func (h *handler) logRequest(r *http.Request, rec *recorder, took time.Duration)
 	h.log.Log(r.Context(), level, "metadata service request", attrs...)
 }
 
-// authorize checks the bearer token, comparing it with every token in
-// constant time.
+// authorize checks the bearer token.
 func (h *handler) authorize(r *http.Request) *apiError {
-	if !h.auth {
-		return nil
-	}
-	unauthorized := func(msg string) *apiError {
+	if msg := h.tokens.Check(r.Header.Get("Authorization"), "this metadata service"); msg != "" {
 		return &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, msg: msg}
-	}
-	v := r.Header.Get("Authorization")
-	if v == "" {
-		return unauthorized("this metadata service needs a token: send the header \"Authorization: Bearer <token>\" with one of the tokens it was configured with")
-	}
-	scheme, tok, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return unauthorized(fmt.Sprintf("the Authorization header uses the scheme %q; this metadata service wants \"Authorization: Bearer <token>\"", scheme))
-	}
-	tok = strings.TrimSpace(tok)
-	if tok == "" {
-		return unauthorized("the Authorization header has no token after Bearer; send \"Authorization: Bearer <token>\"")
-	}
-	sum := sha256.Sum256([]byte(tok))
-	ok := 0
-	for _, t := range h.tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], t[:])
-	}
-	if ok != 1 {
-		return unauthorized("the token is not one this metadata service accepts; check the token in your Stepwise configuration")
 	}
 	return nil
 }
