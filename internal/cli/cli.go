@@ -27,13 +27,15 @@ type Command struct {
 	Run     func(ctx context.Context, e *Env, args []string) error
 }
 
-// Inspect are the commands that read runs: flows, runs, dump, logs, tag.
+// Inspect are the commands that read runs: flows, runs, dump, logs, tag,
+// card.
 var Inspect = []Command{
 	{"flows", "", "list the flows that have runs in the namespace", flowsCmd},
 	{"runs", "[FLOW]", "list the runs of a flow (or of all), newest first", runsCmd},
 	{"dump", "PATHSPEC", "print the artifacts of a task (or the tasks of a run)", dumpCmd},
 	{"logs", "PATHSPEC", "print the output of a task attempt", logsCmd},
 	{"tag", "add|remove|list PATHSPEC [TAG...]", "change or list the tags of a run", tagCmd},
+	{"card", "get|list PATHSPEC", "write a task's card as an HTML file, or list its cards", cardCmd},
 }
 
 // Settings are the commands that write and show the settings.

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 
+	"stepwise.dev/stepwise/internal/card"
 	"stepwise.dev/stepwise/internal/graph"
 	"stepwise.dev/stepwise/internal/params"
 )
@@ -52,6 +53,9 @@ type Task struct {
 	Flow, RunID, Step, ID string
 	Attempt               int
 	Indexes               []int // foreach indexes, outermost first
+	// Cards are the cards of the attempt, for stepwise.CardOf; nil when
+	// the step is not run by the executor.
+	Cards *card.Set
 }
 
 // Name is the flow's name.
