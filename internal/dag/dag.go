@@ -105,10 +105,7 @@ func SVG(g *graph.Graph, nodes map[string]Node) string {
 		}
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" rx="6" fill="%s" stroke="%s" stroke-width="%.1f"/>`, p.x, p.y, boxW, boxH, fill, stroke, width)
 		fmt.Fprintf(&b, `<text x="%d" y="%d" font-family="sans-serif" font-size="13" text-anchor="middle">%s</text>`, p.x+boxW/2, p.y+18, name)
-		sub := kind(s)
-		if n.Tasks > 1 || s.Depth > 0 {
-			sub += fmt.Sprintf(" · %d/%d tasks", n.Done, n.Tasks)
-		}
+		sub := Sub(s, n)
 		fmt.Fprintf(&b, `<text class="sub" x="%d" y="%d" font-family="sans-serif" font-size="10" fill="#333" text-anchor="middle">%s</text>`, p.x+boxW/2, p.y+34, html.EscapeString(sub))
 		b.WriteString(`</g>`)
 		if n.Href != "" {
@@ -117,6 +114,16 @@ func SVG(g *graph.Graph, nodes map[string]Node) string {
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
+}
+
+// Sub is the second line of a step's box: how it hands over, and how many
+// of its tasks succeeded when it has several.
+func Sub(s *graph.Step, n Node) string {
+	sub := kind(s)
+	if n.Tasks > 1 || s.Depth > 0 {
+		sub += fmt.Sprintf(" · %d/%d tasks", n.Done, n.Tasks)
+	}
+	return sub
 }
 
 // kind describes how a step hands over.
