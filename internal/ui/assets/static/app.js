@@ -22,12 +22,28 @@ function followRun(box) {
       if (sub && s.sub) sub.textContent = s.sub;
     }
     for (const [task, status] of Object.entries(st.tasks)) {
-      const el = document.querySelector('[data-task="' + CSS.escape(task) + '"]');
+      let el = document.querySelector('[data-task="' + CSS.escape(task) + '"]');
+      if (!el) el = addTask(box, task);
       if (el) { el.textContent = status; el.className = "status " + status; }
     }
     if (st.ended) es.close();
   });
   es.onerror = () => es.close();
+}
+
+// addTask adds a row for a task that started after the page was made.
+function addTask(box, task) {
+  const table = document.getElementById("tasks");
+  if (!table) return null;
+  const tr = table.insertRow();
+  const a = document.createElement("a");
+  a.href = box.dataset.base + task;
+  a.textContent = task;
+  tr.insertCell().append(a);
+  const span = document.createElement("span");
+  span.dataset.task = task;
+  tr.insertCell().append(span);
+  return span;
 }
 
 function followLog(pre) {
