@@ -24,41 +24,64 @@ var update = flag.Bool("update", false, "copy the screenshots the README shows i
 // inReadme are the screenshots the README shows.
 var inReadme = map[string]bool{"ui-run.png": true, "ui-task.png": true}
 
-// flowBins builds the foreach example and the test flow once.
-func flowBins(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../examples/foreach", "./testdata/uiflow")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the flows: %v\n%s", err, out)
-	}
-	return dir
+// The flows the tests watch are built once, and the finished runs made
+// once, in TestMain: fixture holds them.
+var fixture struct {
+	bins string   // the built flows
+	dir  string   // where they ran: .stepwise/ holds the runs
+	env  []string // their environment
 }
 
-// isolate makes the stores of this test those in dir, whatever the
-// environment and config file say.
-func isolate(t *testing.T, dir string) []string {
-	t.Helper()
-	env := map[string]string{"STEPWISE_DATASTORE": "", "STEPWISE_METADATA": "", "STEPWISE_TOKEN": "",
-		"STEPWISE_CONFIG": filepath.Join(dir, "no-config.json"), "STEPWISE_USER": "ann"}
-	var out []string
-	for k, v := range env {
-		t.Setenv(k, v)
-		out = append(out, k+"="+v)
-	}
-	return append(os.Environ(), out...)
-}
-
-// runFlow runs a flow binary in dir and fails the test if it fails.
-func runFlow(t *testing.T, dir, bin string, env []string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Env = dir, env
-	out, err := cmd.CombinedOutput()
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code, err := setUp(m)
 	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", filepath.Base(bin), args, err, out)
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
-	return string(out)
+	os.RemoveAll(fixture.bins)
+	os.RemoveAll(fixture.dir)
+	os.Exit(code)
+}
+
+// setUp builds the examples and the test flow, runs them, and runs the
+// tests.
+func setUp(m *testing.M) (int, error) {
+	var err error
+	if fixture.bins, err = os.MkdirTemp("", "stepwise-ui-bins-"); err != nil {
+		return 0, err
+	}
+	if fixture.dir, err = os.MkdirTemp("", "stepwise-ui-runs-"); err != nil {
+		return 0, err
+	}
+	cmd := exec.Command("go", "build", "-o", fixture.bins+"/", "../../examples/foreach", "../../examples/branchjoin",
+		"../../examples/linear", "../../examples/nested", "./testdata/uiflow")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("building the flows: %v\n%s", err, out)
+	}
+	env := map[string]string{"STEPWISE_DATASTORE": "", "STEPWISE_METADATA": "", "STEPWISE_TOKEN": "",
+		"STEPWISE_CONFIG": filepath.Join(fixture.dir, "no-config.json"), "STEPWISE_USER": "ann"}
+	for k, v := range env {
+		os.Setenv(k, v)
+	}
+	fixture.env = os.Environ()
+	done := filepath.Join(fixture.dir, "done")
+	if err := os.WriteFile(done, nil, 0o644); err != nil {
+		return 0, err
+	}
+	for _, r := range [][]string{
+		{"foreach", "run", "--n", "3"},
+		{"foreach", "run", "--n", "12", "--tag", "pick"},
+		{"uiflow", "run", "--rows", "500000", "--wait", done},
+		{"branchjoin", "run"}, {"linear", "run"}, {"nested", "run"},
+	} {
+		cmd := exec.Command(filepath.Join(fixture.bins, r[0]), r[1:]...)
+		cmd.Dir, cmd.Env = fixture.dir, fixture.env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("%v: %v\n%s", r, err, out)
+		}
+	}
+	return m.Run(), nil
 }
 
 // openUI serves the UI over the stores in dir.
@@ -77,6 +100,14 @@ func openUI(t *testing.T, dir string) (*client.Client, *httptest.Server) {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return c, srv
+}
+
+// httpServer serves s for the test and returns its URL.
+func httpServer(t *testing.T, s *Server) string {
+	t.Helper()
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // browser starts headless Chromium (Debian's chromium package).
@@ -150,23 +181,14 @@ func do(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.V
 // every task's status, a task's artifact, log and card, a hostile card,
 // and the log and statuses of a running task as they change.
 func TestBrowser(t *testing.T) {
-	bins := flowBins(t)
-	dir := t.TempDir()
-	env := isolate(t, dir)
-	runFlow(t, dir, filepath.Join(bins, "foreach"), env, "run", "--n", "3")
-	runFlow(t, dir, filepath.Join(bins, "foreach"), env, "run", "--n", "12", "--tag", "pick")
-	done := filepath.Join(dir, "done")
-	if err := os.WriteFile(done, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	runFlow(t, dir, filepath.Join(bins, "uiflow"), env, "run", "--rows", "500000", "--wait", done)
+	bins, dir, env := fixture.bins, fixture.dir, fixture.env
 	c, srv := openUI(t, dir)
 	ctx := browser(t)
 
 	// The runs list, then filtered by tag.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible("#runs"))
-	if n := eval[int](t, ctx, `document.querySelectorAll("#runs tr[data-run]").length`); n != 3 {
-		t.Fatalf("runs list shows %d runs, want 3", n)
+	if n := eval[int](t, ctx, `document.querySelectorAll("#runs tr[data-run]").length`); n != 6 {
+		t.Fatalf("runs list shows %d runs, want 6", n)
 	}
 	shot(t, ctx, "ui-runs.png")
 	do(t, ctx, chromedp.SetValue("#f-tag", "pick"), chromedp.Click("#f-apply"))
