@@ -83,7 +83,7 @@ func checkTags(t *testing.T, src, html string) {
 			if name != "a" || !strings.HasPrefix(attrs, `href="`) || strings.Count(attrs, `"`) != 4 || !strings.HasSuffix(attrs, `" rel="noopener noreferrer"`) {
 				t.Fatalf("markdown %q: attributes %q in the output", src, attrs)
 			}
-			href := strings.ToLower(attrs[len(`href="`):strings.Index(attrs[6:], `"`)+6])
+			href := strings.ToLower(attrs[len(`href="`) : strings.Index(attrs[6:], `"`)+6])
 			if strings.Contains(href, "javascript:") || strings.Contains(href, "data:") {
 				t.Fatalf("markdown %q: link %q in the output", src, href)
 			}
