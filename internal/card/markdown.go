@@ -120,20 +120,16 @@ func writeInline(b *strings.Builder, s string) {
 				s = s[j+2:]
 				continue
 			}
-		case strings.HasPrefix(s, "**"):
-			if j := strings.Index(s[2:], "**"); j > 0 {
-				b.WriteString("<strong>")
-				writeInline(b, s[2:2+j])
-				b.WriteString("</strong>")
-				s = s[j+4:]
-				continue
-			}
 		case s[0] == '*':
-			if j := strings.IndexByte(s[1:], '*'); j > 0 {
-				b.WriteString("<em>")
-				writeInline(b, s[1:1+j])
-				b.WriteString("</em>")
-				s = s[j+2:]
+			mark, tag := "*", "em"
+			if strings.HasPrefix(s, "**") {
+				mark, tag = "**", "strong"
+			}
+			if j := strings.Index(s[len(mark):], mark); j > 0 {
+				b.WriteString("<" + tag + ">")
+				writeInline(b, s[len(mark):len(mark)+j])
+				b.WriteString("</" + tag + ">")
+				s = s[len(mark)+j+len(mark):]
 				continue
 			}
 		case s[0] == '[':

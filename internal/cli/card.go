@@ -19,25 +19,11 @@ func cardCmd(ctx context.Context, e *Env, args []string) error {
 	name := fs.String("name", "", "the card (default: the step's main card if it made one, else the default card)")
 	attempt := fs.Int("attempt", -1, "the attempt (default: the last that has the card)")
 	out := fs.String("o", "", "the HTML file to write (default: FLOW-RUN-STEP-TASK-NAME.html here)")
-	pos, err := Parse(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return &usageError{"name one task: Flow/RunID/step/TaskID"}
-	}
-	c, ps, err := e.open(ctx, pos[0])
+	c, t, err := e.openTask(ctx, fs, args[1:])
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if ps.Step == "" {
-		return &usageError{fmt.Sprintf("pathspec %q names a run; cards belong to tasks: add /step/TaskID", pos[0])}
-	}
-	t, err := c.Task(ctx, ps.String())
-	if err != nil {
-		return err
-	}
 	cards, err := t.Cards(ctx)
 	if err != nil {
 		return err

@@ -242,6 +242,32 @@ func (e *Env) open(ctx context.Context, spec string) (*client.Client, client.Pat
 	return c, ps, nil
 }
 
+// openTask parses the flags and the one task pathspec of a command that
+// reads a task, opens the client and reads the task.
+func (e *Env) openTask(ctx context.Context, fs *flag.FlagSet, args []string) (*client.Client, *client.Task, error) {
+	pos, err := Parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) != 1 {
+		return nil, nil, &usageError{"name one task: Flow/RunID/step/TaskID"}
+	}
+	c, ps, err := e.open(ctx, pos[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	if ps.Step == "" {
+		c.Close()
+		return nil, nil, &usageError{fmt.Sprintf("pathspec %q names a run; add /step/TaskID", pos[0])}
+	}
+	t, err := c.Task(ctx, ps.String())
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, t, nil
+}
+
 func isDigits(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }

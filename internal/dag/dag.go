@@ -98,7 +98,7 @@ func SVG(g *graph.Graph, nodes map[string]Node) string {
 			fmt.Fprintf(&b, `<a href="%s">`, html.EscapeString(n.Href))
 		}
 		fmt.Fprintf(&b, `<g class="%s" data-step="%s"><title>%s: %s</title>`, cls, name, name, status)
-		fill, stroke := colors(status)
+		fill, stroke := Colors(status)
 		width := 1.5
 		if n.Marked {
 			stroke, width = "#1a1aff", 4
@@ -141,8 +141,8 @@ func kind(s *graph.Step) string {
 	return "step"
 }
 
-// colors are the fill and stroke of a step of a status.
-func colors(status string) (fill, stroke string) {
+// Colors are the fill and stroke of a step, or task, of a status.
+func Colors(status string) (fill, stroke string) {
 	switch status {
 	case "succeeded":
 		return "#d4f4dd", "#2e8b57"

@@ -95,14 +95,8 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 
 // logEvents sends what a log gains, from byte off, until its task ends.
 func (s *Server) logEvents(w http.ResponseWriter, r *http.Request) {
-	_, t, err := s.task(r)
-	if err != nil {
-		s.fail(w, r, 0, err)
-		return
-	}
-	attempt, stream, err := logParams(r, t)
-	if err != nil {
-		s.fail(w, r, 0, err)
+	t, attempt, stream, ok := s.taskLog(w, r)
+	if !ok {
 		return
 	}
 	off, err := strconv.ParseInt(r.URL.Query().Get("off"), 10, 64)

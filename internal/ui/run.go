@@ -146,25 +146,13 @@ func gantt(tasks []*client.Task, base string) string {
 			}
 			x := float64(label) + plot*float64(a.Started.Sub(start))/float64(span)
 			w := max(plot*float64(e.Sub(a.Started))/float64(span), 1)
-			fill, _ := statusColor(string(a.Status))
+			_, fill := dag.Colors(string(a.Status))
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s attempt %d: %s, %s</title></rect>`,
 				x, y+2, w, row-4, fill, name, a.N, a.Status, e.Sub(a.Started).Round(time.Millisecond))
 		}
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
-}
-
-func statusColor(status string) (fill, text string) {
-	switch status {
-	case "succeeded":
-		return "#3c9d5d", "#fff"
-	case "failed":
-		return "#c62828", "#fff"
-	case "running":
-		return "#d4a017", "#000"
-	}
-	return "#999", "#000"
 }
 
 // runState is what the run page's live updates send.

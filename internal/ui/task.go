@@ -137,14 +137,8 @@ func (s *Server) artifact(w http.ResponseWriter, r *http.Request) {
 
 // log sends a whole log stream as text, read a megabyte at a time.
 func (s *Server) log(w http.ResponseWriter, r *http.Request) {
-	_, t, err := s.task(r)
-	if err != nil {
-		s.fail(w, r, 0, err)
-		return
-	}
-	attempt, stream, err := logParams(r, t)
-	if err != nil {
-		s.fail(w, r, 0, err)
+	t, attempt, stream, ok := s.taskLog(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -161,6 +155,21 @@ func (s *Server) log(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// taskLog reads the task, attempt and stream a log URL names; when it
+// cannot, it writes the error page and returns false.
+func (s *Server) taskLog(w http.ResponseWriter, r *http.Request) (*client.Task, int, string, bool) {
+	_, t, err := s.task(r)
+	if err == nil {
+		var attempt int
+		var stream string
+		if attempt, stream, err = logParams(r, t); err == nil {
+			return t, attempt, stream, true
+		}
+	}
+	s.fail(w, r, 0, err)
+	return nil, 0, "", false
 }
 
 // logParams reads the attempt and stream of a log URL.
