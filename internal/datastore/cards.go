@@ -15,7 +15,7 @@ import (
 // Cards and graphs are kept beside the runs they show, for readers (the
 // card command and the UI):
 //
-//	cards/<Flow>/<Run>/graph.json                             the flow's graph, as show --json prints it
+//	cards/<Flow>/<Run>/graph.json                             the flow's graph, as show --json prints it, written with the run
 //	cards/<Flow>/<Run>/<Step>/<Task>/<attempt>/<name>.json     a card of a task attempt (its last version)
 const cardsPrefix = "cards/"
 
@@ -80,13 +80,10 @@ func (s *Store) ListCards(ctx context.Context, p TaskPath) ([]CardRef, error) {
 
 func graphKey(flow, run string) string { return cardsPrefix + flow + "/" + run + "/graph.json" }
 
-// PutGraph stores the graph of a run's flow once: a graph already stored
-// is kept.
+// PutGraph stores the graph of a run's flow, written when the run is
+// created.
 func (s *Store) PutGraph(ctx context.Context, flow, run string, data []byte) error {
 	if err := checkSegments("run", "flow name", flow, "run id", run); err != nil {
-		return err
-	}
-	if ok, err := s.b.Exists(ctx, graphKey(flow, run)); err != nil || ok {
 		return err
 	}
 	return s.b.Put(ctx, graphKey(flow, run), bytes.NewReader(data), int64(len(data)))

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,18 +18,6 @@ type cardSaver struct {
 
 func (c cardSaver) SaveCard(ctx context.Context, name string, data []byte) error {
 	return c.store.PutCard(ctx, c.path, c.attempt, name, data)
-}
-
-// keepGraph stores the flow's graph with the run, once, for the UI and the
-// default card. A failure is a warning: the task goes on.
-func (x *Executor) keepGraph(ctx context.Context, run string) {
-	var b bytes.Buffer
-	if err := x.Def.Graph.WriteJSON(&b); err == nil {
-		err = x.Store.PutGraph(ctx, x.Def.Name(), run, b.Bytes())
-		if err != nil {
-			fmt.Fprintf(x.Stderr, "stepwise: warning: the graph of run %s/%s is not kept for the UI: %v\n", x.Def.Name(), run, err)
-		}
-	}
 }
 
 // artifactText is the value of the flow's field name as indented JSON,

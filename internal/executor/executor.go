@@ -233,7 +233,6 @@ func (x *Executor) run(ctx context.Context, spec Spec) ([]datastore.ArtifactRef,
 		}
 		flow.Elem().FieldByName(s.Catch).SetString(spec.CatchError)
 	} else {
-		x.keepGraph(ctx, spec.Run)
 		info.Cards = card.NewSet(cardSaver{x.Store, rec.Path, spec.Attempt}, rec.Path.String(), spec.Attempt)
 		err := Call(x.Def.WithTask(ctx, info), s.Name, x.Def.Steps[s.Name].Func, args)
 		if cerr := info.Cards.Finish(context.WithoutCancel(ctx), func(name string) string { return artifactText(flow, name) }, err); cerr != nil {
