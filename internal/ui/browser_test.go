@@ -289,6 +289,11 @@ func TestBrowser(t *testing.T) {
 	n := strings.Count(first, "tick")
 	waitFor(t, ctx, "the running task's log to grow", fmt.Sprintf(`document.getElementById("log-0-stdout").textContent.includes("tick %d\n")`, n+5))
 	shot(t, ctx, "ui-live-log.png")
+	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/"+task.Pathspec()+"/cards/0/progress"))
+	waitFor(t, ctx, "the running task's progress card", `document.querySelector(".card") !== null`)
+	if text := eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "tick ") || !strings.Contains(text, "still running") {
+		t.Errorf("the progress card of the running task shows:\n%s", text)
+	}
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/"+task.Flow+"/"+task.Run), chromedp.WaitVisible("#dag svg"))
 	if cls := eval[string](t, ctx, `document.querySelector('#dag g[data-step="follow"]').getAttribute("class")`); cls != "node running" {
 		t.Errorf("the running step is drawn %q", cls)

@@ -64,8 +64,20 @@ function followLog(pre) {
   es.onerror = () => es.close();
 }
 
+// refreshCard shows a running task's card again every few seconds (a
+// card is saved at most every 3 seconds), until the task's log ends.
+function refreshCard(frame) {
+  const timer = setInterval(() => {
+    if (document.querySelector('pre[data-ended="true"]')) { clearInterval(timer); return; }
+    frame.src = frame.src;
+  }, 3000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const run = document.getElementById("run");
   if (run) followRun(run);
-  for (const pre of document.querySelectorAll("pre[data-follow]")) followLog(pre);
+  const follows = document.querySelectorAll("pre[data-follow]");
+  for (const pre of follows) followLog(pre);
+  const frame = document.getElementById("card");
+  if (frame && follows.length > 0) refreshCard(frame);
 });
