@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,18 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("task statuses %q, want 15 succeeded", statuses)
 	}
 	shot(t, ctx, "ui-run.png")
+
+	// Tags: add one, then remove it, from the run page.
+	do(t, ctx, chromedp.SetValue("#tag-add", "golden"), chromedp.Click("#tag-add-btn"))
+	waitFor(t, ctx, "the added tag", `document.getElementById("tags")?.innerText.includes("golden")`)
+	if r, err := c.Flow("Foreach").Run(context.Background(), picked[0].ID); err != nil || !slices.Contains(r.Tags, "golden") {
+		t.Fatalf("after adding tag golden the run has tags %v (%v)", r.Tags, err)
+	}
+	do(t, ctx, chromedp.Click(`button[title="remove tag golden"]`))
+	waitFor(t, ctx, "the removed tag", `document.getElementById("tags") !== null && !document.getElementById("tags").innerText.includes("golden")`)
+	if r, err := c.Flow("Foreach").Run(context.Background(), picked[0].ID); err != nil || slices.Contains(r.Tags, "golden") {
+		t.Fatalf("after removing tag golden the run has tags %v (%v)", r.Tags, err)
+	}
 
 	// A task: its artifact, its log, its card.
 	base := srv.URL + "/runs/" + picked[0].Pathspec()

@@ -208,3 +208,25 @@ func TestCardGetEveryExample(t *testing.T) {
 		})
 	}
 }
+
+// TestTagsFromAnotherSite: a form on another site cannot change a run's
+// tags through a visitor's browser.
+func TestTagsFromAnotherSite(t *testing.T) {
+	c, srv := openUI(t, fixture.dir)
+	run := latest(t, c, "Foreach")
+	req, err := http.NewRequest("POST", srv.URL+"/runs/"+run.Pathspec()+"/tags", strings.NewReader("add=evil"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://attacker.invalid")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	after, err := c.Flow(run.Flow).Run(context.Background(), run.ID)
+	if resp.StatusCode != http.StatusForbidden || err != nil || strings.Contains(strings.Join(after.Tags, " "), "evil") {
+		t.Errorf("a cross-site tag change: status %d, tags %v (%v)", resp.StatusCode, after.Tags, err)
+	}
+}
