@@ -70,6 +70,11 @@ func setUp(m *testing.M) (int, error) {
 	if err := os.WriteFile(done, nil, 0o644); err != nil {
 		return 0, err
 	}
+	failing := exec.Command(filepath.Join(fixture.bins, "uiflow"), "run", "--wait", done, "--fail", "<b>bad</b> <script>document.title='pwned'</script>")
+	failing.Dir, failing.Env = fixture.dir, fixture.env
+	if out, err := failing.CombinedOutput(); err == nil {
+		return 0, fmt.Errorf("uiflow run --fail succeeded:\n%s", out)
+	}
 	for _, r := range [][]string{
 		{"foreach", "run", "--n", "3"},
 		{"foreach", "run", "--n", "12", "--tag", "pick"},
@@ -188,8 +193,8 @@ func TestBrowser(t *testing.T) {
 
 	// The runs list, then filtered by tag.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible("#runs"))
-	if n := eval[int](t, ctx, `document.querySelectorAll("#runs tr[data-run]").length`); n != 6 {
-		t.Fatalf("runs list shows %d runs, want 6", n)
+	if n := eval[int](t, ctx, `document.querySelectorAll("#runs tr[data-run]").length`); n != 7 {
+		t.Fatalf("runs list shows %d runs, want 7", n)
 	}
 	shot(t, ctx, "ui-runs.png")
 	do(t, ctx, chromedp.SetValue("#f-tag", "pick"), chromedp.Click("#f-apply"))

@@ -230,3 +230,25 @@ func TestTagsFromAnotherSite(t *testing.T) {
 		t.Errorf("a cross-site tag change: status %d, tags %v (%v)", resp.StatusCode, after.Tags, err)
 	}
 }
+
+// TestFailedTask shows a failed task's error, on its page and in its
+// cards, as text.
+func TestFailedTask(t *testing.T) {
+	c, srv := openUI(t, fixture.dir)
+	runs, err := c.Flow("UIFlow").Runs(context.Background(), client.Filter{Status: client.Failed})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("failed UIFlow runs: %v, %v", runs, err)
+	}
+	base := srv.URL + "/runs/" + runs[0].Pathspec() + "/end/0"
+	const escaped = "&lt;b&gt;bad&lt;/b&gt; &lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;"
+	for _, tt := range []struct{ path, says string }{
+		{"", `id="error-0"`},
+		{"/cards/0/main", "About to fail"},
+		{"/cards/0/default", "Timing"},
+	} {
+		status, body := get(t, srv.Client(), base+tt.path)
+		if status != 200 || !strings.Contains(body, tt.says) || !strings.Contains(body, escaped) || strings.Contains(body, "<b>bad") || strings.Contains(body, "<script>document") {
+			t.Errorf("%s: status %d; want the error escaped and %q:\n%.3000s", base+tt.path, status, tt.says, body)
+		}
+	}
+}

@@ -1,11 +1,12 @@
 // Command uiflow is the flow the UI's browser test watches: its start step
 // makes a card with hostile and huge content and a large artifact, and its
 // follow step prints a line every 100ms until a file appears, so that the
-// test sees a running task's log grow.
+// test sees a running task's log grow; with --fail its end step fails.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -19,6 +20,7 @@ import (
 type UIFlow struct {
 	Wait  string `param:"wait" help:"file whose appearance ends the follow step"`
 	Rows  int    `param:"rows" help:"rows of the card's table (100 bytes each)"`
+	Fail  string `param:"fail" help:"when set, the end step fails with this message"`
 	Big   []byte
 	Ticks int
 }
@@ -60,7 +62,13 @@ func (f *UIFlow) Follow(ctx context.Context) error {
 	}
 }
 
-// End does nothing.
-func (f *UIFlow) End(context.Context) error { return nil }
+// End fails when told to, after starting its card.
+func (f *UIFlow) End(ctx context.Context) error {
+	if f.Fail != "" {
+		stepwise.CardOf(ctx).Markdown("# About to fail")
+		return errors.New(f.Fail)
+	}
+	return nil
+}
 
 func main() { stepwise.Main(&UIFlow{Rows: 10}) }
