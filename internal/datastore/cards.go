@@ -184,5 +184,7 @@ type zstdBlob struct {
 	rc  io.ReadCloser
 }
 
+// Read reads decompressed bytes.
 func (z *zstdBlob) Read(p []byte) (int, error) { return z.dec.Read(p) }
+// Close releases the decoder and the object.
 func (z *zstdBlob) Close() error               { z.dec.Close(); return z.rc.Close() }

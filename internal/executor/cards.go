@@ -16,6 +16,7 @@ type cardSaver struct {
 	attempt int
 }
 
+// SaveCard stores one card of the attempt.
 func (c cardSaver) SaveCard(ctx context.Context, name string, data []byte) error {
 	return c.store.PutCard(ctx, c.path, c.attempt, name, data)
 }

@@ -179,7 +179,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, err er
 // badRequest is a malformed address or form.
 type badRequest struct{ err error }
 
+// Error is the message of the wrapped error.
 func (e *badRequest) Error() string { return e.err.Error() }
+// Unwrap returns the wrapped error.
 func (e *badRequest) Unwrap() error { return e.err }
 
 // Serve serves the UI on addr until ctx is done; ready, if not nil,
