@@ -186,5 +186,6 @@ type zstdBlob struct {
 
 // Read reads decompressed bytes.
 func (z *zstdBlob) Read(p []byte) (int, error) { return z.dec.Read(p) }
+
 // Close releases the decoder and the object.
-func (z *zstdBlob) Close() error               { z.dec.Close(); return z.rc.Close() }
+func (z *zstdBlob) Close() error { z.dec.Close(); return z.rc.Close() }

@@ -181,6 +181,7 @@ type badRequest struct{ err error }
 
 // Error is the message of the wrapped error.
 func (e *badRequest) Error() string { return e.err.Error() }
+
 // Unwrap returns the wrapped error.
 func (e *badRequest) Unwrap() error { return e.err }
 
