@@ -25,10 +25,20 @@ func (t *Task) path() datastore.TaskPath {
 	return datastore.TaskPath{Flow: t.Flow, Run: t.Run, Step: t.Step, Task: t.ID}
 }
 
+// cardPath is where the task's cards are: those of the task it was cloned
+// from, for a task a resume cloned (it did not run).
+func (t *Task) cardPath() datastore.TaskPath {
+	if ps, err := ParsePathspec(t.ClonedFrom); err == nil && ps.Task != "" {
+		return datastore.TaskPath{Flow: ps.Flow, Run: ps.Run, Step: ps.Step, Task: ps.Task}
+	}
+	return t.path()
+}
+
 // Cards lists the task's cards: the default card every task has, then
-// those its step made, by attempt and name.
+// those its step made, by attempt and name (for a task cloned by a resume,
+// those of the task it was cloned from).
 func (t *Task) Cards(ctx context.Context) ([]CardInfo, error) {
-	refs, err := t.c.store.ListCards(ctx, t.path())
+	refs, err := t.c.store.ListCards(ctx, t.cardPath())
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +61,7 @@ func (t *Task) CardJSON(ctx context.Context, attempt int, name string) ([]byte, 
 		return t.defaultCard(ctx)
 	}
 	if attempt < 0 {
-		refs, err := t.c.store.ListCards(ctx, t.path())
+		refs, err := t.c.store.ListCards(ctx, t.cardPath())
 		if err != nil {
 			return nil, err
 		}
@@ -61,7 +71,7 @@ func (t *Task) CardJSON(ctx context.Context, attempt int, name string) ([]byte, 
 			}
 		}
 	}
-	data, err := t.c.store.GetCard(ctx, t.path(), max(attempt, 0), name)
+	data, err := t.c.store.GetCard(ctx, t.cardPath(), max(attempt, 0), name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("task %s has no card %q (list its cards with 'stepwise card list %s'): %w", t.Pathspec(), name, t.Pathspec(), ErrNotFound)
 	}

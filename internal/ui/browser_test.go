@@ -78,6 +78,7 @@ func setUp(m *testing.M) (int, error) {
 	for _, r := range [][]string{
 		{"foreach", "run", "--n", "3"},
 		{"foreach", "run", "--n", "12", "--tag", "pick"},
+		{"foreach", "resume", "end"}, // of the run tagged pick: its join is cloned, with its card
 		{"uiflow", "run", "--rows", "500000", "--wait", done},
 		{"branchjoin", "run"}, {"linear", "run"}, {"nested", "run"},
 	} {
@@ -193,8 +194,8 @@ func TestBrowser(t *testing.T) {
 
 	// The runs list, then filtered by tag.
 	do(t, ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible("#runs"))
-	if n := eval[int](t, ctx, `document.querySelectorAll("#runs tr[data-run]").length`); n != 7 {
-		t.Fatalf("runs list shows %d runs, want 7", n)
+	if n := eval[int](t, ctx, `document.querySelectorAll("#runs tr[data-run]").length`); n != 8 {
+		t.Fatalf("runs list shows %d runs, want 8", n)
 	}
 	shot(t, ctx, "ui-runs.png")
 	do(t, ctx, chromedp.SetValue("#f-tag", "pick"), chromedp.Click("#f-apply"))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"stepwise.dev/stepwise/client"
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/datastore"
 )
@@ -18,7 +19,11 @@ import (
 // on demand.
 func TestLargeLogAndArtifact(t *testing.T) {
 	c, srv := openUI(t, fixture.dir)
-	run := latest(t, c, "Foreach")
+	runs, err := c.Flow("Foreach").Runs(context.Background(), client.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := runs[len(runs)-1] // the first, which ran every task
 	cfg, err := config.Load(config.Overrides{Datastore: filepath.Join(fixture.dir, ".stepwise"), Source: "test"})
 	if err != nil {
 		t.Fatal(err)

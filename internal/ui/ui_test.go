@@ -252,3 +252,21 @@ func TestFailedTask(t *testing.T) {
 		}
 	}
 }
+
+// TestResumedRun: the page of a resumed run links the run it resumed, and
+// a task the resume cloned shows the cards of the task it was cloned from.
+func TestResumedRun(t *testing.T) {
+	c, srv := openUI(t, fixture.dir)
+	run := latest(t, c, "Foreach")
+	if run.Origin == "" {
+		t.Fatalf("the latest Foreach run %s is not the resumed one", run.Pathspec())
+	}
+	status, body := get(t, srv.Client(), srv.URL+"/runs/"+run.Pathspec())
+	if want := `<a id="origin" href="/runs/Foreach/` + run.Origin + `">`; status != 200 || !strings.Contains(body, want) {
+		t.Errorf("the resumed run's page (status %d) lacks %s", status, want)
+	}
+	status, body = get(t, srv.Client(), srv.URL+"/runs/"+run.Pathspec()+"/join/0")
+	if status != 200 || !strings.Contains(body, "/join/0/cards/0/main") || !strings.Contains(body, `id="cloned-from" href="/runs/Foreach/`+run.Origin+`/join/0"`) {
+		t.Errorf("the cloned join (status %d) does not list the card of the join it was cloned from", status)
+	}
+}
