@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"stepwise.dev/stepwise"
+	_ "stepwise.dev/stepwise/backend/s3"      // the team set-up's datastore
+	_ "stepwise.dev/stepwise/backend/service" // and metadata service
 	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 
