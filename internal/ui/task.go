@@ -3,8 +3,10 @@ package ui
 import (
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"unicode/utf8"
 
@@ -22,8 +24,9 @@ const (
 
 type artifactView struct {
 	client.Artifact
-	Value string // shown value, cut
-	Cut   bool   // Value is only the start
+	Value string        // shown value, cut
+	Chart template.HTML // a line chart, for a slice of numbers
+	Cut   bool          // Value is only the start
 	Large bool   // not loaded: only its size and a link
 	Err   string
 }
@@ -59,6 +62,7 @@ func (s *Server) taskPage(w http.ResponseWriter, r *http.Request) {
 			v.Err = err.Error()
 		} else {
 			v.Value, v.Cut = showValue(raw)
+			v.Chart = numbersChart(a.Name, raw)
 		}
 		arts = append(arts, v)
 	}
@@ -99,6 +103,33 @@ func showValue(v any) (string, bool) {
 		return validUTF8([]byte(s[:maxShow])), true
 	}
 	return s, false
+}
+
+// numbersChart draws a slice of two or more numbers as a line chart.
+func numbersChart(name string, v any) template.HTML {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice || rv.Len() < 2 {
+		return ""
+	}
+	vals := make([]float64, 0, min(rv.Len(), card.MaxPoints))
+	for i := range min(rv.Len(), card.MaxPoints) {
+		e := rv.Index(i)
+		for e.Kind() == reflect.Interface && !e.IsNil() {
+			e = e.Elem()
+		}
+		switch {
+		case e.CanFloat():
+			vals = append(vals, e.Float())
+		case e.CanInt():
+			vals = append(vals, float64(e.Int()))
+		case e.CanUint():
+			vals = append(vals, float64(e.Uint()))
+		default:
+			return ""
+		}
+	}
+	c := card.ChartPart(name, card.Chart{Series: []card.Series{{Name: name, Values: vals}}})
+	return template.HTML(card.ChartSVG(*c.Chart)) // drawn and escaped by ChartSVG
 }
 
 // validUTF8 is b as a string, with a cut rune at either end dropped.

@@ -265,6 +265,9 @@ func TestResumedRun(t *testing.T) {
 	if want := `<a id="origin" href="/runs/Foreach/` + run.Origin + `">`; status != 200 || !strings.Contains(body, want) {
 		t.Errorf("the resumed run's page (status %d) lacks %s", status, want)
 	}
+	if status, body := get(t, srv.Client(), srv.URL+"/runs/"+run.Pathspec()+"/start/0"); status != 200 || !strings.Contains(body, `<svg class="chart"`) {
+		t.Errorf("the start task's Items (a slice of numbers) are not drawn (status %d)", status)
+	}
 	status, body = get(t, srv.Client(), srv.URL+"/runs/"+run.Pathspec()+"/join/0")
 	if status != 200 || !strings.Contains(body, "/join/0/cards/0/main") || !strings.Contains(body, `id="cloned-from" href="/runs/Foreach/`+run.Origin+`/join/0"`) {
 		t.Errorf("the cloned join (status %d) does not list the card of the join it was cloned from", status)
