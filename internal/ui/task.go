@@ -27,7 +27,7 @@ type artifactView struct {
 	Value string        // shown value, cut
 	Chart template.HTML // a line chart, for a slice of numbers
 	Cut   bool          // Value is only the start
-	Large bool   // not loaded: only its size and a link
+	Large bool          // not loaded: only its size and a link
 	Err   string
 }
 
