@@ -13,7 +13,7 @@ import (
 )
 
 func uiCmd(ctx context.Context, e *cli.Env, args []string) error {
-	fs := e.Flags("ui")
+	fs := e.Flags("ui") // --namespace: the runs page's first filter (default: every run)
 	addr := fs.String("addr", "127.0.0.1:8090", "address to listen on (loopback by default: only this machine)")
 	poll := fs.Duration("poll", time.Second, "how often live pages look for changes")
 	pos, err := cli.Parse(fs, args)
@@ -34,7 +34,11 @@ func uiCmd(ctx context.Context, e *cli.Env, args []string) error {
 	}
 	defer c.Close()
 	logger := slog.New(slog.NewTextHandler(e.Stderr(), nil))
-	s, err := ui.New(c, ui.Options{Token: cfg.Token.Value, Poll: *poll, Log: logger})
+	ns := e.Namespace()
+	if ns == "global" {
+		ns = ""
+	}
+	s, err := ui.New(c, ui.Options{Token: cfg.Token.Value, Namespace: ns, Poll: *poll, Log: logger})
 	if err != nil {
 		return err
 	}

@@ -152,6 +152,9 @@ func (e *Env) JSON() bool { return e.json }
 // when not given.
 func (e *Env) Datastore() string { return e.datastore }
 
+// Namespace is the --namespace flag, empty when not given.
+func (e *Env) Namespace() string { return e.namespace }
+
 // Metadata is the --metadata flag, empty when not given.
 func (e *Env) Metadata() string { return e.metadata }
 

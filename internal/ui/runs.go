@@ -90,7 +90,11 @@ func parseTime(s string) (time.Time, error) {
 // runsPage lists flows and runs, filtered and paged.
 func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	rq, f, err := parseRunsQuery(r.URL.Query())
+	q := r.URL.Query()
+	if _, ok := q["ns"]; !ok && s.o.Namespace != "" {
+		q.Set("ns", s.o.Namespace)
+	}
+	rq, f, err := parseRunsQuery(q)
 	if err != nil {
 		s.fail(w, r, 0, err)
 		return

@@ -34,6 +34,9 @@ type Options struct {
 	// Token, when set, is asked of every visitor before anything is
 	// shown (the team's service token); it is never written to a page.
 	Token string
+	// Namespace is the runs page's namespace filter when the address
+	// gives none (default: every run).
+	Namespace string
 	// Poll is how often live pages look for changes (default 1s).
 	Poll time.Duration
 	// Log receives one line per failed request (default slog.Default()).

@@ -273,3 +273,28 @@ func TestResumedRun(t *testing.T) {
 		t.Errorf("the cloned join (status %d) does not list the card of the join it was cloned from", status)
 	}
 }
+
+// TestDefaultNamespace: the runs page starts filtered by the namespace
+// the UI was given, until the filter is changed.
+func TestDefaultNamespace(t *testing.T) {
+	global := client.Global
+	c, err := client.Open(context.Background(), client.Options{Datastore: filepath.Join(fixture.dir, ".stepwise"), Namespace: &global})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := New(c, Options{Namespace: "user:nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httpServer(t, s)
+	for _, tt := range []struct {
+		path string
+		runs bool
+	}{{"/", false}, {"/?ns=", true}, {"/?ns=user:ann", true}} {
+		_, body := get(t, http.DefaultClient, srv+tt.path)
+		if got := strings.Contains(body, "data-run="); got != tt.runs {
+			t.Errorf("%s lists runs: %v, want %v", tt.path, got, tt.runs)
+		}
+	}
+}
