@@ -45,5 +45,9 @@ func withTask(ctx context.Context, t flowdef.Task) context.Context {
 	if n := len(t.Indexes); n > 0 {
 		info.Index = t.Indexes[n-1]
 	}
-	return context.WithValue(ctx, taskKey{}, info)
+	ctx = context.WithValue(ctx, taskKey{}, info)
+	if t.Cards != nil {
+		ctx = context.WithValue(ctx, cardsKey{}, t.Cards)
+	}
+	return ctx
 }

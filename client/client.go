@@ -140,6 +140,10 @@ type Filter struct {
 	Since  time.Time
 	Until  time.Time
 	Limit  int
+	User   string // runs started by this user
+	// After, when set, lists the runs that come after this one (the last
+	// of the previous page): pages of a long listing.
+	After *Run
 }
 
 // Runs lists the flow's runs in the namespace, newest first.
@@ -156,6 +160,12 @@ func (c *Client) Runs(ctx context.Context, filter Filter) ([]*Run, error) {
 func (c *Client) runs(ctx context.Context, flow string, filter Filter) ([]*Run, error) {
 	mf := metadata.RunFilter{Flow: flow, Tags: slices.Clone(filter.Tags), Status: metadata.Status(filter.Status),
 		Since: filter.Since, Until: filter.Until, Limit: filter.Limit}
+	if filter.User != "" {
+		mf.Tags = append(mf.Tags, "user:"+filter.User)
+	}
+	if a := filter.After; a != nil {
+		mf.After = metadata.RunKey{Started: a.Started, ID: a.ID, Flow: a.Flow}
+	}
 	if c.namespace != Global {
 		mf.Tags = append(mf.Tags, c.namespace)
 	}

@@ -19,9 +19,10 @@ import (
 	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 
-// commands are the inspection and settings commands, and service.
+// commands are the inspection and settings commands, ui and service.
 var commands = slices.Concat(cli.Inspect,
-	[]cli.Command{{Name: "service", Args: "[flags]", Summary: "serve the metadata API over HTTP, backed by PostgreSQL (service --help)", Run: serviceCmd}},
+	[]cli.Command{{Name: "ui", Args: "[--addr HOST:PORT]", Summary: "serve the web UI: runs, graphs, tasks, artifacts, logs and cards (ui --help)", Run: uiCmd},
+		{Name: "service", Args: "[flags]", Summary: "serve the metadata API over HTTP, backed by PostgreSQL (service --help)", Run: serviceCmd}},
 	maintain.Commands, cli.Settings)
 
 func main() {

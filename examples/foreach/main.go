@@ -37,10 +37,22 @@ func (f *Foreach) Start(context.Context) error {
 
 func (f *Foreach) SquareItem(_ context.Context, item int) error { f.Square = item * item; return nil }
 
-func (f *Foreach) Join(_ context.Context, in stepwise.Inputs[*Foreach]) error {
+// Join sums the squares, and shows them in a card (stepwise card get
+// Foreach/latest/join/0).
+func (f *Foreach) Join(ctx context.Context, in stepwise.Inputs[*Foreach]) error {
+	type row struct{ Item, Square int }
+	var rows []row
+	var squares []float64
 	for _, t := range in.All() {
 		f.Sum += t.Square
+		rows = append(rows, row{len(rows) + 1, t.Square})
+		squares = append(squares, float64(t.Square))
 	}
+	stepwise.CardOf(ctx).
+		Markdown(fmt.Sprintf("# Squares of 1..%d\nTheir sum is **%d**.", len(rows), f.Sum)).
+		Chart("squares", stepwise.Chart{Series: []stepwise.Series{{Name: "square", Values: squares}}}).
+		Table(rows).
+		Artifact("Sum")
 	return nil
 }
 

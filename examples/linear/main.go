@@ -55,21 +55,37 @@ func (f *Train) Clean(context.Context) error {
 	return nil
 }
 
+// Fit trains, and keeps a progress card of the loss after each epoch
+// (stepwise card get Train/latest/fit/0); Refresh saves it at most every
+// few seconds while the loop goes on.
 func (f *Train) Fit(ctx context.Context) error {
 	deadline := time.Now().Add(f.Budget)
+	var losses []float64
 	for e := 0; e < f.Epochs && time.Now().Before(deadline); e++ {
 		for i := range f.X {
 			d := f.A*f.X[i] + f.B - f.Y[i]
 			f.A -= f.LR * d * f.X[i]
 			f.B -= f.LR * d
 		}
+		losses = append(losses, f.mse())
+		stepwise.CardOf(ctx).Reset().
+			Markdown(fmt.Sprintf("# Training\nEpoch %d of %d, mean squared error %.5f", e+1, f.Epochs, losses[e])).
+			Chart("loss", stepwise.Chart{Series: []stepwise.Series{{Name: "mse", Values: losses}}}).
+			Refresh(ctx)
 	}
-	for i := range f.X {
-		d := f.A*f.X[i] + f.B - f.Y[i]
-		f.Loss += d * d / float64(len(f.X))
-	}
+	f.Loss = f.mse()
 	f.Trained = time.Now()
 	return ctx.Err()
+}
+
+// mse is the mean squared error of the line on the data.
+func (f *Train) mse() float64 {
+	var loss float64
+	for i := range f.X {
+		d := f.A*f.X[i] + f.B - f.Y[i]
+		loss += d * d / float64(len(f.X))
+	}
+	return loss
 }
 
 func (f *Train) End(context.Context) error {

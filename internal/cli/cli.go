@@ -27,13 +27,15 @@ type Command struct {
 	Run     func(ctx context.Context, e *Env, args []string) error
 }
 
-// Inspect are the commands that read runs: flows, runs, dump, logs, tag.
+// Inspect are the commands that read runs: flows, runs, dump, logs, tag,
+// card.
 var Inspect = []Command{
 	{"flows", "", "list the flows that have runs in the namespace", flowsCmd},
 	{"runs", "[FLOW]", "list the runs of a flow (or of all), newest first", runsCmd},
 	{"dump", "PATHSPEC", "print the artifacts of a task (or the tasks of a run)", dumpCmd},
 	{"logs", "PATHSPEC", "print the output of a task attempt", logsCmd},
 	{"tag", "add|remove|list PATHSPEC [TAG...]", "change or list the tags of a run", tagCmd},
+	{"card", "get|list PATHSPEC", "write a task's card as an HTML file, or list its cards", cardCmd},
 }
 
 // Settings are the commands that write and show the settings.
@@ -150,6 +152,9 @@ func (e *Env) JSON() bool { return e.json }
 // when not given.
 func (e *Env) Datastore() string { return e.datastore }
 
+// Namespace is the --namespace flag, empty when not given.
+func (e *Env) Namespace() string { return e.namespace }
+
 // Metadata is the --metadata flag, empty when not given.
 func (e *Env) Metadata() string { return e.metadata }
 
@@ -238,6 +243,32 @@ func (e *Env) open(ctx context.Context, spec string) (*client.Client, client.Pat
 		return nil, ps, err
 	}
 	return c, ps, nil
+}
+
+// openTask parses the flags and the one task pathspec of a command that
+// reads a task, opens the client and reads the task.
+func (e *Env) openTask(ctx context.Context, fs *flag.FlagSet, args []string) (*client.Client, *client.Task, error) {
+	pos, err := Parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) != 1 {
+		return nil, nil, &usageError{"name one task: Flow/RunID/step/TaskID"}
+	}
+	c, ps, err := e.open(ctx, pos[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	if ps.Step == "" {
+		c.Close()
+		return nil, nil, &usageError{fmt.Sprintf("pathspec %q names a run; add /step/TaskID", pos[0])}
+	}
+	t, err := c.Task(ctx, ps.String())
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, t, nil
 }
 
 func isDigits(s string) bool {

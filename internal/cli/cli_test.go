@@ -88,6 +88,13 @@ func TestCommands(t *testing.T) {
 		{"tag remove system", []string{"tag", "remove", ann, "user:ann"}, 1, nil, []string{"is a system tag and cannot be removed"}, nil},
 		{"tag remove", []string{"tag", "remove", ann, "golden"}, 0, []string{"tags:        nightly"}, nil, []string{"golden"}},
 		{"tag bad op", []string{"tag", "rename", ann}, 2, nil, []string{`unknown tag operation "rename"`}, nil},
+		{"card list", []string{"card", "list", ann + "/end/0"}, 0, []string{"CARD", "default  0", "(made when read)"}, nil, nil},
+		{"card get", []string{"card", "get", ann + "/end/0", "-o", os.DevNull}, 0, []string{"Card default of " + ann + "/end/0 written to " + os.DevNull}, nil, nil},
+		{"card get json", []string{"card", "get", "BranchJoin/latest/end", "-o", os.DevNull, "--json"}, 0, []string{`"card": "default"`}, nil, nil},
+		{"card without get or list", []string{"card", ann + "/end/0"}, 2, nil, []string{"say get or list"}, nil},
+		{"card of a run", []string{"card", "list", ann}, 2, nil, []string{"names a run; add /step/TaskID"}, nil},
+		{"card unknown", []string{"card", "get", ann + "/end/0", "--name", "nosuch", "-o", os.DevNull}, 1, nil, []string{`has no card "nosuch"`}, nil},
+		{"card bad name", []string{"card", "get", ann + "/end/0", "--name", "../x", "-o", os.DevNull}, 1, nil, []string{`card name "../x" is not allowed`}, nil},
 		{"unknown command", []string{"fly"}, 2, nil, []string{`unknown command "fly"`}, nil},
 		{"unknown flag", []string{"runs", "BranchJoin", "--colour"}, 2, nil, []string{"flag provided but not defined: -colour"}, nil},
 	}

@@ -11,22 +11,11 @@ func logsCmd(ctx context.Context, e *Env, args []string) error {
 	attempt := fs.String("attempt", "last", "which attempt: 0, 1, ... or last")
 	stdoutOnly := fs.Bool("stdout", false, "only the standard output")
 	stderrOnly := fs.Bool("stderr", false, "only the standard error")
-	pos, err := Parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return &usageError{"name one task: Flow/RunID/step/TaskID"}
-	}
-	c, ps, err := e.open(ctx, pos[0])
+	c, t, err := e.openTask(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	t, err := c.Task(ctx, ps.String())
-	if err != nil {
-		return err
-	}
 	n := len(t.Attempts) - 1
 	if *attempt != "last" {
 		if n, err = strconv.Atoi(*attempt); err != nil || n < 0 {

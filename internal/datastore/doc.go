@@ -16,6 +16,8 @@
 //	runs/<Flow>/<Run>/tags.json                              its user tags after a change (RunTags)
 //	runs/<Flow>/<Run>/<Step>/<Task>/task.json                task records
 //	logs/<Flow>/<Run>/<Step>/<Task>/<attempt>/<stream>/<8 digits>  log chunks (see LogPrefix)
+//	cards/<Flow>/<Run>/graph.json                            the flow's graph, written with the run, for the UI
+//	cards/<Flow>/<Run>/<Step>/<Task>/<attempt>/<name>.json    a card of a task attempt, its last version
 //	gc/blobs/<2 hex>/<64 hex>                                notes of blobs gc deleted (Collected)
 //	gc/logs/<Flow>/<Run>                                     notes of runs whose logs gc deleted
 //

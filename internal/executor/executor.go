@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"stepwise.dev/stepwise/internal/card"
 	"stepwise.dev/stepwise/internal/codec"
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/flowdef"
@@ -231,8 +232,15 @@ func (x *Executor) run(ctx context.Context, spec Spec) ([]datastore.ArtifactRef,
 			return nil, fmt.Errorf("stepwise: step %s does not catch failures, but its task was started to record one", s.Name)
 		}
 		flow.Elem().FieldByName(s.Catch).SetString(spec.CatchError)
-	} else if err := Call(x.Def.WithTask(ctx, info), s.Name, x.Def.Steps[s.Name].Func, args); err != nil {
-		return nil, err
+	} else {
+		info.Cards = card.NewSet(cardSaver{x.Store, rec.Path, spec.Attempt}, rec.Path.String(), spec.Attempt)
+		err := Call(x.Def.WithTask(ctx, info), s.Name, x.Def.Steps[s.Name].Func, args)
+		if cerr := info.Cards.Finish(context.WithoutCancel(ctx), func(name string) string { return artifactText(flow, name) }, err); cerr != nil {
+			fmt.Fprintf(x.Stderr, "stepwise: warning: a card of task %s was not saved: %v\n", rec.Path, cerr)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	if s.Foreach != "" {

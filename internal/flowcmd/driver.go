@@ -160,7 +160,7 @@ func (c *program) createRun(ctx context.Context, args []string) int {
 		return 2
 	}
 	run, err := lifecycle.Create(ctx, l.Stores, lifecycle.New{Flow: c.def.Name(), User: l.User, Params: vals, Tags: o.req.Tags,
-		Code: l.CodeVersion(), MaxSplits: o.req.MaxSplits, ID: *id, Scheduled: true, Namespace: *namespace, SystemTags: system, Origin: *origin})
+		Code: l.CodeVersion(), MaxSplits: o.req.MaxSplits, ID: *id, Scheduled: true, Namespace: *namespace, SystemTags: system, Origin: *origin, Graph: c.def.Graph})
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
 		return 1

@@ -45,6 +45,7 @@ Commands that read this flow's runs (as the stepwise command does):
   dump RUN[/step[/TaskID]]      print the artifacts of a task (or the tasks of a run)
   logs RUN/step[/TaskID]        print the output of a task attempt
   tag add|remove|list RUN [TAG...]
+  card get|list RUN/step[/TaskID]  write a task's card as an HTML file, or list its cards
 RUN is a run id, or latest: the newest run in your namespace (e.g. dump latest/end).
 They take --namespace user:NAME|global and --json.
 
@@ -114,7 +115,7 @@ func Command(ctx context.Context, def *flowdef.Def, args []string, stdout, stder
 		return c.finishRun(ctx, args[1:])
 	case "jobs":
 		return c.jobs(ctx, args[1:])
-	case "runs", "dump", "logs", "tag":
+	case "runs", "dump", "logs", "tag", "card":
 		return cli.Run(ctx, cli.Options{Prog: prog, Flow: def.Name(), Commands: cli.Inspect[1:], Usage: fmt.Sprintf(usage, prog)}, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintf(stdout, usage+extraUsage(), prog)

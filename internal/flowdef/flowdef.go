@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 
+	"stepwise.dev/stepwise/internal/card"
 	"stepwise.dev/stepwise/internal/graph"
 	"stepwise.dev/stepwise/internal/params"
 )
@@ -53,6 +54,9 @@ type Task struct {
 	Attempt               int
 	Indexes               []int  // foreach indexes, outermost first
 	Trigger               string // FLOW/RUN whose success started the run, or ""
+	// Cards are the cards of the attempt, for stepwise.CardOf; nil when
+	// the step is not run by the executor.
+	Cards *card.Set
 }
 
 // Name is the flow's name.

@@ -91,7 +91,7 @@ type Report struct {
 	Reachable  Usage    `json:"reachable"`   // blobs kept runs refer to
 	Blobs      Usage    `json:"blobs"`       // blobs deleted
 	YoungBlobs Usage    `json:"young_blobs"` // blobs no kept run refers to, kept for being younger than the grace period
-	Logs       Usage    `json:"logs"`        // log chunks deleted
+	Logs       Usage    `json:"logs"`        // log chunks, cards and graphs of runs not kept, deleted
 	Leftovers  Usage    `json:"leftovers"`   // temporary files and unfinished uploads removed
 	YoungLeft  Usage    `json:"young_left"`  // leftovers younger than the grace period, kept
 	Freed      int64    `json:"freed"`       // bytes freed (or that would be)
@@ -181,16 +181,19 @@ func Collect(ctx context.Context, store *datastore.Store, meta metadata.Store, o
 		if r.kept != "" || !r.inData {
 			continue
 		}
-		objs, err := b.ListInfo(ctx, "logs/"+r.flow+"/"+r.id+"/")
-		if err != nil {
-			return rep, fmt.Errorf("gc: cannot list the logs of run %s in %s: %w", r.name(), b, err)
-		}
-		for _, obj := range objs {
-			if obj.ModTime.After(cut) {
-				continue
+		// Its cards and graph go with its logs.
+		for _, prefix := range []string{"logs/", "cards/"} {
+			objs, err := b.ListInfo(ctx, prefix+r.flow+"/"+r.id+"/")
+			if err != nil {
+				return rep, fmt.Errorf("gc: cannot list the %s of run %s in %s: %w", strings.TrimSuffix(prefix, "/"), r.name(), b, err)
 			}
-			logs = append(logs, obj)
-			logRuns[r.name()] = true
+			for _, obj := range objs {
+				if obj.ModTime.After(cut) {
+					continue
+				}
+				logs = append(logs, obj)
+				logRuns[r.name()] = true
+			}
 		}
 	}
 	var leftovers []datastore.Leftover

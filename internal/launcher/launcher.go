@@ -215,7 +215,7 @@ func (l *Launcher) Execute(ctx context.Context, req Request) (string, error) {
 		req.Params = plan.Origin.Params
 	}
 	n := lifecycle.New{Flow: g.Flow, User: l.User, Params: req.Params, Tags: req.Tags, Code: l.CodeVersion(), MaxSplits: req.MaxSplits,
-		Namespace: req.Namespace, SystemTags: req.SystemTags}
+		Namespace: req.Namespace, SystemTags: req.SystemTags, Graph: g}
 	if plan != nil {
 		n.Origin = plan.Origin.ID
 	}

@@ -7,14 +7,17 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"stepwise.dev/stepwise/internal/datastore"
+	"stepwise.dev/stepwise/internal/graph"
 	"stepwise.dev/stepwise/internal/metadata"
 )
 
@@ -48,6 +51,8 @@ type New struct {
 	Namespace string
 	// SystemTags are more system tags (e.g. argo-workflow:NAME).
 	SystemTags []string
+	// Graph is the flow's graph, kept with the run for the UI and cards.
+	Graph *graph.Graph
 }
 
 // TriggerTag is the system tag of a run started by the success of run
@@ -113,6 +118,17 @@ func Create(ctx context.Context, st Stores, n New) (*metadata.Run, error) {
 			err = errors.Join(err, fmt.Errorf("and run %s could not be marked failed: %w", run.ID, ferr))
 		}
 		return nil, err
+	}
+	if n.Graph != nil {
+		var b bytes.Buffer
+		err := n.Graph.WriteJSON(&b)
+		if err == nil {
+			err = st.Data.PutGraph(ctx, run.Flow, run.ID, b.Bytes())
+		}
+		if err != nil {
+			// The run goes on; its page in the UI draws no graph.
+			slog.WarnContext(ctx, "stepwise: the graph of the run is not kept for the UI", "run", run.Flow+"/"+run.ID, "err", err)
+		}
 	}
 	return run, nil
 }

@@ -121,7 +121,7 @@ func gcCmd(ctx context.Context, e *cli.Env, args []string) error {
 		{"blobs kept runs use", "kept", fmt.Sprint(rep.Reachable.Count), datastore.FormatBytes(rep.Reachable.Bytes)},
 		{"blobs no kept run uses", verb, fmt.Sprint(rep.Blobs.Count), datastore.FormatBytes(rep.Blobs.Bytes)},
 		{"blobs no kept run uses, but younger than the grace period", "kept", fmt.Sprint(rep.YoungBlobs.Count), datastore.FormatBytes(rep.YoungBlobs.Bytes)},
-		{"log chunks of runs not kept", verb, fmt.Sprint(rep.Logs.Count), datastore.FormatBytes(rep.Logs.Bytes)},
+		{"log chunks, cards and graphs of runs not kept", verb, fmt.Sprint(rep.Logs.Count), datastore.FormatBytes(rep.Logs.Bytes)},
 		{"left by crashed writers", verb, fmt.Sprint(rep.Leftovers.Count), datastore.FormatBytes(rep.Leftovers.Bytes)},
 		{"left by writers, younger than the grace period", "kept", fmt.Sprint(rep.YoungLeft.Count), datastore.FormatBytes(rep.YoungLeft.Bytes)},
 	}

@@ -85,7 +85,7 @@ func TestGCKeepsRunsReadableAndResumable(t *testing.T) {
 	}
 	t.Log(out)
 	for _, re := range []string{`Runs: 2, of which 1 kept \(1 tagged\); 1 lose their logs or values: Foreach/` + dropped,
-		`blobs no kept run uses\s+deleted\s+[1-9]`, `log chunks of runs not kept\s+deleted\s+[1-9]`, `left by crashed writers\s+deleted\s+1\s`, `Freed [0-9.]+ [KMG]?i?B`} {
+		`blobs no kept run uses\s+deleted\s+[1-9]`, `log chunks, cards and graphs of runs not kept\s+deleted\s+[1-9]`, `left by crashed writers\s+deleted\s+1\s`, `Freed [0-9.]+ [KMG]?i?B`} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("gc output lacks %s", re)
 		}

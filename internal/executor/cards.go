@@ -1,0 +1,36 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	"stepwise.dev/stepwise/internal/datastore"
+)
+
+// cardSaver saves the cards of one attempt in the datastore.
+type cardSaver struct {
+	store   *datastore.Store
+	path    datastore.TaskPath
+	attempt int
+}
+
+// SaveCard stores one card of the attempt.
+func (c cardSaver) SaveCard(ctx context.Context, name string, data []byte) error {
+	return c.store.PutCard(ctx, c.path, c.attempt, name, data)
+}
+
+// artifactText is the value of the flow's field name as indented JSON,
+// for a card that shows an artifact.
+func artifactText(flow reflect.Value, name string) string {
+	f := flow.Elem().FieldByName(name)
+	if !f.IsValid() || !f.CanInterface() {
+		return fmt.Sprintf("(the flow has no artifact %q)", name)
+	}
+	data, err := json.MarshalIndent(f.Interface(), "", "  ")
+	if err != nil {
+		return fmt.Sprint(f.Interface())
+	}
+	return string(data)
+}
