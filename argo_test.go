@@ -62,7 +62,7 @@ var argoFlows = []string{"linear", "branchjoin", "foreach", "nested", "kubeseed"
 
 // dryRunEnv is the settings of a deployment whose manifests are printed
 // (create --dry-run): fixed, so that the golden files are.
-func dryRunEnv(t *testing.T) []string {
+func dryRunEnv(t testing.TB) []string {
 	return append(os.Environ(),
 		"STEPWISE_CONFIG="+filepath.Join(t.TempDir(), "none.json"),
 		"STEPWISE_USER=ann",
@@ -402,9 +402,7 @@ func BenchmarkArgoTemplate(b *testing.B) {
 	for _, width := range []int{10, 1000, 100000} {
 		b.Run(fmt.Sprintf("width=%d", width), func(b *testing.B) {
 			cmd := exec.Command(filepath.Join(bins, "foreach"), "argo-workflows", "create", "--dry-run", "--authorize", "bench-token", "--n", strconv.Itoa(width))
-			cmd.Env = append(os.Environ(), "STEPWISE_CONFIG="+filepath.Join(b.TempDir(), "none.json"), "STEPWISE_USER=ann",
-				"STEPWISE_DATASTORE=s3://ml-team/stepwise", "STEPWISE_METADATA=https://stepwise-meta.ml.internal:8443",
-				"STEPWISE_KUBERNETES_NAMESPACE="+ns.Name, "STEPWISE_KUBERNETES_IMAGE=debian:bookworm-slim")
+			cmd.Env = append(dryRunEnv(b), "STEPWISE_KUBERNETES_NAMESPACE="+ns.Name) // the later value wins
 			out, err := cmd.Output()
 			if err != nil {
 				b.Fatalf("foreach argo-workflows create --dry-run: %v", err)

@@ -167,18 +167,6 @@ func newToken(flow string) (string, error) {
 	return Name(flow) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
 }
 
-// TeamSetUp says what keeps pods from reaching the stores, or "".
-func TeamSetUp(site kubernetes.Site) string {
-	var problems []string
-	if !strings.HasPrefix(site.Datastore, "s3://") {
-		problems = append(problems, fmt.Sprintf("the datastore is %s, which pods cannot reach: set an S3 datastore (stepwise configure --set-datastore s3://bucket/prefix, or STEPWISE_DATASTORE)", site.Datastore))
-	}
-	if !strings.HasPrefix(site.Metadata, "http://") && !strings.HasPrefix(site.Metadata, "https://") {
-		problems = append(problems, fmt.Sprintf("the metadata store is %q, which pods cannot reach: set a metadata service (stepwise configure --set-metadata https://host:port, or STEPWISE_METADATA)", site.Metadata))
-	}
-	return strings.Join(problems, "; ")
-}
-
 // CheckPlacement refuses a graph with a step placed on this machine
 // (Compute(stepwise.Local{})) or on a backend other than Kubernetes: a
 // deployed flow has no machine of its own to run it on.
@@ -314,4 +302,23 @@ func (c *Cmd) ShipCode(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return code.SHA256, c.CheckCodeURL(ctx, code.SHA256)
+}
+
+// Dispatch runs the subcommand args[0] of c's command; usage (with the
+// program, the flow and the default deployment name as %[1]s, %[2]s,
+// %[3]s) is printed for help and for an unknown subcommand.
+func (c *Cmd) Dispatch(ctx context.Context, usage string, args []string, subs map[string]func(context.Context, []string) int) int {
+	e := c.E
+	help := func() int {
+		fmt.Fprintf(e.Stderr(), usage, e.Prog(), e.Def().Name(), Name(e.Def().Name()))
+		return 2
+	}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		return help()
+	}
+	if sub, ok := subs[args[0]]; ok {
+		return sub(ctx, args[1:])
+	}
+	fmt.Fprintf(e.Stderr(), "%s %s: unknown command %q\n\n", e.Prog(), c.Kind, args[0])
+	return help()
 }

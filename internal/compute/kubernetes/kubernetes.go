@@ -155,18 +155,24 @@ func (b *Backend) Name() string { return Name }
 // Capacity is unlimited: the cluster queues what it cannot place.
 func (b *Backend) Capacity() graph.Resources { return graph.Resources{} }
 
+// TeamSetUp says what keeps pods from reaching a datastore and a metadata
+// store, or "".
+func TeamSetUp(datastore, metadata string) string {
+	var problems []string
+	if !strings.HasPrefix(datastore, "s3://") {
+		problems = append(problems, fmt.Sprintf("the datastore is %s, which pods cannot reach: set an S3 datastore (stepwise configure --set-datastore s3://bucket/prefix, or STEPWISE_DATASTORE)", datastore))
+	}
+	if !strings.HasPrefix(metadata, "http://") && !strings.HasPrefix(metadata, "https://") {
+		problems = append(problems, fmt.Sprintf("the metadata store is %q, which pods cannot reach: set a metadata service (stepwise configure --set-metadata https://host:port, or STEPWISE_METADATA)", metadata))
+	}
+	return strings.Join(problems, "; ")
+}
+
 // Check refuses a step whose settings are wrong, or whose Secrets do not
 // exist, before the run.
 func (b *Backend) Check(s *graph.Step) error {
-	var problems []string
-	if !strings.HasPrefix(b.env.Datastore, "s3://") {
-		problems = append(problems, fmt.Sprintf("the datastore is %s, which pods cannot reach: set an S3 datastore (stepwise configure --set-datastore s3://bucket/prefix, or STEPWISE_DATASTORE)", b.env.Datastore))
-	}
-	if !strings.HasPrefix(b.env.Metadata, "http://") && !strings.HasPrefix(b.env.Metadata, "https://") {
-		problems = append(problems, fmt.Sprintf("the metadata store is %q, which pods cannot reach: set a metadata service (stepwise configure --set-metadata https://host:port, or STEPWISE_METADATA)", b.env.Metadata))
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("step %s runs on Kubernetes, which needs the team set-up: %s; or run it here with --compute local", s.Name, strings.Join(problems, "; "))
+	if problems := TeamSetUp(b.env.Datastore, b.env.Metadata); problems != "" {
+		return fmt.Errorf("step %s runs on Kubernetes, which needs the team set-up: %s; or run it here with --compute local", s.Name, problems)
 	}
 	set, err := settings(s.ComputeSettings, b.inForce)
 	if err != nil {

@@ -54,29 +54,15 @@ func resources(ns, kind string) string {
 }
 
 func command(ctx context.Context, e *flowcmd.Env, args []string) int {
-	name := deploy.Name(e.Def().Name())
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(e.Stderr(), usage, e.Prog(), e.Def().Name(), name)
-		return 2
-	}
 	c := &cmd{deploy.NewCmd(e, "argo-workflows")}
-	switch args[0] {
-	case "create":
-		return c.create(ctx, args[1:])
-	case "trigger":
-		return c.trigger(ctx, args[1:])
-	case "list":
-		return c.list(ctx, args[1:])
-	case "terminate":
-		return c.terminate(ctx, args[1:])
-	case "delete":
-		return c.remove(ctx, args[1:])
-	case "resume":
-		return c.resume(ctx, args[1:])
-	}
-	fmt.Fprintf(e.Stderr(), "%s argo-workflows: unknown command %q\n\n", e.Prog(), args[0])
-	fmt.Fprintf(e.Stderr(), usage, e.Prog(), e.Def().Name(), name)
-	return 2
+	return c.Dispatch(ctx, usage, args, map[string]func(context.Context, []string) int{
+		"create":    c.create,
+		"trigger":   c.trigger,
+		"list":      c.list,
+		"terminate": c.terminate,
+		"delete":    c.remove,
+		"resume":    c.resume,
+	})
 }
 
 type cmd struct {
@@ -137,7 +123,7 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 		return c.Fail(err)
 	}
 	d.Site = kubernetes.SiteFor(compute.Env{Datastore: c.Cfg.Datastore.Value, Metadata: c.Cfg.Metadata.Value}, c.InForce)
-	if problems := deploy.TeamSetUp(d.Site); problems != "" && !*dry {
+	if problems := kubernetes.TeamSetUp(d.Site.Datastore, d.Site.Metadata); problems != "" && !*dry {
 		return c.Fail(fmt.Errorf("flow %s cannot be deployed: %s", def.Name(), problems))
 	}
 	values := given()

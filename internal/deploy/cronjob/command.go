@@ -45,24 +45,13 @@ deployment someone else made.
 `
 
 func command(ctx context.Context, e *flowcmd.Env, args []string) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(e.Stderr(), usage, e.Prog(), e.Def().Name(), deploy.Name(e.Def().Name()))
-		return 2
-	}
 	c := &cmd{deploy.NewCmd(e, "cronjob")}
-	switch args[0] {
-	case "create":
-		return c.create(ctx, args[1:])
-	case "trigger":
-		return c.trigger(ctx, args[1:])
-	case "list":
-		return c.list(ctx, args[1:])
-	case "delete":
-		return c.remove(ctx, args[1:])
-	}
-	fmt.Fprintf(e.Stderr(), "%s cronjob: unknown command %q\n\n", e.Prog(), args[0])
-	fmt.Fprintf(e.Stderr(), usage, e.Prog(), e.Def().Name(), deploy.Name(e.Def().Name()))
-	return 2
+	return c.Dispatch(ctx, usage, args, map[string]func(context.Context, []string) int{
+		"create":  c.create,
+		"trigger": c.trigger,
+		"list":    c.list,
+		"delete":  c.remove,
+	})
 }
 
 type cmd struct {
@@ -165,7 +154,7 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 		return c.Fail(errors.New("the launcher's pod needs an image: set one (stepwise configure --set-compute kubernetes.image=IMAGE, or --compute-setting kubernetes.image=IMAGE)"))
 	}
 	d.Site = kubernetes.SiteFor(compute.Env{Datastore: c.Cfg.Datastore.Value, Metadata: c.Cfg.Metadata.Value}, c.InForce)
-	if problems := deploy.TeamSetUp(d.Site); problems != "" && !*dry {
+	if problems := kubernetes.TeamSetUp(d.Site.Datastore, d.Site.Metadata); problems != "" && !*dry {
 		return c.Fail(fmt.Errorf("flow %s cannot be deployed: %s", def.Name(), problems))
 	}
 	if *dry {
