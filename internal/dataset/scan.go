@@ -1,0 +1,417 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/arrow/scalar"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"stepwise.dev/stepwise/internal/warehouse"
+)
+
+// ScanOptions choose what a scan reads.
+type ScanOptions struct {
+	// Columns to return, in this order; nil for all (partition columns last).
+	Columns []string
+	// Filter keeps the rows that satisfy it. Predicates on partition
+	// columns prune whole files before they are opened; those on other
+	// columns skip row groups whose statistics prove no row can match,
+	// then drop the rows that do not.
+	Filter Filter
+	// Concurrency is how many files are read at once (default 4).
+	Concurrency int
+	// BatchRows is the most rows per record batch (default 65,536).
+	BatchRows int64
+	// Alloc allocates the batches' memory (default Go's).
+	Alloc memory.Allocator
+}
+
+// Stats count what a scan did.
+type Stats struct {
+	Files          int   // files of the dataset (before pruning)
+	FilesRead      int   // files opened
+	RowGroups      int64 // row groups in the files opened
+	RowGroupsRead  int64 // row groups read (not skipped by statistics)
+	Rows           int64 // rows returned
+	ManifestVer    int64 // the manifest version read; 0 for a dataset without one
+	PartitionCount int   // distinct partitions read
+}
+
+// Reader streams the record batches of a scan, one file after another in
+// the dataset's order, reading up to Concurrency files ahead. Call Next
+// until it returns false, then Err; Close releases it.
+type Reader struct {
+	schema  *arrow.Schema
+	cancel  context.CancelFunc
+	results []chan result
+	cur     int
+	rec     arrow.RecordBatch
+	err     error
+	wg      sync.WaitGroup
+	stats   Stats
+	rowGrp  atomic.Int64
+	rgRead  atomic.Int64
+	rows    int64
+	closed  bool
+}
+
+type result struct {
+	rec arrow.RecordBatch
+	err error
+}
+
+// Scan plans and starts a scan of the dataset under fsys.
+func Scan(ctx context.Context, fsys warehouse.FS, o ScanOptions) (*Reader, error) {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.BatchRows <= 0 {
+		o.BatchRows = 64 << 10
+	}
+	if o.Alloc == nil {
+		o.Alloc = memory.DefaultAllocator
+	}
+	p, err := makePlan(ctx, fsys, o.Filter)
+	if err != nil {
+		return nil, err
+	}
+	full, err := p.schema(ctx, fsys)
+	if err != nil {
+		return nil, err
+	}
+	isPart := map[string]bool{}
+	for _, k := range p.partitionBy {
+		isPart[k] = true
+	}
+	// The output schema: the columns asked for, else all.
+	var out []arrow.Field
+	if o.Columns == nil {
+		for _, f := range full.Fields() {
+			if !isPart[f.Name] {
+				out = append(out, f)
+			}
+		}
+		for _, k := range p.partitionBy {
+			if i := full.FieldIndices(k); len(i) > 0 {
+				out = append(out, full.Field(i[0]))
+			}
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, c := range o.Columns {
+			i := full.FieldIndices(c)
+			if len(i) == 0 {
+				return nil, fmt.Errorf("table %s has no column %q (columns: %s)", fsys, c, fieldNames(full))
+			}
+			if seen[c] {
+				return nil, fmt.Errorf("table %s: column %q is asked for twice", fsys, c)
+			}
+			seen[c] = true
+			out = append(out, full.Field(i[0]))
+		}
+	}
+	for _, pr := range o.Filter {
+		i := full.FieldIndices(pr.Column)
+		if len(i) == 0 {
+			return nil, fmt.Errorf("table %s: the filter %s names column %q, which the table does not have (columns: %s)", fsys, pr, pr.Column, fieldNames(full))
+		}
+		if !isPart[pr.Column] && !filterable(full.Field(i[0]).Type) {
+			return nil, fmt.Errorf("table %s: the filter %s compares column %q of type %s; filters compare numbers, strings and partition columns", fsys, pr, pr.Column, full.Field(i[0]).Type)
+		}
+		for _, v := range pr.Values {
+			if !isPart[pr.Column] && isNumeric(full.Field(i[0]).Type) && !v.IsNum {
+				return nil, fmt.Errorf("table %s: the filter %s compares number column %q with the string %s; write a number", fsys, pr, pr.Column, v.String)
+			}
+		}
+	}
+	r := &Reader{schema: arrow.NewSchema(out, nil)}
+	r.stats.Files = p.total
+	r.stats.FilesRead = len(p.files)
+	if p.manifest != nil {
+		r.stats.ManifestVer = p.manifest.Version
+	}
+	r.stats.PartitionCount = countPartitions(p.files)
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.results = make([]chan result, len(p.files))
+	for i := range r.results {
+		r.results[i] = make(chan result, 2)
+	}
+	sem := make(chan struct{}, o.Concurrency)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for i, fe := range p.files {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				for _, ch := range r.results[i:] {
+					ch <- result{err: ctx.Err()}
+					close(ch)
+				}
+				return
+			}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				defer func() { <-sem }()
+				defer close(r.results[i])
+				if err := r.readFile(ctx, r.results[i], fsys, fe, p, full, o, isPart); err != nil {
+					select {
+					case r.results[i] <- result{err: err}:
+					case <-ctx.Done():
+					}
+				}
+			}()
+		}
+	}()
+	return r, nil
+}
+
+func countPartitions(files []FileEntry) int {
+	seen := map[string]bool{}
+	for _, f := range files {
+		seen[pathDir(f.Path)] = true
+	}
+	return len(seen)
+}
+
+func pathDir(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return ""
+}
+
+func fieldNames(s *arrow.Schema) string {
+	var b []byte
+	for i, f := range s.Fields() {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, f.Name...)
+	}
+	return string(b)
+}
+
+// schema is the dataset's full Arrow schema, partition columns included:
+// the manifest's, else the first file's with partition columns as strings.
+func (p *plan) schema(ctx context.Context, fsys warehouse.FS) (*arrow.Schema, error) {
+	if p.manifest != nil && p.manifest.Schema != nil {
+		return p.manifest.arrowSchema()
+	}
+	// A dataset without a manifest: the first file's schema.
+	first := p.files
+	if len(first) == 0 {
+		return nil, fmt.Errorf("table %s: no file is left to read its schema from", fsys)
+	}
+	f, err := fsys.Open(ctx, first[0].Path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	pf, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("table %s: file %s is not valid Parquet: %w", fsys, first[0].Path, err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: file %s: %w", fsys, first[0].Path, err)
+	}
+	s, err := fr.Schema()
+	if err != nil {
+		return nil, fmt.Errorf("table %s: file %s: %w", fsys, first[0].Path, err)
+	}
+	fields := slices.Clone(s.Fields())
+	for _, k := range p.partitionBy {
+		fields = append(fields, arrow.Field{Name: k, Type: arrow.BinaryTypes.String, Nullable: true})
+	}
+	return arrow.NewSchema(fields, nil), nil
+}
+
+// readFile reads one file's row groups that may match the filter, and
+// sends its batches, filtered and projected, in order.
+func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.FS, fe FileEntry, p *plan, full *arrow.Schema, o ScanOptions, isPart map[string]bool) error {
+	f, err := fsys.Open(ctx, fe.Path)
+	if err != nil {
+		return fmt.Errorf("table %s: %w", fsys, err)
+	}
+	defer f.Close()
+	bad := func(err error) error {
+		return fmt.Errorf("table %s: file %s is not valid Parquet (%w); rewrite the table or remove the file", fsys, fe.Path, err)
+	}
+	props := parquet.NewReaderProperties(o.Alloc)
+	pf, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()), file.WithReadProps(props))
+	if err != nil {
+		return bad(err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{Parallel: true, BatchSize: o.BatchRows}, o.Alloc)
+	if err != nil {
+		return bad(err)
+	}
+	fileSchema, err := fr.Schema()
+	if err != nil {
+		return bad(err)
+	}
+	// The data columns to read: those returned and those the filter needs.
+	var need []string
+	for _, fld := range r.schema.Fields() {
+		if !isPart[fld.Name] {
+			need = append(need, fld.Name)
+		}
+	}
+	for _, pr := range o.Filter {
+		if !isPart[pr.Column] && !slices.Contains(need, pr.Column) {
+			need = append(need, pr.Column)
+		}
+	}
+	var leaves []int
+	leafOf := map[string]int{}
+	for _, name := range need {
+		idx := fileSchema.FieldIndices(name)
+		if len(idx) == 0 {
+			return fmt.Errorf("table %s: file %s has no column %q, which the table's schema has; rewrite the file", fsys, fe.Path, name)
+		}
+		sf := fr.Manifest.Fields[idx[0]]
+		if sf.Field.Type.ID() != full.Field(full.FieldIndices(name)[0]).Type.ID() {
+			return fmt.Errorf("table %s: file %s has column %q of type %s, the table's schema says %s; rewrite the file", fsys, fe.Path, name, sf.Field.Type, full.Field(full.FieldIndices(name)[0]).Type)
+		}
+		before := len(leaves)
+		collectLeaves(sf, &leaves)
+		if len(leaves) == before+1 && sf.IsLeaf() {
+			leafOf[name] = leaves[before]
+		}
+	}
+	// Row groups: those whose statistics allow a match.
+	md := pf.MetaData()
+	var groups []int
+	for g := 0; g < md.NumRowGroups(); g++ {
+		rg := md.RowGroup(g)
+		keep := true
+		for _, pr := range o.Filter {
+			leaf, ok := leafOf[pr.Column]
+			if isPart[pr.Column] || !ok {
+				continue
+			}
+			cc, err := rg.ColumnChunk(leaf)
+			if err != nil {
+				return bad(err)
+			}
+			if !statsMayMatch(cc, pr, fileSchema.Field(fileSchema.FieldIndices(pr.Column)[0]).Type) {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			groups = append(groups, g)
+		}
+	}
+	r.rowGrp.Add(int64(md.NumRowGroups()))
+	r.rgRead.Add(int64(len(groups)))
+	if len(groups) == 0 {
+		return nil
+	}
+	// Partition values, parsed once per file to the columns' types.
+	partVals := map[string]scalar.Scalar{}
+	for _, fld := range r.schema.Fields() {
+		if !isPart[fld.Name] {
+			continue
+		}
+		s, err := partitionScalar(fld.Type, fe.Partition[fld.Name])
+		if err != nil {
+			return fmt.Errorf("table %s: file %s: partition %s=%q: %w", fsys, fe.Path, fld.Name, fe.Partition[fld.Name], err)
+		}
+		partVals[fld.Name] = s
+	}
+	var rr pqarrow.RecordReader
+	if len(leaves) > 0 {
+		rr, err = fr.GetRecordReader(ctx, leaves, groups)
+		if err != nil {
+			return bad(err)
+		}
+		defer rr.Release()
+	}
+	emit := func(rec arrow.RecordBatch) error {
+		defer rec.Release()
+		n := int(rec.NumRows())
+		if len(o.Filter) > 0 {
+			mask, all, err := rowMask(rec, o.Filter, isPart)
+			if err != nil {
+				return fmt.Errorf("table %s: file %s: %w", fsys, fe.Path, err)
+			}
+			if !all {
+				filtered, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+				mask.Release()
+				if err != nil {
+					return fmt.Errorf("table %s: file %s: filtering rows: %w", fsys, fe.Path, err)
+				}
+				defer filtered.Release()
+				rec = filtered
+				n = int(rec.NumRows())
+			} else if mask != nil {
+				mask.Release()
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		cols := make([]arrow.Array, len(r.schema.Fields()))
+		for i, fld := range r.schema.Fields() {
+			if isPart[fld.Name] {
+				a, err := scalar.MakeArrayFromScalar(partVals[fld.Name], n, o.Alloc)
+				if err != nil {
+					return fmt.Errorf("table %s: file %s: partition column %s: %w", fsys, fe.Path, fld.Name, err)
+				}
+				defer a.Release()
+				cols[i] = a
+				continue
+			}
+			cols[i] = rec.Column(rec.Schema().FieldIndices(fld.Name)[0])
+		}
+		out := array.NewRecordBatch(r.schema, cols, int64(n))
+		select {
+		case ch <- result{rec: out}:
+			return nil
+		case <-ctx.Done():
+			out.Release()
+			return ctx.Err()
+		}
+	}
+	if rr == nil {
+		// Only partition columns: one batch per row group's rows.
+		for _, g := range groups {
+			n := md.RowGroup(g).NumRows()
+			rec := array.NewRecordBatch(arrow.NewSchema(nil, nil), nil, n)
+			if err := emit(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		rec.Retain()
+		if err := emit(rec); err != nil {
+			return err
+		}
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return bad(err)
+	}
+	return ctx.Err()
+}
