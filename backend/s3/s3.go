@@ -6,6 +6,9 @@
 //
 //	import _ "stepwise.dev/stepwise/backend/s3"
 //
+// It also gives package table its s3:// locations, with the same
+// credentials and endpoint.
+//
 // It is a separate import so that flows that keep their data on local
 // disk do not carry the AWS SDK in every task.
 package s3
@@ -16,6 +19,7 @@ import (
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/s3"
+	_ "stepwise.dev/stepwise/internal/warehouse/s3" // s3:// table locations (package table)
 )
 
 func init() {

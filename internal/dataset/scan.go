@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -65,6 +66,7 @@ type Reader struct {
 	rgRead  atomic.Int64
 	rows    int64
 	closed  bool
+	written time.Time // the manifest's
 }
 
 type result struct {
@@ -141,6 +143,7 @@ func Scan(ctx context.Context, fsys warehouse.FS, o ScanOptions) (*Reader, error
 	r.stats.FilesRead = len(p.files)
 	if p.manifest != nil {
 		r.stats.ManifestVer = p.manifest.Version
+		r.written = p.manifest.Written
 	}
 	r.stats.PartitionCount = countPartitions(p.files)
 	ctx, r.cancel = context.WithCancel(ctx)
@@ -288,7 +291,7 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 			return fmt.Errorf("table %s: file %s has no column %q, which the table's schema has; rewrite the file", fsys, fe.Path, name)
 		}
 		sf := fr.Manifest.Fields[idx[0]]
-		if sf.Field.Type.ID() != full.Field(full.FieldIndices(name)[0]).Type.ID() {
+		if !compatible(sf.Field.Type, full.Field(full.FieldIndices(name)[0]).Type) {
 			return fmt.Errorf("table %s: file %s has column %q of type %s, the table's schema says %s; rewrite the file", fsys, fe.Path, name, sf.Field.Type, full.Field(full.FieldIndices(name)[0]).Type)
 		}
 		before := len(leaves)
@@ -381,7 +384,9 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 				cols[i] = a
 				continue
 			}
-			cols[i] = rec.Column(rec.Schema().FieldIndices(fld.Name)[0])
+			a := retype(rec.Column(rec.Schema().FieldIndices(fld.Name)[0]), fld.Type)
+			defer a.Release()
+			cols[i] = a
 		}
 		out := array.NewRecordBatch(r.schema, cols, int64(n))
 		select {

@@ -267,3 +267,71 @@ func partitionScalar(t arrow.DataType, s string) (scalar.Scalar, error) {
 	}
 	return sc, nil
 }
+
+// compatible says whether a column of type got can be given as type want:
+// equal, or differing only in the names of list elements ("item" and
+// "element" name the same thing).
+func compatible(got, want arrow.DataType) bool {
+	if arrow.TypeEqual(got, want) {
+		return true
+	}
+	if got.ID() != want.ID() {
+		return false
+	}
+	switch w := want.(type) {
+	case *arrow.ListType, *arrow.LargeListType, *arrow.FixedSizeListType, *arrow.MapType:
+		if fw, ok := want.(*arrow.FixedSizeListType); ok && fw.Len() != got.(*arrow.FixedSizeListType).Len() {
+			return false
+		}
+		return compatible(got.(arrow.ListLikeType).Elem(), w.(arrow.ListLikeType).Elem())
+	case *arrow.StructType:
+		g := got.(*arrow.StructType)
+		if g.NumFields() != w.NumFields() {
+			return false
+		}
+		for i := range w.Fields() {
+			if g.Field(i).Name != w.Field(i).Name || !compatible(g.Field(i).Type, w.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// retype gives an array the type t, which is compatible with its own.
+func retype(a arrow.Array, t arrow.DataType) arrow.Array {
+	if arrow.TypeEqual(a.DataType(), t) {
+		a.Retain()
+		return a
+	}
+	d := retypeData(a.Data(), t)
+	defer d.Release()
+	return array.MakeFromData(d)
+}
+
+func retypeData(d arrow.ArrayData, t arrow.DataType) arrow.ArrayData {
+	var childTypes []arrow.DataType
+	switch tt := t.(type) {
+	case arrow.ListLikeType:
+		childTypes = []arrow.DataType{tt.Elem()}
+	case *arrow.StructType:
+		for _, f := range tt.Fields() {
+			childTypes = append(childTypes, f.Type)
+		}
+	}
+	children := make([]arrow.ArrayData, len(d.Children()))
+	for i, c := range d.Children() {
+		if i < len(childTypes) {
+			children[i] = retypeData(c, childTypes[i])
+		} else {
+			c.Retain()
+			children[i] = c
+		}
+	}
+	nd := array.NewData(t, d.Len(), d.Buffers(), children, d.NullN(), d.Offset())
+	for _, c := range children {
+		c.Release()
+	}
+	return nd
+}

@@ -115,6 +115,11 @@ func NewWriter(ctx context.Context, fsys warehouse.FS, schema *arrow.Schema, o W
 	}
 	md := schema.Metadata()
 	w.data = arrow.NewSchema(dataFields, &md)
+	for _, f := range dataFields {
+		if _, err := pqarrow.ToParquet(arrow.NewSchema([]arrow.Field{f}, nil), nil, pqarrow.DefaultWriterProps()); err != nil {
+			return nil, fmt.Errorf("table %s: column %q of type %s cannot be stored in Parquet by the Arrow library (%v); convert it (a duration to int64, ...)", fsys, f.Name, f.Type, err)
+		}
+	}
 	w.props = parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithStats(true),
 		parquet.WithMaxRowGroupLength(o.RowGroupRows), parquet.WithAllocator(memory.DefaultAllocator))
 	w.arrowProp = pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
@@ -332,6 +337,10 @@ func (w *Writer) writePart(ctx context.Context, key string, values []string, rec
 				return err
 			}
 		}
+		if pf.rgRows >= w.o.RowGroupRows {
+			pf.w.NewBufferedRowGroup()
+			pf.rgRows = 0
+		}
 		take := min(rows-off, w.o.FileRows-pf.rows, w.o.RowGroupRows-pf.rgRows)
 		s := part.NewSlice(off, off+take)
 		err := pf.w.WriteBuffered(s)
@@ -342,10 +351,6 @@ func (w *Writer) writePart(ctx context.Context, key string, values []string, rec
 		off += take
 		pf.rows += take
 		pf.rgRows += take
-		if pf.rgRows >= w.o.RowGroupRows && pf.rows < w.o.FileRows {
-			pf.w.NewBufferedRowGroup()
-			pf.rgRows = 0
-		}
 		if pf.rows >= w.o.FileRows {
 			if err := w.finishFile(ctx, pf); err != nil {
 				return err

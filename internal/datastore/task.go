@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"time"
 )
 
 // TaskPath names one task of one run.
@@ -66,6 +67,24 @@ type TaskRecord struct {
 	// ClonedFrom is the pathspec (Flow/Run/Step/Task) of the task this
 	// one was cloned from by resume; empty for a task that ran.
 	ClonedFrom string `json:"cloned_from,omitempty"`
+	// Tables are the table versions the step read (package table), so
+	// that a run can be reproduced on the same data.
+	Tables []TableRead `json:"tables,omitempty"`
+}
+
+// TableRead is one table version a step read: what it asked for, where it
+// was, and the version read (a Parquet dataset's manifest version, or an
+// Iceberg snapshot id), with the filter and columns of the read.
+type TableRead struct {
+	Name     string    `json:"name"`              // as the step named it: a catalog name or a location
+	Location string    `json:"location"`          // the dataset's root or the Iceberg table's location
+	Format   string    `json:"format"`            // "parquet" or "iceberg"
+	Version  int64     `json:"version"`           // manifest version, or Iceberg snapshot id
+	Time     time.Time `json:"time,omitzero"`     // when that version was committed
+	Filter   string    `json:"filter,omitempty"`  // the read's filter
+	Columns  []string  `json:"columns,omitempty"` // the read's projection
+	Files    int       `json:"files"`             // data files read
+	Rows     int64     `json:"rows"`              // rows returned (as far as the step read)
 }
 
 // Task record object format, JSON:

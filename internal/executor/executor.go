@@ -27,6 +27,7 @@ import (
 	"stepwise.dev/stepwise/internal/lifecycle"
 	"stepwise.dev/stepwise/internal/metadata"
 	"stepwise.dev/stepwise/internal/params"
+	"stepwise.dev/stepwise/internal/tableread"
 	"stepwise.dev/stepwise/internal/timing"
 )
 
@@ -234,7 +235,9 @@ func (x *Executor) run(ctx context.Context, spec Spec) ([]datastore.ArtifactRef,
 		flow.Elem().FieldByName(s.Catch).SetString(spec.CatchError)
 	} else {
 		info.Cards = card.NewSet(cardSaver{x.Store, rec.Path, spec.Attempt}, rec.Path.String(), spec.Attempt)
-		err := Call(x.Def.WithTask(ctx, info), s.Name, x.Def.Steps[s.Name].Func, args)
+		reads := &tableread.Log{}
+		err := Call(tableread.With(x.Def.WithTask(ctx, info), reads), s.Name, x.Def.Steps[s.Name].Func, args)
+		rec.Tables = reads.Reads()
 		if cerr := info.Cards.Finish(context.WithoutCancel(ctx), func(name string) string { return artifactText(flow, name) }, err); cerr != nil {
 			fmt.Fprintf(x.Stderr, "stepwise: warning: a card of task %s was not saved: %v\n", rec.Path, cerr)
 		}

@@ -64,9 +64,6 @@ func New(ctx context.Context, location string, o Options) (*FS, error) {
 	if o.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(o.Region))
 	}
-	if o.HTTPClient != nil {
-		loadOpts = append(loadOpts, config.WithHTTPClient(o.HTTPClient))
-	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3: cannot load the AWS configuration: %w", err)
@@ -87,6 +84,9 @@ func New(ctx context.Context, location string, o Options) (*FS, error) {
 		if endpoint != "" {
 			so.BaseEndpoint = aws.String(endpoint)
 			so.UsePathStyle = true
+		}
+		if o.HTTPClient != nil {
+			so.HTTPClient = o.HTTPClient
 		}
 		so.DisableLogOutputChecksumValidationSkipped = true
 		// Parquet carries its own page checksums where written; the SDK's
