@@ -1,0 +1,402 @@
+// Package icebergcat is the Apache Iceberg catalog of package table: the
+// Iceberg Go library's SQL catalog on SQLite or PostgreSQL, with tables
+// read as of a snapshot and written as new snapshots.
+package icebergcat
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/apache/iceberg-go/table"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+
+	"stepwise.dev/stepwise/internal/dataset"
+)
+
+// Catalog is an Iceberg SQL catalog.
+type Catalog struct {
+	cat     *sqlcat.Catalog
+	db      *sql.DB
+	display string
+}
+
+var _ dataset.Catalog = (*Catalog)(nil)
+
+var (
+	mu    sync.Mutex
+	cache = map[string]*Catalog{}
+)
+
+// Open opens iceberg+sqlite:///path/catalog.db?warehouse=/dir or
+// iceberg+postgres://user:pass@host:port/db?warehouse=/dir (other query
+// parameters go to the database). Catalogs are kept open for the process.
+func Open(ctx context.Context, setting string) (dataset.Catalog, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if c := cache[setting]; c != nil {
+		return c, nil
+	}
+	u, err := url.Parse(setting)
+	if err != nil {
+		return nil, fmt.Errorf("iceberg catalog: %q is not a URL: write iceberg+sqlite:///path/catalog.db?warehouse=/dir", redact(setting))
+	}
+	q := u.Query()
+	wh := q.Get("warehouse")
+	q.Del("warehouse")
+	if wh == "" {
+		return nil, fmt.Errorf("iceberg catalog %s: no warehouse; add ?warehouse=/dir (where table files go)", redact(setting))
+	}
+	if !strings.Contains(wh, "://") {
+		wh = "file://" + wh
+	}
+	var db *sql.DB
+	var dialect sqlcat.SupportedDialect
+	switch u.Scheme {
+	case "iceberg+sqlite":
+		if u.Path == "" {
+			return nil, fmt.Errorf("iceberg catalog %s: no database file; write iceberg+sqlite:///path/catalog.db", redact(setting))
+		}
+		db, err = sql.Open("sqlite", "file:"+u.Path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		dialect = sqlcat.SQLite
+	case "iceberg+postgres":
+		pu := *u
+		pu.Scheme = "postgres"
+		pu.RawQuery = q.Encode()
+		db, err = sql.Open("pgx", pu.String())
+		dialect = sqlcat.Postgres
+	default:
+		return nil, fmt.Errorf("iceberg catalog %s: unknown kind %q; use iceberg+sqlite or iceberg+postgres", redact(setting), u.Scheme)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("iceberg catalog %s: %w", redact(setting), err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("iceberg catalog %s: cannot reach its database: %w", redact(setting), err)
+	}
+	cat, err := sqlcat.NewCatalog("stepwise", db, dialect, iceberg.Properties{"warehouse": wh})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("iceberg catalog %s: %w", redact(setting), err)
+	}
+	c := &Catalog{cat: cat, db: db, display: redact(setting)}
+	cache[setting] = c
+	return c, nil
+}
+
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// String is the catalog's setting, password hidden.
+func (c *Catalog) String() string { return c.display }
+
+func ident(name string) (table.Identifier, error) {
+	parts := strings.Split(name, ".")
+	if len(parts) < 2 {
+		return nil, fmt.Errorf("iceberg table name %q has no namespace; write namespace.table", name)
+	}
+	for _, p := range parts {
+		if p == "" {
+			return nil, fmt.Errorf("iceberg table name %q has an empty part", name)
+		}
+	}
+	return parts, nil
+}
+
+// Table loads a table; one that does not exist is created by its first
+// write when forWrite.
+func (c *Catalog) Table(ctx context.Context, name string, forWrite bool) (dataset.Table, error) {
+	id, err := ident(name)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.cat.LoadTable(ctx, id)
+	switch {
+	case errors.Is(err, catalog.ErrNoSuchTable) || errors.Is(err, catalog.ErrNoSuchNamespace):
+		if !forWrite {
+			return nil, fmt.Errorf("%w: no Iceberg table %s in the catalog; check the name, or write it first", dataset.ErrNoTable, name)
+		}
+		return &Table{c: c, id: id, name: name}, nil
+	case err != nil:
+		return nil, fmt.Errorf("iceberg table %s: %w", name, err)
+	}
+	return &Table{c: c, id: id, name: name, t: t}, nil
+}
+
+// Table is one Iceberg table (t nil until its first write).
+type Table struct {
+	c    *Catalog
+	id   table.Identifier
+	name string
+	t    *table.Table
+}
+
+// expr translates a filter to an Iceberg row filter.
+func expr(f dataset.Filter) (iceberg.BooleanExpression, error) {
+	var out []iceberg.BooleanExpression
+	for _, p := range f {
+		ref := iceberg.Reference(p.Column)
+		one := func(v dataset.Value) iceberg.BooleanExpression {
+			if v.IsNum && v.Num == math.Trunc(v.Num) && math.Abs(v.Num) < 1<<53 {
+				n := int64(v.Num)
+				switch p.Op {
+				case dataset.Eq, dataset.In:
+					return iceberg.EqualTo(ref, n)
+				case dataset.Ne:
+					return iceberg.NotEqualTo(ref, n)
+				case dataset.Lt:
+					return iceberg.LessThan(ref, n)
+				case dataset.Le:
+					return iceberg.LessThanEqual(ref, n)
+				case dataset.Gt:
+					return iceberg.GreaterThan(ref, n)
+				case dataset.Ge:
+					return iceberg.GreaterThanEqual(ref, n)
+				}
+			}
+			if v.IsNum {
+				switch p.Op {
+				case dataset.Eq, dataset.In:
+					return iceberg.EqualTo(ref, v.Num)
+				case dataset.Ne:
+					return iceberg.NotEqualTo(ref, v.Num)
+				case dataset.Lt:
+					return iceberg.LessThan(ref, v.Num)
+				case dataset.Le:
+					return iceberg.LessThanEqual(ref, v.Num)
+				case dataset.Gt:
+					return iceberg.GreaterThan(ref, v.Num)
+				case dataset.Ge:
+					return iceberg.GreaterThanEqual(ref, v.Num)
+				}
+			}
+			switch p.Op {
+			case dataset.Eq, dataset.In:
+				return iceberg.EqualTo(ref, v.Str)
+			case dataset.Ne:
+				return iceberg.NotEqualTo(ref, v.Str)
+			case dataset.Lt:
+				return iceberg.LessThan(ref, v.Str)
+			case dataset.Le:
+				return iceberg.LessThanEqual(ref, v.Str)
+			case dataset.Gt:
+				return iceberg.GreaterThan(ref, v.Str)
+			}
+			return iceberg.GreaterThanEqual(ref, v.Str)
+		}
+		if p.Op == dataset.In {
+			var ors iceberg.BooleanExpression
+			for _, v := range p.Values {
+				if ors == nil {
+					ors = one(v)
+				} else {
+					ors = iceberg.NewOr(ors, one(v))
+				}
+			}
+			out = append(out, ors)
+			continue
+		}
+		out = append(out, one(p.Values[0]))
+	}
+	switch len(out) {
+	case 0:
+		return iceberg.AlwaysTrue{}, nil
+	case 1:
+		return out[0], nil
+	}
+	return iceberg.NewAnd(out[0], out[1], out[2:]...), nil
+}
+
+// Scan reads the current snapshot or the one at.
+func (t *Table) Scan(ctx context.Context, o dataset.ScanOptions, at dataset.AsOf) (dataset.Stream, dataset.Version, error) {
+	if t.t == nil {
+		return nil, dataset.Version{}, fmt.Errorf("%w: no Iceberg table %s", dataset.ErrNoTable, t.name)
+	}
+	var opts []table.ScanOption
+	if o.Columns != nil {
+		opts = append(opts, table.WithSelectedFields(o.Columns...))
+	}
+	f, err := expr(o.Filter)
+	if err != nil {
+		return nil, dataset.Version{}, err
+	}
+	opts = append(opts, table.WithRowFilter(f))
+	snap := t.t.CurrentSnapshot()
+	switch {
+	case at.Snapshot != 0:
+		snap = t.t.SnapshotByID(at.Snapshot)
+		if snap == nil {
+			return nil, dataset.Version{}, fmt.Errorf("iceberg table %s has no snapshot %d (it may have expired); list them with the Iceberg tools", t.name, at.Snapshot)
+		}
+		opts = append(opts, table.WithSnapshotID(at.Snapshot))
+	case !at.Time.IsZero():
+		snap = t.t.SnapshotAsOf(at.Time.UnixMilli(), true)
+		if snap == nil {
+			return nil, dataset.Version{}, fmt.Errorf("iceberg table %s has no snapshot at or before %s", t.name, at.Time.UTC().Format(time.RFC3339))
+		}
+		opts = append(opts, table.WithSnapshotID(snap.SnapshotID))
+	}
+	if snap == nil {
+		return nil, dataset.Version{}, fmt.Errorf("%w: iceberg table %s has no snapshot yet (nothing written)", dataset.ErrNoTable, t.name)
+	}
+	scan := t.t.Scan(opts...)
+	tasks, err := scan.PlanFiles(ctx)
+	if err != nil {
+		return nil, dataset.Version{}, fmt.Errorf("iceberg table %s: planning the scan: %w", t.name, err)
+	}
+	schema, recs, err := scan.ReadTasks(ctx, tasks)
+	if err != nil {
+		return nil, dataset.Version{}, fmt.Errorf("iceberg table %s: %w", t.name, err)
+	}
+	next, stop := iter.Pull2(recs)
+	s := &stream{schema: schema, next: next, stop: stop, files: len(tasks), name: t.name}
+	return s, dataset.Version{Location: t.t.Location(), Format: "iceberg", Version: snap.SnapshotID, Time: time.UnixMilli(snap.TimestampMs).UTC()}, nil
+}
+
+type stream struct {
+	schema *arrow.Schema
+	next   func() (arrow.RecordBatch, error, bool)
+	stop   func()
+	rec    arrow.RecordBatch
+	err    error
+	files  int
+	rows   int64
+	name   string
+	done   bool
+}
+
+func (s *stream) Schema() *arrow.Schema { return s.schema }
+func (s *stream) Next() bool {
+	if s.rec != nil {
+		s.rec.Release()
+		s.rec = nil
+	}
+	if s.done {
+		return false
+	}
+	rec, err, ok := s.next()
+	if !ok || err != nil {
+		s.done = true
+		if err != nil {
+			s.err = fmt.Errorf("iceberg table %s: %w", s.name, err)
+		}
+		return false
+	}
+	s.rec = rec
+	s.rows += rec.NumRows()
+	return true
+}
+func (s *stream) RecordBatch() arrow.RecordBatch { return s.rec }
+func (s *stream) Err() error                     { return s.err }
+func (s *stream) Progress() (int, int64)         { return s.files, s.rows }
+func (s *stream) Close() error {
+	if s.rec != nil {
+		s.rec.Release()
+		s.rec = nil
+	}
+	s.done = true
+	s.stop()
+	return nil
+}
+
+// NewWriter starts an append or overwrite; batches are held in memory
+// until Commit writes them as one new snapshot.
+func (t *Table) NewWriter(ctx context.Context, schema *arrow.Schema, o dataset.WriteOptions) (dataset.TableWriter, error) {
+	if len(o.PartitionBy) > 0 {
+		return nil, fmt.Errorf("iceberg table %s: partitioned writes are not supported yet; write without PartitionBy (or use a Parquet dataset)", t.name)
+	}
+	return &writer{t: t, schema: schema, o: o}, nil
+}
+
+type writer struct {
+	t      *Table
+	schema *arrow.Schema
+	o      dataset.WriteOptions
+	recs   []arrow.RecordBatch
+}
+
+func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	if !rec.Schema().Equal(w.schema) {
+		return fmt.Errorf("iceberg table %s: a batch's schema differs from the write's", w.t.name)
+	}
+	rec.Retain()
+	w.recs = append(w.recs, rec)
+	return nil
+}
+
+func (w *writer) release() {
+	for _, r := range w.recs {
+		r.Release()
+	}
+	w.recs = nil
+}
+
+func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
+	defer w.release()
+	t := w.t
+	if t.t == nil {
+		sc, err := table.ArrowSchemaToIcebergWithFreshIDs(w.schema, false)
+		if err != nil {
+			return dataset.Version{}, fmt.Errorf("iceberg table %s: its schema: %w", t.name, err)
+		}
+		ns := t.id[:len(t.id)-1]
+		if err := t.c.cat.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+			return dataset.Version{}, fmt.Errorf("iceberg table %s: creating namespace %s: %w", t.name, strings.Join(ns, "."), err)
+		}
+		created, err := t.c.cat.CreateTable(ctx, t.id, sc)
+		if err != nil {
+			return dataset.Version{}, fmt.Errorf("iceberg table %s: creating it: %w", t.name, err)
+		}
+		t.t = created
+	}
+	rdr, err := array.NewRecordReader(w.schema, w.recs)
+	if err != nil {
+		return dataset.Version{}, fmt.Errorf("iceberg table %s: %w", t.name, err)
+	}
+	defer rdr.Release()
+	var nt *table.Table
+	if w.o.Append || t.t.CurrentSnapshot() == nil {
+		nt, err = t.t.Append(ctx, rdr, nil)
+	} else {
+		nt, err = t.t.Overwrite(ctx, rdr, nil)
+	}
+	if err != nil {
+		return dataset.Version{}, fmt.Errorf("iceberg table %s: committing the write: %w", t.name, err)
+	}
+	t.t = nt
+	snap := nt.CurrentSnapshot()
+	return dataset.Version{Location: nt.Location(), Format: "iceberg", Version: snap.SnapshotID, Time: time.UnixMilli(snap.TimestampMs).UTC()}, nil
+}
+
+func (w *writer) Abort(ctx context.Context) error {
+	w.release()
+	return nil
+}
+
+func init() {
+	for _, s := range []string{"iceberg+sqlite", "iceberg+postgres"} {
+		dataset.RegisterCatalog(s, Open)
+	}
+}
