@@ -15,7 +15,7 @@
 //	}
 //	err = r.Err()
 //
-// A name is a location when it holds "://" or starts with "/" or ".":
+// A name is a location when it holds a "/" or starts with ".":
 // s3://bucket/prefix/ (with the S3 access of
 // stepwise.dev/stepwise/backend/s3, imported by the flow) or a directory.
 // Any other name resolves through the catalog of ReadOptions.Catalog or
@@ -107,7 +107,7 @@ type Reader struct {
 
 // isLocation says whether a name is a location rather than a catalog name.
 func isLocation(name string) bool {
-	return strings.Contains(name, "://") || strings.HasPrefix(name, "/") || strings.HasPrefix(name, ".")
+	return strings.Contains(name, "/") || strings.HasPrefix(name, ".")
 }
 
 func resolve(ctx context.Context, name, catalog string, forWrite bool) (dataset.Table, error) {

@@ -240,6 +240,9 @@ func lex(s string) ([]token, error) {
 			if j >= len(rs) {
 				return nil, fmt.Errorf("a quoted column name starting at character %d has no closing quote", i+1)
 			}
+			if j == i+1 {
+				return nil, fmt.Errorf("an empty quoted column name at character %d", i+1)
+			}
 			out = append(out, token{kind: tIdent, text: string(rs[i+1 : j])})
 			i = j + 1
 		default:
