@@ -427,6 +427,24 @@ type Artifact struct {
 	Size int64  // encoded size in bytes
 }
 
+// TableRead is one table version a task's step read with package table:
+// its name and location, format ("parquet" or "iceberg"), version (the
+// dataset's manifest version or the Iceberg snapshot id) and when it was
+// committed, the read's filter and columns, and the files and rows read.
+type TableRead = datastore.TableRead
+
+// TableReads returns the table versions the task's step read, from the
+// task's record in the datastore (none for a task that read no table).
+// Reading an Iceberg table again with table.ReadOptions{Snapshot: r.Version}
+// gives the same data.
+func (t *Task) TableReads(ctx context.Context) ([]TableRead, error) {
+	rec, err := t.c.store.GetTask(ctx, datastore.TaskPath{Flow: t.Flow, Run: t.Run, Step: t.Step, Task: t.ID})
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", t.Pathspec(), err)
+	}
+	return rec.Tables, nil
+}
+
 func (c *Client) wrapTask(t *metadata.Task) *Task {
 	out := &Task{c: c, Flow: t.Flow, Run: t.Run, Step: t.Step, ID: t.ID, Status: Status(t.Status), Started: t.Started,
 		Ended: t.Ended, ClonedFrom: t.ClonedFrom}

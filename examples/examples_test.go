@@ -4,6 +4,7 @@ package examples_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,11 +12,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"stepwise.dev/stepwise/internal/testservers"
+	s3fs "stepwise.dev/stepwise/internal/warehouse/s3"
 )
 
 var bins string // folder with the built examples
 
-var examples = []string{"branchjoin", "foreach", "linear", "nested"}
+var examples = []string{"branchjoin", "foreach", "linear", "nested", "table"}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "stepwise-examples-")
@@ -146,5 +151,70 @@ func TestBadParameterIsAUsageError(t *testing.T) {
 	_, errOut, code = run(t, t.TempDir(), "foreach", "fly")
 	if code != 2 || !strings.Contains(errOut, `unknown command "fly"`) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// TestTableSums runs the table example on local disk and on MinIO and
+// checks its sums against a computation of the same rows without tables.
+func TestTableSums(t *testing.T) {
+	const rows, fromDay = 60_000, 2
+	regions := []string{"asia", "eu", "us"}
+	rate := map[string]int64{"asia": 1500, "eu": 900, "us": 1000}
+	sums := map[string]int64{}
+	var count int64
+	for i := 0; i < rows; i++ {
+		region, day, cents := regions[i%3], (i/7)%5, int64(i*7919)%10_000
+		if day >= fromDay {
+			sums[region] += cents
+			count++
+		}
+	}
+	var total int64
+	var want []string
+	for _, r := range regions {
+		conv := sums[r] * 1000 / rate[r]
+		total += conv
+		want = append(want, fmt.Sprintf("%s: %d", r, conv))
+	}
+	want = append(want, fmt.Sprintf("total of %d sales from day %d: %d", count, fromDay, total))
+	srv := testservers.MinIO(t)
+	for _, data := range []string{"table-data", fmt.Sprintf("s3://stepwise-example/table-%d", time.Now().UnixNano())} {
+		t.Run(strings.SplitN(data, ":", 2)[0], func(t *testing.T) {
+			if strings.HasPrefix(data, "s3://") {
+				t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+				t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+				t.Setenv("AWS_REGION", "us-east-1")
+				t.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)
+				makeBucket(t, srv, "stepwise-example")
+			}
+			dir := t.TempDir()
+			out, errOut, code := run(t, dir, "table", "run", "--quiet", "--rows", fmt.Sprint(rows), "--data", data, "--from-day", fmt.Sprint(fromDay))
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+			}
+			for _, w := range want {
+				if !strings.Contains(out, "] "+w+"\n") {
+					t.Fatalf("want %q in the output:\n%s", w, out)
+				}
+			}
+			// The read of a region is recorded with its task: dump shows the
+			// dataset version, the filter and the 3 files of days 2-4.
+			out, errOut, code = run(t, dir, "table", "dump", "latest/sum_region/1")
+			if code != 0 || !regexp.MustCompile(`/sales +parquet +1 +\S+ \S+ +3 +\d+ +region = 'eu' and day >= 2`).MatchString(out) {
+				t.Fatalf("dump of a sum_region task (exit %d) does not show its table read:\n%s%s", code, out, errOut)
+			}
+		})
+	}
+}
+
+// makeBucket creates a bucket on the test MinIO.
+func makeBucket(t *testing.T, srv *testservers.S3, bucket string) {
+	t.Helper()
+	fsys, err := s3fs.New(context.Background(), "s3://"+bucket, s3fs.Options{Endpoint: srv.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.CreateBucket(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

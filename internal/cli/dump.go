@@ -99,6 +99,14 @@ func dumpTask(ctx context.Context, e *Env, t *client.Task, width int) error {
 		rows = append(rows, []string{a.Name, a.Type, humanSize(a.Size), v})
 	}
 	e.table("ARTIFACT\tTYPE\tSIZE\tVALUE", rows)
+	if reads, err := t.TableReads(ctx); err == nil && len(reads) > 0 {
+		fmt.Fprintln(e.stdout)
+		var trows [][]string
+		for _, r := range reads {
+			trows = append(trows, []string{r.Name, r.Format, fmt.Sprint(r.Version), r.Time.Format("2006-01-02 15:04:05"), fmt.Sprint(r.Files), fmt.Sprint(r.Rows), r.Filter})
+		}
+		e.table("TABLE READ\tFORMAT\tVERSION\tCOMMITTED\tFILES\tROWS\tFILTER", trows)
+	}
 	return artifactErrors(t, failed)
 }
 
@@ -165,6 +173,10 @@ func dumpTaskJSON(ctx context.Context, e *Env, t *client.Task) error {
 	fmt.Fprintf(w, "{\n  \"task\": %s,\n  \"status\": %s,\n", q(t.Pathspec()), q(string(t.Status)))
 	if t.ClonedFrom != "" {
 		fmt.Fprintf(w, "  \"cloned_from\": %s,\n", q(t.ClonedFrom))
+	}
+	if reads, err := t.TableReads(ctx); err == nil && len(reads) > 0 {
+		b, _ := json.MarshalIndent(reads, "  ", "  ")
+		fmt.Fprintf(w, "  \"tables\": %s,\n", b)
 	}
 	w.WriteString(`  "artifacts": [`)
 	var failed []error
