@@ -149,7 +149,7 @@ func Scan(ctx context.Context, fsys warehouse.FS, o ScanOptions) (*Reader, error
 	ctx, r.cancel = context.WithCancel(ctx)
 	r.results = make([]chan result, len(p.files))
 	for i := range r.results {
-		r.results[i] = make(chan result, 2)
+		r.results[i] = make(chan result, 4)
 	}
 	sem := make(chan struct{}, o.Concurrency)
 	r.wg.Add(1)
@@ -258,7 +258,12 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 		return fmt.Errorf("table %s: file %s is not valid Parquet (%w); rewrite the table or remove the file", fsys, fe.Path, err)
 	}
 	props := parquet.NewReaderProperties(o.Alloc)
-	pf, err := file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()), file.WithReadProps(props))
+	_, local := fsys.(*warehouse.Local)
+	if c, ok := fsys.(*warehouse.Counting); ok {
+		_, local = c.FS.(*warehouse.Local)
+	}
+	pre := &prefetcher{f: f}
+	pf, err := file.NewParquetReader(io.NewSectionReader(pre, 0, f.Size()), file.WithReadProps(props))
 	if err != nil {
 		return bad(err)
 	}
@@ -340,6 +345,27 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 			return fmt.Errorf("table %s: file %s: partition %s=%q: %w", fsys, fe.Path, fld.Name, fe.Partition[fld.Name], err)
 		}
 		partVals[fld.Name] = s
+	}
+	if !local && len(leaves) > 0 {
+		// Fetch the column chunks the scan needs ahead, in parallel.
+		var ranges []byteRange
+		for _, g := range groups {
+			rg := md.RowGroup(g)
+			for _, leaf := range leaves {
+				cc, err := rg.ColumnChunk(leaf)
+				if err != nil {
+					return bad(err)
+				}
+				start := cc.DataPageOffset()
+				if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < start {
+					start = cc.DictionaryPageOffset()
+				}
+				ranges = append(ranges, byteRange{start, cc.TotalCompressedSize()})
+			}
+		}
+		if err := pre.fetch(ctx, ranges); err != nil {
+			return fmt.Errorf("table %s: reading %s: %w", fsys, fe.Path, err)
+		}
 	}
 	var rr pqarrow.RecordReader
 	if len(leaves) > 0 {

@@ -1,0 +1,156 @@
+package dataset_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"stepwise.dev/stepwise/internal/dataset"
+	s3fs "stepwise.dev/stepwise/internal/warehouse/s3"
+)
+
+// benchBytes is the dataset's size: STEPWISE_BENCH_TABLE_BYTES (the
+// README's figures use 1073741824), default 64 MiB.
+func benchBytes() int64 {
+	if v, err := strconv.ParseInt(os.Getenv("STEPWISE_BENCH_TABLE_BYTES"), 10, 64); err == nil && v > 0 {
+		return v
+	}
+	return 64 << 20
+}
+
+var (
+	benchOnce sync.Once
+	benchFS   *s3fs.FS
+	benchMan  *dataset.Manifest
+)
+
+// benchDataset writes, once per process, a dataset of about benchBytes()
+// on MinIO: 8 partitions of random int64 and float64 columns (which do
+// not compress, so the bytes stored are the bytes scanned).
+func benchDataset(b *testing.B) (*s3fs.FS, *dataset.Manifest) {
+	benchOnce.Do(func() {
+		fsys, _ := minio(b)
+		schema := arrow.NewSchema([]arrow.Field{
+			{Name: "part", Type: arrow.PrimitiveTypes.Int32},
+			{Name: "a", Type: arrow.PrimitiveTypes.Int64},
+			{Name: "b", Type: arrow.PrimitiveTypes.Float64},
+			{Name: "c", Type: arrow.PrimitiveTypes.Int64},
+			{Name: "d", Type: arrow.PrimitiveTypes.Float64},
+		}, nil)
+		ctx := context.Background()
+		w, err := dataset.NewWriter(ctx, fsys, schema, dataset.WriteOptions{PartitionBy: []string{"part"}, FileRows: 1 << 21, RowGroupRows: 1 << 18})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		const batch = 1 << 16
+		rows := benchBytes() / 32
+		bld := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		for done := int64(0); done < rows; done += batch {
+			// One partition per batch, round robin: 8 partitions.
+			part := int32((done / batch) % 8)
+			for i := 0; i < batch; i++ {
+				bld.Field(0).(*array.Int32Builder).Append(part)
+				bld.Field(1).(*array.Int64Builder).Append(rng.Int64())
+				bld.Field(2).(*array.Float64Builder).Append(rng.Float64())
+				bld.Field(3).(*array.Int64Builder).Append(rng.Int64())
+				bld.Field(4).(*array.Float64Builder).Append(rng.NormFloat64())
+			}
+			rec := bld.NewRecordBatch()
+			if err := w.Write(ctx, rec); err != nil {
+				b.Fatal(err)
+			}
+			rec.Release()
+		}
+		bld.Release()
+		if benchMan, err = w.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+		benchFS = fsys
+	})
+	if benchFS == nil {
+		b.Fatal("the benchmark dataset could not be written")
+	}
+	return benchFS, benchMan
+}
+
+// BenchmarkTableScan reads the dataset on local MinIO three ways in one
+// run: the floor, a plain parallel GET of every data file (8 at once, to
+// memory); a full scan of every column to Arrow batches; and a scan
+// pruned to one partition of 8. MB/s is of the Parquet bytes stored.
+//
+//	STEPWISE_BENCH_TABLE_BYTES=1073741824 go test -run '^$' -bench TableScan -benchtime 3x ./internal/dataset/
+func BenchmarkTableScan(b *testing.B) {
+	fsys, m := benchDataset(b)
+	var total int64
+	for _, f := range m.Files {
+		total += f.Size
+	}
+	ctx := context.Background()
+	b.Run("get-floor", func(b *testing.B) {
+		b.SetBytes(total)
+		for b.Loop() {
+			sem := make(chan struct{}, 8)
+			var wg sync.WaitGroup
+			for _, fe := range m.Files {
+				sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					f, err := fsys.Open(ctx, fe.Path)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					buf := make([]byte, f.Size())
+					if _, err := f.ReadAt(buf, 0); err != nil {
+						b.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		b.ReportMetric(float64(len(m.Files)), "files")
+	})
+	scan := func(b *testing.B, filter string) {
+		f, err := dataset.ParseFilter(filter)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var st dataset.Stats
+		var bytes int64
+		for _, fe := range m.Files {
+			if filter == "" || fe.Partition["part"] == "3" {
+				bytes += fe.Size
+			}
+		}
+		b.SetBytes(bytes)
+		for b.Loop() {
+			r, err := dataset.Scan(ctx, fsys, dataset.ScanOptions{Filter: f, Concurrency: 8})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var rows int64
+			for r.Next() {
+				rows += r.RecordBatch().NumRows()
+			}
+			if err := r.Err(); err != nil {
+				b.Fatal(err)
+			}
+			st = r.Stats()
+			r.Close()
+		}
+		b.ReportMetric(float64(st.FilesRead), "files")
+		b.ReportMetric(float64(st.Rows), "rows")
+	}
+	b.Run("scan-all", func(b *testing.B) { scan(b, "") })
+	b.Run("scan-one-partition", func(b *testing.B) { scan(b, "part = 3") })
+}
