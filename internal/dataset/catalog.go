@@ -168,9 +168,13 @@ func OpenCatalog(ctx context.Context, setting string) (Catalog, error) {
 		scheme := setting[:i]
 		catMu.Lock()
 		open := catalogs[scheme]
+		haveIceberg := catalogs["iceberg+sqlite"] != nil
 		catMu.Unlock()
 		if open != nil {
 			return open(ctx, setting)
+		}
+		if strings.HasPrefix(scheme, "iceberg") && haveIceberg {
+			return nil, fmt.Errorf("catalog %s: unknown kind %q; use iceberg+sqlite or iceberg+postgres", redact(setting), scheme)
 		}
 		if strings.HasPrefix(scheme, "iceberg") {
 			return nil, fmt.Errorf("catalog %s: this program does not include Iceberg; add import _ %q to the flow's main package", redact(setting), IcebergPackage)
