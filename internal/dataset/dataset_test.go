@@ -52,7 +52,9 @@ func minio(t testing.TB) (*s3fs.FS, *countingTransport) {
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 	t.Setenv("AWS_REGION", "us-east-1")
-	ct := &countingTransport{base: http.DefaultTransport.(*http.Transport).Clone()}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64 // as many as the scans keep in flight
+	ct := &countingTransport{base: tr}
 	fsys, err := s3fs.New(context.Background(), fmt.Sprintf("s3://stepwise-tables/t%d-%d", time.Now().UnixNano(), seq.Add(1)), s3fs.Options{Endpoint: srv.Endpoint, HTTPClient: &http.Client{Transport: ct}})
 	if err != nil {
 		t.Fatal(err)
