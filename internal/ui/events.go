@@ -2,10 +2,12 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"stepwise.dev/stepwise/client"
@@ -25,9 +27,12 @@ func sse(w http.ResponseWriter) func(event string, v any) error {
 	w.WriteHeader(http.StatusOK)
 	fl.Flush()
 	return func(event string, v any) error {
-		data, err := json.Marshal(v)
-		if err != nil {
-			return err
+		data, ok := v.([]byte)
+		if !ok {
+			var err error
+			if data, err = json.Marshal(v); err != nil {
+				return err
+			}
 		}
 		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
 			return err
@@ -37,52 +42,83 @@ func sse(w http.ResponseWriter) func(event string, v any) error {
 	}
 }
 
-// runEvents sends the state of a run's steps and tasks whenever it
-// changes, until the run ends or the page goes away.
-func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
-	run, err := s.run(r)
-	if err != nil {
-		s.fail(w, r, 0, err)
-		return
+// pageStates shares the work of live pages: the state of one page (a
+// run, a list of runs with its filters) is read from the stores at most
+// once per poll interval, whatever the number of streams open on it.
+type pageStates struct {
+	mu sync.Mutex
+	m  map[string]*pageState
+}
+
+type pageState struct {
+	mu    sync.Mutex
+	at    time.Time // when data was read; zero when it must be read
+	data  []byte    // the state, JSON
+	ended bool      // it will not change any more
+	used  time.Time // when a stream last asked (under pageStates.mu)
+}
+
+// get returns the state of the page called key, read by read when the one
+// kept is older than poll. A state that failed to read is not kept.
+func (p *pageStates) get(key string, poll time.Duration, read func() ([]byte, bool, error)) ([]byte, bool, error) {
+	now := time.Now()
+	p.mu.Lock()
+	if p.m == nil {
+		p.m = map[string]*pageState{}
 	}
-	ctx := r.Context()
-	g := runGraph(ctx, run)
+	st := p.m[key]
+	if st == nil {
+		st = &pageState{}
+		p.m[key] = st
+	}
+	st.used = now
+	for k, o := range p.m {
+		if now.Sub(o.used) > time.Minute {
+			delete(p.m, k) // no stream watches it any more
+		}
+	}
+	p.mu.Unlock()
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.at.IsZero() && time.Since(st.at) < poll {
+		return st.data, st.ended, nil
+	}
+	data, ended, err := read()
+	if err != nil {
+		st.at = time.Time{}
+		return nil, false, err
+	}
+	st.data, st.ended, st.at = data, ended, time.Now()
+	return data, ended, nil
+}
+
+// follow sends the page's state (JSON, from read) as event "state"
+// whenever it changes, at most every poll interval, until read says it
+// will not change any more or the page goes away. Then it sends event
+// "end".
+func (s *Server) follow(w http.ResponseWriter, r *http.Request, key string, read func(ctx context.Context) ([]byte, bool, error)) {
 	send := sse(w)
 	if send == nil {
 		return
 	}
+	ctx := r.Context()
 	var last []byte
 	tick := time.NewTicker(s.o.Poll)
 	defer tick.Stop()
 	for {
-		run, err = s.c.Flow(run.Flow).Run(ctx, run.ID)
+		data, ended, err := s.states.get(key, s.o.Poll, func() ([]byte, bool, error) { return read(ctx) })
 		if err != nil {
 			return
 		}
-		tasks, err := run.Tasks(ctx)
-		if err != nil {
-			return
-		}
-		st := runState{Status: string(run.Status), Steps: map[string]stepState{}, Tasks: map[string]string{},
-			Ended: run.Status != client.Running || run.Lost}
-		for name, n := range stepNodes(tasks, "") {
-			ss := stepState{Status: n.Status}
-			if g != nil && g.Step(name) != nil {
-				ss.Sub = dag.Sub(g.Step(name), n)
-			}
-			st.Steps[name] = ss
-		}
-		for _, t := range tasks {
-			st.Tasks[t.Step+"/"+t.ID] = string(t.Status)
-		}
-		data, _ := json.Marshal(st)
 		if !bytes.Equal(data, last) {
-			if send("state", st) != nil {
+			if send("state", data) != nil {
 				return
 			}
 			last = data
 		}
-		if st.Ended {
+		if ended {
+			send("end", struct{}{})
 			return
 		}
 		select {
@@ -91,6 +127,88 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 		}
 	}
+}
+
+// runEvents sends the state of a run's steps, tasks and timeline whenever
+// it changes, until the run ends or the page goes away.
+func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
+	run, err := s.run(r)
+	if err != nil {
+		s.fail(w, r, 0, err)
+		return
+	}
+	g := runGraph(r.Context(), run)
+	base := "/runs/" + run.Flow + "/" + run.ID + "/"
+	s.follow(w, r, "run "+run.Pathspec(), func(ctx context.Context) ([]byte, bool, error) {
+		run, err := s.c.Flow(run.Flow).Run(ctx, run.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		tasks, err := run.Tasks(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		st := runState{Status: runStatus(run), Took: took(run.Started, run.Ended), Steps: map[string]stepState{},
+			Tasks: make([]taskState, 0, len(tasks)), Gantt: gantt(tasks, base)}
+		for name, n := range stepNodes(tasks, "") {
+			ss := stepState{Status: n.Status}
+			if g != nil && g.Step(name) != nil {
+				ss.Sub = dag.Sub(g.Step(name), n)
+			}
+			st.Steps[name] = ss
+		}
+		for _, t := range tasks {
+			st.Tasks = append(st.Tasks, taskState{Task: t.Step + "/" + t.ID, Status: string(t.Status), Attempts: len(t.Attempts),
+				Started: when(t.Started), Took: took(t.Started, t.Ended)})
+		}
+		data, err := json.Marshal(st)
+		return data, run.Status != client.Running || run.Lost, err
+	})
+}
+
+// runStatus is a run's status as pages show it: lost for a running run
+// whose runtime went silent.
+func runStatus(r *client.Run) string {
+	if r.Lost {
+		return "lost"
+	}
+	return string(r.Status)
+}
+
+// runsEvents sends the first page of a runs list, with the filters of the
+// page that asks, whenever it changes: new runs, and runs whose status
+// changed.
+func (s *Server) runsEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	q.Del("after")
+	rq, f, err := parseRunsQuery(q)
+	if err != nil {
+		s.fail(w, r, 0, err)
+		return
+	}
+	s.follow(w, r, "runs "+q.Encode(), func(ctx context.Context) ([]byte, bool, error) {
+		runs, err := s.listRuns(ctx, rq, f)
+		if err != nil {
+			return nil, false, err
+		}
+		rows := make([]runRow, 0, min(len(runs), rq.N))
+		for _, run := range runs[:min(len(runs), rq.N)] {
+			rows = append(rows, runRow{Run: run.Pathspec(), Status: runStatus(run), User: run.User,
+				Started: when(run.Started), Took: took(run.Started, run.Ended), Tags: run.Tags})
+		}
+		data, err := json.Marshal(map[string]any{"runs": rows})
+		return data, false, err
+	})
+}
+
+// runRow is one run of the runs list, as its live updates send it.
+type runRow struct {
+	Run     string   `json:"run"` // Flow/ID
+	Status  string   `json:"status"`
+	User    string   `json:"user"`
+	Started string   `json:"started"`
+	Took    string   `json:"took"`
+	Tags    []string `json:"tags"`
 }
 
 // logEvents sends what a log gains, from byte off, until its task ends.
