@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http/httptest"
@@ -160,16 +161,25 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	return v
 }
 
-// waitFor waits until a JavaScript expression is true, for as long as the
-// test may run.
+// waitLimit is how long waitFor waits for a page to show something: long
+// enough for a loaded machine, but not for ever.
+const waitLimit = 2 * time.Minute
+
+// waitFor waits until a JavaScript expression is true, for at most
+// waitLimit.
 func waitFor(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
+	deadline := time.Now().Add(waitLimit)
 	for {
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(0), chromedp.WithPollingInterval(50*time.Millisecond)))
+		left := time.Until(deadline)
+		if left <= 0 {
+			t.Fatalf("waiting for %s (%s): not within %s", what, expr, waitLimit)
+		}
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(left), chromedp.WithPollingInterval(50*time.Millisecond)))
 		if err == nil {
 			return
 		}
-		if !strings.Contains(err.Error(), "navigated") && !strings.Contains(err.Error(), "context") {
+		if errors.Is(err, chromedp.ErrPollingTimeout) || !strings.Contains(err.Error(), "navigated") && !strings.Contains(err.Error(), "context") {
 			t.Fatalf("waiting for %s (%s): %v", what, expr, err)
 		}
 		// The page changed under the poll (a form was sent): poll the new one.
@@ -323,6 +333,98 @@ func TestBrowser(t *testing.T) {
 	waitFor(t, ctx, "the run page to show the run's end", `document.getElementById("run-status").textContent === "succeeded" && document.querySelector('[data-task="end/0"]')?.textContent === "succeeded"`)
 	if cls := eval[string](t, ctx, `document.querySelector('#dag g[data-step="end"]').getAttribute("class")`); cls != "node succeeded" {
 		t.Errorf("after the run, its end step is drawn %q", cls)
+	}
+	if err := live.Wait(); err != nil {
+		t.Fatalf("the live run failed: %v\n%s", err, liveOut.String())
+	}
+}
+
+// TestBrowserLive watches runs as they happen, in two tabs that are never
+// reloaded: the runs list shows a new run appear at its top and finish,
+// and the run's page shows its timeline's bars grow, a task that starts
+// after the page was made, and the statuses to the end.
+func TestBrowserLive(t *testing.T) {
+	bins, dir := fixture.bins, t.TempDir()
+	run := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(filepath.Join(bins, "uiflow"), args...)
+		cmd.Dir, cmd.Env = dir, fixture.env
+		return cmd
+	}
+	done := filepath.Join(dir, "done")
+	if err := os.WriteFile(done, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("run", "--wait", done, "--tag", "watch").CombinedOutput(); err != nil {
+		t.Fatalf("the first run: %v\n%s", err, out)
+	}
+	c, srv := openUI(t, dir)
+	ctx := context.Background()
+	first, err := c.Flow("UIFlow").LatestRun(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Tab one: the runs tagged watch, one so far. A mark in the page's
+	// window would be gone after a reload.
+	list := browser(t)
+	do(t, list, chromedp.Navigate(srv.URL+"/?tag=watch"), chromedp.WaitVisible("#runs"))
+	if rows := eval[[]string](t, list, `window.mark = "list"; [...document.querySelectorAll("#runs tr[data-run]")].map(r => r.dataset.run)`); len(rows) != 1 || rows[0] != first.Pathspec() {
+		t.Fatalf("the list shows %q, want [%s]", rows, first.Pathspec())
+	}
+
+	stop := filepath.Join(dir, "stop")
+	live := run("run", "--wait", stop, "--tag", "watch")
+	var liveOut bytes.Buffer
+	live.Stdout, live.Stderr = &liveOut, &liveOut
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		os.WriteFile(stop, nil, 0o644)
+		live.Wait()
+	}()
+	waitFor(t, list, "the new run at the top of the list, running",
+		`(r => r.length === 2 && r[0].querySelector(".status").textContent === "running")(document.querySelectorAll("#runs tr[data-run]"))`)
+	got := eval[string](t, list, `document.querySelector("#runs tr[data-run]").dataset.run`)
+	runs, err := c.Flow("UIFlow").Runs(ctx, client.Filter{Tags: []string{"watch"}})
+	if err != nil || len(runs) != 2 || got != runs[0].Pathspec() || got == first.Pathspec() {
+		t.Fatalf("the list's first run is %s; the runs tagged watch are %v (%v)", got, runs, err)
+	}
+	id := runs[0].ID
+
+	// Tab two: the run's page, while its follow step runs.
+	page, cancel := chromedp.NewContext(list)
+	defer cancel()
+	do(t, page, chromedp.Navigate(srv.URL+"/runs/UIFlow/"+id), chromedp.WaitVisible("#gantt"))
+	eval[bool](t, page, `window.mark = "run"; true`)
+	waitFor(t, page, "the follow step's bar", `document.querySelector('#gantt rect[data-bar="follow/0"]') !== null`)
+	if n := eval[int](t, page, `document.querySelectorAll('#gantt rect[data-bar="end/0"], #tasks [data-task="end/0"]').length`); n != 0 {
+		t.Fatal("the end step shows before it started")
+	}
+	width := eval[float64](t, page, `+document.querySelector('#gantt rect[data-bar="follow/0"]').getAttribute("width")`)
+	waitFor(t, page, "the running bar to grow", fmt.Sprintf(`+document.querySelector('#gantt rect[data-bar="follow/0"]').getAttribute("width") > %g`, width))
+
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, page, "the end task in the timeline and the table, and the run's end",
+		`document.querySelector('#gantt rect[data-bar="end/0"]') !== null && document.querySelector('#tasks [data-task="end/0"]')?.textContent === "succeeded" && document.getElementById("run-status").textContent === "succeeded"`)
+	if n := eval[string](t, page, `document.getElementById("task-count").textContent`); n != "3" {
+		t.Errorf("the run page counts %s tasks, want 3", n)
+	}
+	if took := eval[string](t, page, `document.getElementById("run-took").textContent`); !strings.Contains(took, "took ") {
+		t.Errorf("the ended run's page says %q, want how long it took", took)
+	}
+	shot(t, page, "ui-live-run.png")
+	waitFor(t, list, "the new run to finish in the list",
+		`document.querySelector("#runs tr[data-run] .status").textContent === "succeeded"`)
+	for _, tab := range []struct {
+		ctx  context.Context
+		mark string
+	}{{list, "list"}, {page, "run"}} {
+		if got := eval[string](t, tab.ctx, `String(window.mark)`); got != tab.mark {
+			t.Errorf("the %s page was reloaded (its mark is %q)", tab.mark, got)
+		}
 	}
 	if err := live.Wait(); err != nil {
 		t.Fatalf("the live run failed: %v\n%s", err, liveOut.String())
