@@ -320,7 +320,7 @@ func TestBrowser(t *testing.T) {
 	shot(t, ctx, "ui-live-log.png")
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/"+task.Pathspec()+"/cards/0/progress"))
 	waitFor(t, ctx, "the running task's progress card", `document.querySelector(".card") !== null`)
-	if text := eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "tick ") || !strings.Contains(text, "still running") {
+	if text := eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "tick ") || !strings.Contains(text, "before its final version") {
 		t.Errorf("the progress card of the running task shows:\n%s", text)
 	}
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/"+task.Flow+"/"+task.Run), chromedp.WaitVisible("#dag svg"))

@@ -12,6 +12,7 @@ import (
 
 	"stepwise.dev/stepwise/client"
 	"stepwise.dev/stepwise/internal/dag"
+	"stepwise.dev/stepwise/internal/graph"
 )
 
 // sse starts an event stream; it returns nil when the writer cannot flush.
@@ -138,32 +139,37 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := runGraph(r.Context(), run)
-	base := "/runs/" + run.Flow + "/" + run.ID + "/"
 	s.follow(w, r, "run "+run.Pathspec(), func(ctx context.Context) ([]byte, bool, error) {
-		run, err := s.c.Flow(run.Flow).Run(ctx, run.ID)
-		if err != nil {
-			return nil, false, err
-		}
-		tasks, err := run.Tasks(ctx)
-		if err != nil {
-			return nil, false, err
-		}
-		st := runState{Status: runStatus(run), Took: took(run.Started, run.Ended), Steps: map[string]stepState{},
-			Tasks: make([]taskState, 0, len(tasks)), Gantt: gantt(tasks, base)}
-		for name, n := range stepNodes(tasks, "") {
-			ss := stepState{Status: n.Status}
-			if g != nil && g.Step(name) != nil {
-				ss.Sub = dag.Sub(g.Step(name), n)
-			}
-			st.Steps[name] = ss
-		}
-		for _, t := range tasks {
-			st.Tasks = append(st.Tasks, taskState{Task: t.Step + "/" + t.ID, Status: string(t.Status), Attempts: len(t.Attempts),
-				Started: when(t.Started), Took: took(t.Started, t.Ended)})
-		}
-		data, err := json.Marshal(st)
-		return data, run.Status != client.Running || run.Lost, err
+		return s.runState(ctx, run.Flow, run.ID, g)
 	})
+}
+
+// runState reads the state of a run for its page (g is its graph, nil when
+// not kept), and whether it has ended.
+func (s *Server) runState(ctx context.Context, flow, id string, g *graph.Graph) ([]byte, bool, error) {
+	run, err := s.c.Flow(flow).Run(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	tasks, err := run.Tasks(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	st := runState{Status: runStatus(run), Took: took(run.Started, run.Ended), Steps: map[string]stepState{},
+		Tasks: make([]taskState, 0, len(tasks)), Gantt: gantt(tasks, "/runs/"+flow+"/"+id+"/")}
+	for name, n := range stepNodes(tasks, "") {
+		ss := stepState{Status: n.Status}
+		if g != nil && g.Step(name) != nil {
+			ss.Sub = dag.Sub(g.Step(name), n)
+		}
+		st.Steps[name] = ss
+	}
+	for _, t := range tasks {
+		st.Tasks = append(st.Tasks, taskState{Task: t.Step + "/" + t.ID, Status: string(t.Status), Attempts: len(t.Attempts),
+			Started: when(t.Started), Took: took(t.Started, t.Ended)})
+	}
+	data, err := json.Marshal(st)
+	return data, run.Status != client.Running || run.Lost, err
 }
 
 // runStatus is a run's status as pages show it: lost for a running run
@@ -187,18 +193,24 @@ func (s *Server) runsEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.follow(w, r, "runs "+q.Encode(), func(ctx context.Context) ([]byte, bool, error) {
-		runs, err := s.listRuns(ctx, rq, f)
-		if err != nil {
-			return nil, false, err
-		}
-		rows := make([]runRow, 0, min(len(runs), rq.N))
-		for _, run := range runs[:min(len(runs), rq.N)] {
-			rows = append(rows, runRow{Run: run.Pathspec(), Status: runStatus(run), User: run.User,
-				Started: when(run.Started), Took: took(run.Started, run.Ended), Tags: run.Tags})
-		}
-		data, err := json.Marshal(map[string]any{"runs": rows})
+		data, err := s.runsState(ctx, rq, f)
 		return data, false, err
 	})
+}
+
+// runsState reads the first page of a runs list, as its live updates send
+// it.
+func (s *Server) runsState(ctx context.Context, rq runsQuery, f client.Filter) ([]byte, error) {
+	runs, err := s.listRuns(ctx, rq, f)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]runRow, 0, min(len(runs), rq.N))
+	for _, run := range runs[:min(len(runs), rq.N)] {
+		rows = append(rows, runRow{Run: run.Pathspec(), Status: runStatus(run), User: run.User,
+			Started: when(run.Started), Took: took(run.Started, run.Ended), Tags: run.Tags})
+	}
+	return json.Marshal(map[string]any{"runs": rows})
 }
 
 // runRow is one run of the runs list, as its live updates send it.
