@@ -298,9 +298,10 @@ func TestResumedRunKeepsOrigin(t *testing.T) {
 	}
 }
 
-// TestCardVersions: gc keeps every version of the cards of a kept run,
-// and deletes the cards of a run it collects with their blobs, on the
-// local datastore and on S3.
+// TestCardVersions: gc keeps every version kept of the cards of a kept
+// run, deletes the blobs of the versions a card dropped, and deletes the
+// cards of a run it collects with their blobs, on the local datastore and
+// on S3.
 func TestCardVersions(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
@@ -321,6 +322,16 @@ func TestCardVersions(t *testing.T) {
 			goneKeys := []string{put(gone, "gone 1", false), put(gone, "gone 2", true)}
 			put(tagged, "shared", true) // the same content as a kept card's
 			shared := put(gone, "shared", false)
+			// A progress card of a kept run saved more often than versions
+			// are kept: the versions it dropped go.
+			var progress []string
+			for i := range datastore.MaxCardVersions + 3 {
+				v, err := w.store.PutCard(ctx, kept, 0, "long", datastore.CardVersion{}, []byte(fmt.Sprint("epoch ", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				progress = append(progress, v.Key)
+			}
 
 			o := gc.Options{Retention: 30 * 24 * time.Hour, Grace: gc.DefaultGrace, Apply: true, Now: w.now.Add(48 * time.Hour)}
 			rep, err := gc.Collect(ctx, w.store, w.meta, o)
@@ -341,6 +352,12 @@ func TestCardVersions(t *testing.T) {
 			for i, k := range goneKeys {
 				if _, err := w.store.GetBlob(ctx, k); !errors.Is(err, datastore.ErrCollected) {
 					t.Errorf("version %d of a collected run's card is still there: %v", i+1, err)
+				}
+			}
+			for i, k := range progress {
+				_, err := w.store.GetBlob(ctx, k)
+				if dropped := i < 3; dropped != errors.Is(err, datastore.ErrCollected) || !dropped && err != nil {
+					t.Errorf("version %d of a card that keeps its last %d: dropped %v, read: %v", i+1, datastore.MaxCardVersions, dropped, err)
 				}
 			}
 			if _, err := w.store.GetBlob(ctx, shared); err != nil {
