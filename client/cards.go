@@ -30,7 +30,7 @@ type CardInfo struct {
 type CardVersion struct {
 	Version int       // 1 for the first save, one more each save
 	Size    int64     // bytes of its JSON
-	Saved   time.Time //
+	Saved   time.Time // when it was saved
 	Final   bool      // saved when the attempt ended
 	Key     string    // the content key of its JSON in the datastore
 }

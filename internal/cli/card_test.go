@@ -78,20 +78,7 @@ func TestCardVersions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, errOut, code := stepwise(t, tt.args...)
-			if code != tt.code {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out, errOut)
-			}
-			for _, w := range tt.stdout {
-				if !strings.Contains(out, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, out)
-				}
-			}
-			for _, w := range tt.stderr {
-				if !strings.Contains(errOut, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, errOut)
-				}
-			}
+			expect(t, tt.args, tt.code, tt.stdout, tt.stderr)
 			if tt.file != "" {
 				data, err := os.ReadFile(tt.file)
 				if err != nil || !strings.Contains(string(data), tt.shows) {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,12 +194,40 @@ func do(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.V
 	}
 }
 
+// startUIFlow starts a run of uiflow in dir, with more args, whose follow
+// step runs until the file stop appears; wait ends it and says how it
+// went, with its output when it failed.
+func startUIFlow(t *testing.T, dir string, args ...string) (stop string, wait func() error) {
+	t.Helper()
+	stop = filepath.Join(dir, "stop")
+	cmd := exec.Command(filepath.Join(fixture.bins, "uiflow"), append([]string{"run", "--wait", stop}, args...)...)
+	cmd.Dir, cmd.Env = dir, fixture.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var err error
+	wait = func() error {
+		once.Do(func() {
+			os.WriteFile(stop, nil, 0o644)
+			if err = cmd.Wait(); err != nil {
+				err = fmt.Errorf("%w\n%s", err, out.String())
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { wait() })
+	return stop, wait
+}
+
 // TestBrowser drives the UI in headless Chromium over real runs: the runs
 // list and its tag filter, a run of the foreach example with its graph and
 // every task's status, a task's artifact, log and card, a hostile card,
 // and the log and statuses of a running task as they change.
 func TestBrowser(t *testing.T) {
-	bins, dir, env := fixture.bins, fixture.dir, fixture.env
+	dir := fixture.dir
 	c, srv := openUI(t, dir)
 	ctx := browser(t)
 
@@ -291,18 +320,7 @@ func TestBrowser(t *testing.T) {
 
 	// A running task: its log grows on the page, and the run page follows
 	// its tasks to the end.
-	stop := filepath.Join(dir, "stop")
-	live := exec.Command(filepath.Join(bins, "uiflow"), "run", "--wait", stop, "--tag", "live")
-	live.Dir, live.Env = dir, env
-	var liveOut bytes.Buffer
-	live.Stdout, live.Stderr = &liveOut, &liveOut
-	if err := live.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		os.WriteFile(stop, nil, 0o644)
-		live.Wait()
-	}()
+	stop, wait := startUIFlow(t, dir, "--tag", "live")
 	var task *client.Task
 	for task == nil {
 		runs, err := c.Flow("UIFlow").Runs(context.Background(), client.Filter{Tags: []string{"live"}})
@@ -334,8 +352,8 @@ func TestBrowser(t *testing.T) {
 	if cls := eval[string](t, ctx, `document.querySelector('#dag g[data-step="end"]').getAttribute("class")`); cls != "node succeeded" {
 		t.Errorf("after the run, its end step is drawn %q", cls)
 	}
-	if err := live.Wait(); err != nil {
-		t.Fatalf("the live run failed: %v\n%s", err, liveOut.String())
+	if err := wait(); err != nil {
+		t.Fatalf("the live run failed: %v", err)
 	}
 }
 
@@ -344,17 +362,14 @@ func TestBrowser(t *testing.T) {
 // and the run's page shows its timeline's bars grow, a task that starts
 // after the page was made, and the statuses to the end.
 func TestBrowserLive(t *testing.T) {
-	bins, dir := fixture.bins, t.TempDir()
-	run := func(args ...string) *exec.Cmd {
-		cmd := exec.Command(filepath.Join(bins, "uiflow"), args...)
-		cmd.Dir, cmd.Env = dir, fixture.env
-		return cmd
-	}
+	dir := t.TempDir()
 	done := filepath.Join(dir, "done")
 	if err := os.WriteFile(done, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run("run", "--wait", done, "--tag", "watch").CombinedOutput(); err != nil {
+	cmd := exec.Command(filepath.Join(fixture.bins, "uiflow"), "run", "--wait", done, "--tag", "watch")
+	cmd.Dir, cmd.Env = dir, fixture.env
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the first run: %v\n%s", err, out)
 	}
 	c, srv := openUI(t, dir)
@@ -372,17 +387,7 @@ func TestBrowserLive(t *testing.T) {
 		t.Fatalf("the list shows %q, want [%s]", rows, first.Pathspec())
 	}
 
-	stop := filepath.Join(dir, "stop")
-	live := run("run", "--wait", stop, "--tag", "watch")
-	var liveOut bytes.Buffer
-	live.Stdout, live.Stderr = &liveOut, &liveOut
-	if err := live.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		os.WriteFile(stop, nil, 0o644)
-		live.Wait()
-	}()
+	stop, wait := startUIFlow(t, dir, "--tag", "watch")
 	waitFor(t, list, "the new run at the top of the list, running",
 		`(r => r.length === 2 && r[0].querySelector(".status").textContent === "running")(document.querySelectorAll("#runs tr[data-run]"))`)
 	got := eval[string](t, list, `document.querySelector("#runs tr[data-run]").dataset.run`)
@@ -426,7 +431,7 @@ func TestBrowserLive(t *testing.T) {
 			t.Errorf("the %s page was reloaded (its mark is %q)", tab.mark, got)
 		}
 	}
-	if err := live.Wait(); err != nil {
-		t.Fatalf("the live run failed: %v\n%s", err, liveOut.String())
+	if err := wait(); err != nil {
+		t.Fatalf("the live run failed: %v", err)
 	}
 }

@@ -168,8 +168,21 @@ func (s *Server) runState(ctx context.Context, flow, id string, g *graph.Graph) 
 		st.Tasks = append(st.Tasks, taskState{Task: t.Step + "/" + t.ID, Status: string(t.Status), Attempts: len(t.Attempts),
 			Started: when(t.Started), Took: took(t.Started, t.Ended)})
 	}
-	data, err := json.Marshal(st)
+	data, err := stateJSON(st)
 	return data, run.Status != client.Running || run.Lost, err
+}
+
+// stateJSON encodes a live page's state. It goes to the page's script,
+// not into HTML, so <, > and & are left as they are (the timeline is
+// full of them).
+func stateJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // runStatus is a run's status as pages show it: lost for a running run
@@ -210,7 +223,7 @@ func (s *Server) runsState(ctx context.Context, rq runsQuery, f client.Filter) (
 		rows = append(rows, runRow{Run: run.Pathspec(), Status: runStatus(run), User: run.User,
 			Started: when(run.Started), Took: took(run.Started, run.Ended), Tags: run.Tags})
 	}
-	return json.Marshal(map[string]any{"runs": rows})
+	return stateJSON(map[string]any{"runs": rows})
 }
 
 // runRow is one run of the runs list, as its live updates send it.

@@ -49,12 +49,19 @@ function statusIn(cell) {
   return span;
 }
 
-function followRun(box) {
-  const url = box.dataset.events;
+// follow listens to the stream at el's data-events, if it has one, and
+// gives each state to onState, until the server ends the stream.
+function follow(el, onState) {
+  const url = el.dataset.events;
   if (!url) return;
   const es = new EventSource(url);
-  es.addEventListener("state", (ev) => {
-    const st = JSON.parse(ev.data);
+  es.addEventListener("state", (ev) => onState(JSON.parse(ev.data)));
+  es.addEventListener("end", () => es.close());
+  es.onerror = () => es.close();
+}
+
+function followRun(box) {
+  follow(box, (st) => {
     const rs = document.getElementById("run-status");
     if (rs) setStatus(rs, st.status);
     const took = document.getElementById("run-took");
@@ -89,18 +96,12 @@ function followRun(box) {
     const gantt = document.getElementById("gantt");
     if (gantt) gantt.innerHTML = st.gantt;
   });
-  es.addEventListener("end", () => es.close());
-  es.onerror = () => es.close();
 }
 
 // followRuns keeps the first page of a runs list as the server reads it
 // with the page's filters: new runs appear, statuses change in place.
 function followRuns(table) {
-  const url = table.dataset.events;
-  if (!url) return;
-  const es = new EventSource(url);
-  es.addEventListener("state", (ev) => {
-    const st = JSON.parse(ev.data);
+  follow(table, (st) => {
     const body = table.tBodies[0];
     const have = rows(table, "run");
     const old = new Set(have.values());
@@ -126,7 +127,6 @@ function followRuns(table) {
     const empty = body.querySelector("tr.empty");
     if (empty) empty.hidden = st.runs.length > 0;
   });
-  es.onerror = () => es.close();
 }
 
 function followLog(pre) {
