@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"net/http"
@@ -78,6 +80,17 @@ func benchClient(b *testing.B, dir string) (*client.Client, http.Handler, *Serve
 	return c, s.Handler(), s
 }
 
+// reportSize reports the size of a live page's state, and what its stream
+// sends to a browser that takes gzip.
+func reportSize(b *testing.B, state []byte) {
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+	zw.Write(state)
+	zw.Close()
+	b.ReportMetric(float64(len(state)), "bytes/state")
+	b.ReportMetric(float64(z.Len()), "gzip-bytes/state")
+}
+
 // BenchmarkRunPage1000 renders the page of a run of the foreach example
 // with 1,000 tasks in its foreach; the floor is the client calls the page
 // makes, alone.
@@ -113,11 +126,13 @@ func BenchmarkRunPage1000(b *testing.B) {
 			b.Fatal(err)
 		}
 		g := runGraph(ctx, r)
+		var data []byte
 		for b.Loop() {
-			if _, _, err := s.runState(ctx, flow, run, g); err != nil {
+			if data, _, err = s.runState(ctx, flow, run, g); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportSize(b, data)
 	})
 	b.Run("floor-client-calls", func(b *testing.B) {
 		for b.Loop() {
@@ -159,11 +174,13 @@ func BenchmarkRunsList10000(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		var data []byte
 		for b.Loop() {
-			if _, err := s.runsState(ctx, rq, f); err != nil {
+			if data, err = s.runsState(ctx, rq, f); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportSize(b, data)
 	})
 	b.Run("floor-client-calls", func(b *testing.B) {
 		for b.Loop() {

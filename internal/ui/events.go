@@ -2,11 +2,14 @@ package ui
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,19 +18,30 @@ import (
 	"stepwise.dev/stepwise/internal/graph"
 )
 
-// sse starts an event stream; it returns nil when the writer cannot flush.
-func sse(w http.ResponseWriter) func(event string, v any) error {
+// sse starts an event stream; it returns nil when the writer cannot
+// flush. The stream is compressed when the browser takes gzip (a run's
+// timeline is mostly markup, which shrinks about tenfold), each event
+// flushed whole; done ends it.
+func sse(w http.ResponseWriter, r *http.Request) (send func(event string, v any) error, done func()) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming is not supported here", http.StatusInternalServerError)
-		return nil
+		return nil, nil
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
+	h.Add("Vary", "Accept-Encoding")
+	var out io.Writer = w
+	var gz *gzip.Writer
+	if acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
+		out = gz
+	}
 	w.WriteHeader(http.StatusOK)
 	fl.Flush()
-	return func(event string, v any) error {
+	send = func(event string, v any) error {
 		data, ok := v.([]byte)
 		if !ok {
 			var err error
@@ -35,12 +49,34 @@ func sse(w http.ResponseWriter) func(event string, v any) error {
 				return err
 			}
 		}
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
+		if _, err := fmt.Fprintf(out, "event: %s\ndata: %s\n\n", event, data); err != nil {
 			return err
+		}
+		if gz != nil {
+			if err := gz.Flush(); err != nil {
+				return err
+			}
 		}
 		fl.Flush()
 		return nil
 	}
+	done = func() {
+		if gz != nil {
+			gz.Close()
+		}
+	}
+	return send, done
+}
+
+// acceptsGzip says whether the request's Accept-Encoding takes gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, e := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(e), ";")
+		if strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
 }
 
 // pageStates shares the work of live pages: the state of one page (a
@@ -99,10 +135,11 @@ func (p *pageStates) get(key string, poll time.Duration, read func() ([]byte, bo
 // will not change any more or the page goes away. Then it sends event
 // "end".
 func (s *Server) follow(w http.ResponseWriter, r *http.Request, key string, read func(ctx context.Context) ([]byte, bool, error)) {
-	send := sse(w)
+	send, done := sse(w, r)
 	if send == nil {
 		return
 	}
+	defer done()
 	ctx := r.Context()
 	var last []byte
 	tick := time.NewTicker(s.o.Poll)
@@ -248,10 +285,11 @@ func (s *Server) logEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	send := sse(w)
+	send, done := sse(w, r)
 	if send == nil {
 		return
 	}
+	defer done()
 	tick := time.NewTicker(s.o.Poll)
 	defer tick.Stop()
 	for {
