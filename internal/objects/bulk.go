@@ -178,6 +178,8 @@ func explain(op string, l loc, err error) error {
 		return fmt.Errorf("objects: cannot %s %s: the bucket %s does not exist; check the URL or the root: %w", op, l.url(), l.bucket, err)
 	case errors.Is(err, ErrAccessDenied):
 		return fmt.Errorf("objects: cannot %s %s: access denied; check the AWS credentials in force (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE) and that they may %s this bucket: %w", op, l.url(), op, err)
+	case errors.Is(err, ErrChanged):
+		return fmt.Errorf("objects: cannot %s %s: %w; read it again once its writer is done", op, l.url(), err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("objects: %s %s: %w", op, l.url(), err)
 	}
@@ -252,13 +254,10 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 	}
 }
 
-// sink is where an object's bytes go: a buffer or a file.
-type sink interface {
-	io.WriterAt
-}
-
-// getOne reads one object: its first part with one request, which also
-// tells its size and version, then the other parts in parallel.
+// getOne reads one object: its first part with one request, whose
+// answer also tells the object's size and version; as soon as that answer
+// starts, the other parts are requested in parallel while the first one's
+// body is read.
 func (b *Bulk) getOne(ctx context.Context, sem chan struct{}, l loc, toFile bool) (Object, error) {
 	obj := Object{Key: l.asked, URL: l.url()}
 	if err := acquire(ctx, sem); err != nil {
@@ -280,17 +279,31 @@ func (b *Bulk) getOne(ctx context.Context, sem chan struct{}, l loc, toFile bool
 			return obj, err
 		}
 		obj.Path = file.Name()
-		dst = file
-		_, err = io.Copy(io.NewOffsetWriter(file, 0), io.LimitReader(body, first))
+		dst = fileSink{file}
 	} else {
 		obj.Data = make([]byte, info.Size)
 		dst = byteSink(obj.Data)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rest := make(chan error, 1)
+	if info.Size > first {
+		go func() { rest <- b.readPartsAt(ctx, sem, l, info.ETag, first, info.Size-first, dst, 0) }()
+	} else {
+		rest <- nil
+	}
+	if toFile {
+		_, err = io.Copy(io.NewOffsetWriter(file, 0), io.LimitReader(body, first))
+	} else {
 		_, err = io.ReadFull(body, obj.Data[:first])
 	}
 	body.Close()
 	<-sem
-	if err == nil && info.Size > first {
-		err = b.readParts(ctx, sem, l, info, first, info.Size-first, dst)
+	if err != nil {
+		cancel()
+	}
+	if rerr := <-rest; err == nil {
+		err = rerr
 	}
 	if file != nil {
 		if cerr := file.Close(); err == nil && cerr != nil {
@@ -306,19 +319,34 @@ func (b *Bulk) getOne(ctx context.Context, sem chan struct{}, l loc, toFile bool
 	return obj, nil
 }
 
-// byteSink writes into a buffer of the object's size.
+// sink is where an object's bytes go.
+type sink interface {
+	// readAt fills [off, off+n) from r.
+	readAt(r io.Reader, off, n int64) error
+}
+
+// byteSink is a buffer of the object's size: parts are read straight into
+// their place.
 type byteSink []byte
 
-func (s byteSink) WriteAt(p []byte, off int64) (int, error) {
-	return copy(s[off:], p), nil
+func (s byteSink) readAt(r io.Reader, off, n int64) error {
+	_, err := io.ReadFull(r, s[off:off+n])
+	return err
 }
 
-// readParts reads n bytes from off of the object version info, in parts of
-// PartSize read in parallel, into dst at the same offsets minus base.
-func (b *Bulk) readParts(ctx context.Context, sem chan struct{}, l loc, info Info, off, n int64, dst sink) error {
-	return b.readPartsAt(ctx, sem, l, info.ETag, off, n, dst, 0)
+// fileSink is a temporary file: parts are copied to their offset.
+type fileSink struct{ f *os.File }
+
+func (s fileSink) readAt(r io.Reader, off, n int64) error {
+	m, err := io.Copy(io.NewOffsetWriter(s.f, off), io.LimitReader(r, n))
+	if err == nil && m != n {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
+// readPartsAt reads n bytes from off of the object version etag, in parts
+// of PartSize read in parallel, into dst at the same offsets minus base.
 func (b *Bulk) readPartsAt(ctx context.Context, sem chan struct{}, l loc, etag string, off, n int64, dst sink, base int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -335,18 +363,12 @@ func (b *Bulk) readPartsAt(ctx context.Context, sem chan struct{}, l loc, etag s
 		wg.Go(func() {
 			defer func() { <-sem }()
 			body, _, err := b.conn.Open(ctx, l.bucket, l.key, start, size, etag)
+			if err == nil {
+				err = dst.readAt(body, start-base, size)
+				body.Close()
+			}
 			if err != nil {
 				fail(fmt.Errorf("bytes %d-%d: %w", start, start+size-1, err))
-				return
-			}
-			defer body.Close()
-			buf := make([]byte, size)
-			if _, err := io.ReadFull(body, buf); err != nil {
-				fail(fmt.Errorf("bytes %d-%d: %w", start, start+size-1, err))
-				return
-			}
-			if _, err := dst.WriteAt(buf, start-base); err != nil {
-				fail(err)
 			}
 		})
 	}
@@ -380,10 +402,21 @@ func (b *Bulk) GetRange(ctx context.Context, key string, off, n int64) ([]byte, 
 		return []byte{}, nil
 	}
 	out := make([]byte, end-off)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rest := make(chan error, 1)
+	if end-off > firstN {
+		go func() { rest <- b.readPartsAt(ctx, sem, l, info.ETag, off+firstN, end-off-firstN, byteSink(out), off) }()
+	} else {
+		rest <- nil
+	}
 	_, err = io.ReadFull(body, out[:min(firstN, end-off)])
 	body.Close()
-	if err == nil && end-off > firstN {
-		err = b.readPartsAt(ctx, sem, l, info.ETag, off+firstN, end-off-firstN, byteSink(out), off)
+	if err != nil {
+		cancel()
+	}
+	if rerr := <-rest; err == nil {
+		err = rerr
 	}
 	if err != nil {
 		return nil, explain("read", l, err)

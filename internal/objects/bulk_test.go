@@ -238,6 +238,27 @@ func TestErrors(t *testing.T) {
 		t.Errorf("a root that is not S3: %v", err)
 	}
 
+	// A read pinned to a version that is no longer there fails, naming
+	// the change (a large object replaced between two of its parts).
+	conn, err := s3.NewConn(ctx, s3.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimPrefix(root, "s3://"+bucket+"/") + "/there"
+	if _, _, err := conn.Open(ctx, bucket, key, 0, 1, `"an-older-version"`); !errors.Is(err, objects.ErrChanged) {
+		t.Errorf("a read pinned to another version: %v, want ErrChanged", err)
+	}
+	body, info, err := conn.Open(ctx, bucket, key, 0, 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+	if body, _, err := conn.Open(ctx, bucket, key, 0, 1, info.ETag); err != nil {
+		t.Errorf("a read pinned to the current version: %v", err)
+	} else {
+		body.Close()
+	}
+
 	t.Run("access denied", func(t *testing.T) {
 		t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey+"-wrong")
 		bad := newBulk(t, objects.Options{Root: root})

@@ -85,4 +85,6 @@ func Dial(ctx context.Context, o ConnOptions) (Conn, error) {
 var (
 	ErrAccessDenied = errors.New("access denied")
 	ErrNoBucket     = errors.New("no such bucket")
+	// ErrChanged: the object was replaced between two requests of one read.
+	ErrChanged = errors.New("object changed during the read")
 )
