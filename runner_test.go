@@ -22,7 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	steptest.Main(m, &Steady{}, &Driven{}, &Placed{}, &Child{}, &Flaky{}, &FlakyForeach{}, &Rendezvous{}, &Killed{}, &Kinds{}, &Merging{}, &Policies{}, &Filler{}, &Squares{}, &Report{}, &Greedy{}, &Huge{}, &Unstorable{}, &Tabular{}, &Bulky{})
+	steptest.Main(m, &Steady{}, &Driven{}, &Placed{}, &Child{}, &Flaky{}, &FlakyForeach{}, &Rendezvous{}, &Killed{}, &Kinds{}, &Merging{}, &Policies{}, &Filler{}, &Squares{}, &Report{}, &Greedy{}, &Huge{}, &Unstorable{}, &Tabular{}, &Bulky{}, &Scores{})
 }
 
 // mark appends a line to the file named by env var STEPWISE_TEST_MARKS, so
