@@ -90,6 +90,15 @@ func encodeArrow(v any, typeName string) (enc Encoded, err error) {
 	}
 	mem := memory.DefaultAllocator
 	var buf bytes.Buffer
+	// Room for the whole file at once: growing a buffer of a gigabyte by
+	// doubling would copy it about twice over.
+	var est int64
+	for _, chunks := range cols {
+		for _, c := range chunks {
+			est += dataSize(c.Data())
+		}
+	}
+	buf.Grow(int(min(est+est/16+64<<10, 1<<40)))
 	w, err := ipc.NewFileWriter(&buf, ipc.WithSchema(schema), ipc.WithAllocator(mem))
 	if err != nil {
 		return Encoded{}, fmt.Errorf("codec: cannot start an Arrow IPC file for the %s: %w", typeName, err)
@@ -116,6 +125,20 @@ func encodeArrow(v any, typeName string) (enc Encoded, err error) {
 	}
 	b := buf.Bytes()
 	return Encoded{Parts: [][]byte{b}, Size: int64(len(b)), Type: typeName}, nil
+}
+
+// dataSize is the bytes of an array's buffers and its children's.
+func dataSize(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataSize(c)
+	}
+	return n
 }
 
 // rowWindow returns rows [start, end) of a column made of chunks, copied

@@ -133,8 +133,11 @@ func BenchmarkGet(b *testing.B) {
 	bucketName, prefix := bucket, root[len("s3://"+bucket+"/"):]+"/"
 	buf := make([]byte, size)
 
+	// The floor reads into one buffer reused by every iteration; the
+	// second floor into a new buffer each time, as the bulk API must (it
+	// returns the bytes): the difference is the cost of fresh memory.
 	measure := func(b *testing.B, bulkRead func() error, floor []plainRange) {
-		var tBulk, tFloor time.Duration
+		var tBulk, tFloor, tFresh time.Duration
 		for b.Loop() {
 			t0 := time.Now()
 			if err := bulkRead(); err != nil {
@@ -144,12 +147,16 @@ func BenchmarkGet(b *testing.B) {
 			if err := plainGet(ctx, bare, bucketName, floor, workers, buf); err != nil {
 				b.Fatal(err)
 			}
-			tBulk, tFloor = tBulk+t1.Sub(t0), tFloor+time.Since(t1)
+			t2 := time.Now()
+			if err := plainGet(ctx, bare, bucketName, floor, workers, make([]byte, size)); err != nil {
+				b.Fatal(err)
+			}
+			tBulk, tFloor, tFresh = tBulk+t1.Sub(t0), tFloor+t2.Sub(t1), tFresh+time.Since(t2)
 		}
 		mb := float64(size) * float64(b.N) / 1e6
 		b.ReportMetric(mb/tBulk.Seconds(), "MB/s")
 		b.ReportMetric(mb/tFloor.Seconds(), "floor-MB/s")
-		b.ReportMetric(tBulk.Seconds()/tFloor.Seconds(), "x-floor-time")
+		b.ReportMetric(mb/tFresh.Seconds(), "floor-new-buffer-MB/s")
 	}
 	sizeName := fmt.Sprintf("%dMiB", size>>20)
 	b.Run("many-1MiB-objects-"+sizeName, func(b *testing.B) {
