@@ -72,6 +72,15 @@
 // well-formed item before decoding it, so damaged data gives an error
 // wrapping ErrCorrupt rather than a panic or a huge allocation.
 //
+// # Arrow tables
+//
+// An arrow.Table or arrow.RecordBatch given to Encode is written as an
+// Arrow IPC file, without this codec's header: the data starts with the
+// file format's magic "ARROW1", which is how Decode, DecodeAny, Preview
+// and WriteJSON tell it apart, so any Arrow implementation reads the
+// stored bytes. See arrow.go for the layout (batches of ArrowBatchRows
+// rows, copied so that equal tables give equal bytes) and docs/arrow.md.
+//
 // # Showing values
 //
 // Preview and WriteJSON write a value as JSON text straight from its
