@@ -552,3 +552,61 @@ func arrowPreview(data []byte, max int) (Summary, error) {
 // errArrowNested explains why an Arrow value inside another value is
 // refused.
 var errArrowNested = errors.New("an Arrow table or record batch is stored as an Arrow IPC file only when it is the field's whole value; give it a field of its own (of type arrow.Table or arrow.RecordBatch)")
+
+// ArrowText describes v for people when it is an Arrow table or record
+// batch: its row count, schema and first rows (at most maxRows), read from
+// memory without encoding the rest. ok is false for other values.
+func ArrowText(v any, maxRows int) (text string, ok bool) {
+	if _, ok := arrowTypeName(v); !ok {
+		return "", false
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			text = fmt.Sprintf("an Arrow value that cannot be shown: %v", p)
+		}
+	}()
+	var heads []arrow.RecordBatch
+	var schema *arrow.Schema
+	var rows int64
+	switch x := v.(type) {
+	case arrow.Table:
+		schema, rows = x.Schema(), x.NumRows()
+		if rows > 0 && maxRows > 0 {
+			tr := array.NewTableReader(x, int64(maxRows))
+			defer tr.Release()
+			// The reader stops at every chunk's end: take batches until
+			// they hold maxRows rows.
+			for n := int64(0); n < int64(maxRows) && tr.Next(); {
+				rec := tr.RecordBatch()
+				take := min(rec.NumRows(), int64(maxRows)-n)
+				head := rec.NewSlice(0, take)
+				defer head.Release()
+				heads = append(heads, head)
+				n += take
+			}
+		}
+	case arrow.RecordBatch:
+		schema, rows = x.Schema(), x.NumRows()
+		if rows > 0 && maxRows > 0 {
+			head := x.NewSlice(0, min(rows, int64(maxRows)))
+			defer head.Release()
+			heads = append(heads, head)
+		}
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "arrow table, %d rows: %s", rows, schemaText(schema))
+	shown := int64(0)
+	for _, head := range heads {
+		for r := range int(head.NumRows()) {
+			buf.WriteString("\n")
+			if err := writeRow(&buf, head, r); err != nil {
+				return buf.String(), true
+			}
+		}
+		shown += head.NumRows()
+	}
+	if shown > 0 && rows > shown {
+		fmt.Fprintf(&buf, "\n... (%d more rows)", rows-shown)
+	}
+	return buf.String(), true
+}

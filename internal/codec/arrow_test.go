@@ -338,3 +338,39 @@ func TestArrowBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestArrowText(t *testing.T) {
+	tbl := eventTable(30, 4)
+	defer tbl.Release()
+	rec := eventBatch(0, 2)
+	defer rec.Release()
+	for _, tc := range []struct {
+		name  string
+		v     any
+		max   int
+		wants []string
+		lines int
+	}{
+		{"table", tbl, 5, []string{"arrow table, 30 rows: id int64 not null", `{"id":4,`, "... (25 more rows)"}, 7},
+		{"record", rec, 5, []string{"arrow table, 2 rows", `{"id":1,`}, 3},
+		{"no rows asked", tbl, 0, []string{"arrow table, 30 rows"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text, ok := ArrowText(tc.v, tc.max)
+			if !ok {
+				t.Fatal("not recognised as Arrow")
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(text, w) {
+					t.Errorf("text lacks %q:\n%s", w, text)
+				}
+			}
+			if n := strings.Count(text, "\n") + 1; n != tc.lines {
+				t.Errorf("%d lines, want %d:\n%s", n, tc.lines, text)
+			}
+		})
+	}
+	if _, ok := ArrowText([]int{1}, 5); ok {
+		t.Error("a []int is described as Arrow")
+	}
+}
