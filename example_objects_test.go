@@ -19,7 +19,7 @@ func (f *Images) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close() // removes the temporary files of Download
+	defer s.Close()                              // removes the temporary files of Download
 	objs, err := s.GetPrefix(ctx, "2026-12-01/") // every object under the prefix, 16 requests in flight
 	if err != nil {
 		return err
