@@ -34,6 +34,13 @@ import (
 // metadata) and their values are; bytes under null slots, which builders
 // leave zero, are part of the file.
 
+// goAlloc allocates with Go's garbage-collected memory, whatever
+// memory.DefaultAllocator has been set to: encodeArrow keeps references to
+// the buffers it made after releasing them (see partsWriter), and decoded
+// values are freed by the garbage collector whether or not they are
+// released.
+var goAlloc = memory.NewGoAllocator()
+
 // ArrowBatchRows is the number of rows in each record batch of a stored
 // Arrow artifact.
 const ArrowBatchRows = 64 << 10
@@ -88,18 +95,8 @@ func encodeArrow(v any, typeName string) (enc Encoded, err error) {
 			cols = append(cols, []arrow.Array{c})
 		}
 	}
-	mem := memory.DefaultAllocator
-	var buf bytes.Buffer
-	// Room for the whole file at once: growing a buffer of a gigabyte by
-	// doubling would copy it about twice over.
-	var est int64
-	for _, chunks := range cols {
-		for _, c := range chunks {
-			est += dataSize(c.Data())
-		}
-	}
-	buf.Grow(int(min(est+est/16+64<<10, 1<<40)))
-	w, err := ipc.NewFileWriter(&buf, ipc.WithSchema(schema), ipc.WithAllocator(mem))
+	var buf partsWriter
+	w, err := ipc.NewFileWriter(&buf, ipc.WithSchema(schema), ipc.WithAllocator(goAlloc))
 	if err != nil {
 		return Encoded{}, fmt.Errorf("codec: cannot start an Arrow IPC file for the %s: %w", typeName, err)
 	}
@@ -107,7 +104,7 @@ func encodeArrow(v any, typeName string) (enc Encoded, err error) {
 		end := min(start+ArrowBatchRows, rows)
 		batch := make([]arrow.Array, len(cols))
 		for i, chunks := range cols {
-			if batch[i], err = rowWindow(chunks, start, end, mem); err != nil {
+			if batch[i], err = rowWindow(chunks, start, end, goAlloc); err != nil {
 				releaseAll(batch)
 				return Encoded{}, fmt.Errorf("codec: cannot write column %q of the %s as Arrow: %w", schema.Field(i).Name, typeName, err)
 			}
@@ -123,22 +120,44 @@ func encodeArrow(v any, typeName string) (enc Encoded, err error) {
 	if err := w.Close(); err != nil {
 		return Encoded{}, fmt.Errorf("codec: cannot finish the Arrow IPC file of the %s: %w", typeName, err)
 	}
-	b := buf.Bytes()
-	return Encoded{Parts: [][]byte{b}, Size: int64(len(b)), Type: typeName}, nil
+	parts := buf.finish()
+	return Encoded{Parts: parts, Size: buf.size, Type: typeName}, nil
 }
 
-// dataSize is the bytes of an array's buffers and its children's.
-func dataSize(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
+// partsWriter collects what the IPC writer writes without copying the
+// large writes: those are the buffers of the batches encodeArrow made
+// (fresh copies that nothing else holds or changes; the Go allocator
+// never reuses their memory), kept as parts by reference. Small writes
+// (message headers, padding, the footer) are copied, since the writer
+// reuses its scratch space for them.
+type partsWriter struct {
+	parts [][]byte
+	small []byte
+	size  int64
+}
+
+const keepWrite = 64 << 10
+
+func (w *partsWriter) Write(p []byte) (int, error) {
+	if len(p) >= keepWrite {
+		if len(w.small) > 0 {
+			w.parts = append(w.parts, w.small)
+			w.small = nil
 		}
+		w.parts = append(w.parts, p)
+	} else {
+		w.small = append(w.small, p...)
 	}
-	for _, c := range d.Children() {
-		n += dataSize(c)
+	w.size += int64(len(p))
+	return len(p), nil
+}
+
+func (w *partsWriter) finish() [][]byte {
+	if len(w.small) > 0 {
+		w.parts = append(w.parts, w.small)
+		w.small = nil
 	}
-	return n
+	return w.parts
 }
 
 // rowWindow returns rows [start, end) of a column made of chunks, copied
@@ -199,7 +218,7 @@ func readArrow(data []byte) (f *arrowFile, err error) {
 	if uintptr(unsafe.Pointer(&data[0]))%8 != 0 {
 		data = bytes.Clone(data) // a fresh allocation is 8-byte aligned
 	}
-	r, err := ipc.NewMappedFileReader(data, ipc.WithAllocator(memory.DefaultAllocator))
+	r, err := ipc.NewMappedFileReader(data, ipc.WithAllocator(goAlloc))
 	if err != nil {
 		return nil, fmt.Errorf("%w: the Arrow IPC file cannot be read: %v", ErrCorrupt, err)
 	}
@@ -291,7 +310,7 @@ func oneBatch(f *arrowFile) (arrow.RecordBatch, error) {
 	case 0:
 		cols := make([]arrow.Array, f.schema.NumFields())
 		for i, fd := range f.schema.Fields() {
-			cols[i] = array.MakeArrayOfNull(memory.DefaultAllocator, fd.Type, 0)
+			cols[i] = array.MakeArrayOfNull(goAlloc, fd.Type, 0)
 		}
 		defer releaseAll(cols)
 		return array.NewRecordBatch(f.schema, cols, 0), nil
@@ -306,7 +325,7 @@ func oneBatch(f *arrowFile) (arrow.RecordBatch, error) {
 		for j, b := range f.batches {
 			parts[j] = b.Column(i)
 		}
-		c, err := array.Concatenate(parts, memory.DefaultAllocator)
+		c, err := array.Concatenate(parts, goAlloc)
 		if err != nil {
 			return nil, fmt.Errorf("codec: cannot join the %d record batches of column %q into one record batch: %w; decode it into an arrow.Table instead", len(parts), f.schema.Field(i).Name, err)
 		}

@@ -77,7 +77,7 @@ func BenchmarkArrowArtifact(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	file := enc.Parts[0]
+	file := bytes.Join(enc.Parts, nil)
 	name := fmt.Sprintf("%dMiB", enc.Size>>20)
 
 	// Each write stores a new blob (no dedup): the table's schema carries
