@@ -16,6 +16,7 @@ import (
 	"stepwise.dev/stepwise/client"
 	"stepwise.dev/stepwise/steptest"
 
+	_ "stepwise.dev/stepwise/backend/arrow"
 	_ "stepwise.dev/stepwise/backend/s3"
 	_ "stepwise.dev/stepwise/backend/service"
 	_ "stepwise.dev/stepwise/backend/sqlite"

@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	_ "stepwise.dev/stepwise/internal/codec/arrowcodec" // as the stepwise command has it
 )
 
 func arrowTable(rows int) arrow.Table {

@@ -78,8 +78,11 @@
 // Arrow IPC file, without this codec's header: the data starts with the
 // file format's magic "ARROW1", which is how Decode, DecodeAny, Preview
 // and WriteJSON tell it apart, so any Arrow implementation reads the
-// stored bytes. See arrow.go for the layout (batches of ArrowBatchRows
-// rows, copied so that equal tables give equal bytes) and docs/arrow.md.
+// stored bytes. The work is done by package arrowcodec, which registers
+// itself (RegisterArrow) when a program imports backend/arrow; without it
+// Arrow values and files are refused with that import to add. See
+// arrowcodec for the layout (batches of 65,536 rows, copied so that equal
+// tables give equal bytes) and docs/arrow.md.
 //
 // # Showing values
 //

@@ -3,7 +3,6 @@ package codec
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/apache/arrow-go/v18/arrow"
 	"math"
 	"testing"
 	"time"
@@ -46,13 +45,6 @@ func fuzzSeeds(f *testing.F) {
 		}
 		f.Add(bytes.Join(enc.Parts, nil))
 	}
-	rec := eventBatch(0, 3)
-	enc, err := Encode(rec)
-	rec.Release()
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(bytes.Join(enc.Parts, nil))
 	f.Add([]byte("STWC\x01\x02\x01\x00\xff\xff\xff\xff\xff\xff\xff\xff"))
 	f.Add([]byte("STWC\x01\x01\x00\x00\x9b\xff\xff\xff\xff\xff\xff\xff\xff"))
 }
@@ -79,10 +71,6 @@ func FuzzDecode(f *testing.F) {
 		_ = Decode(data, &fs)
 		var a any
 		_ = Decode(data, &a)
-		var tb arrow.Table
-		if Decode(data, &tb) == nil && tb != nil {
-			tb.Release()
-		}
 	})
 }
 

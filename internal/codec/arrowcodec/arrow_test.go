@@ -1,4 +1,4 @@
-package codec
+package arrowcodec
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"stepwise.dev/stepwise/internal/codec"
 )
 
 // eventSchema has a column of each family the tests exercise.
@@ -76,11 +78,24 @@ func eventTable(n int, cuts ...int) arrow.Table {
 	return t
 }
 
+func encodeBytes(t testing.TB, v any) []byte {
+	t.Helper()
+	enc, err := codec.Encode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bytes.Join(enc.Parts, nil)
+	if int64(len(b)) != enc.Size {
+		t.Fatalf("Encode: Size %d, parts hold %d bytes", enc.Size, len(b))
+	}
+	return b
+}
+
 // rowsJSON is the table's rows as JSON, to compare tables.
 func rowsJSON(t *testing.T, data []byte) string {
 	t.Helper()
 	var out bytes.Buffer
-	if err := WriteJSON(&out, data, "", ""); err != nil {
+	if err := codec.WriteJSON(&out, data, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	return out.String()
@@ -96,7 +111,7 @@ func TestArrowRoundTrip(t *testing.T) {
 		{"one row", 1, nil},
 		{"one chunk", 1000, nil},
 		{"chunks inside a batch", 1000, []int{1, 333, 334, 999}},
-		{"chunks across batches", 3*ArrowBatchRows + 17, []int{5, ArrowBatchRows - 1, ArrowBatchRows + 1, 2*ArrowBatchRows + 100}},
+		{"chunks across batches", 3*BatchRows + 17, []int{5, BatchRows - 1, BatchRows + 1, 2*BatchRows + 100}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tbl := eventTable(tc.rows, tc.cuts...)
@@ -115,8 +130,8 @@ func TestArrowRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if rec.NumRows() > ArrowBatchRows {
-					t.Errorf("batch %d has %d rows, more than %d", i, rec.NumRows(), ArrowBatchRows)
+				if rec.NumRows() > BatchRows {
+					t.Errorf("batch %d has %d rows, more than %d", i, rec.NumRows(), BatchRows)
 				}
 				n += rec.NumRows()
 			}
@@ -126,7 +141,7 @@ func TestArrowRoundTrip(t *testing.T) {
 			r.Close()
 
 			var back arrow.Table
-			if err := Decode(data, &back); err != nil {
+			if err := codec.Decode(data, &back); err != nil {
 				t.Fatal(err)
 			}
 			defer back.Release()
@@ -142,7 +157,7 @@ func TestArrowRoundTrip(t *testing.T) {
 			}
 
 			var rec arrow.RecordBatch
-			if err := Decode(data, &rec); err != nil {
+			if err := codec.Decode(data, &rec); err != nil {
 				t.Fatal(err)
 			}
 			defer rec.Release()
@@ -181,11 +196,11 @@ func tablesEqual(a, b arrow.Table) bool {
 // Equal tables give equal bytes, however they are chunked, so the
 // content-addressed datastore keeps them once.
 func TestArrowDeterministic(t *testing.T) {
-	a := eventTable(2*ArrowBatchRows+5, 10, 20, ArrowBatchRows+3)
+	a := eventTable(2*BatchRows+5, 10, 20, BatchRows+3)
 	defer a.Release()
-	b := eventTable(2*ArrowBatchRows+5, 2*ArrowBatchRows)
+	b := eventTable(2*BatchRows+5, 2*BatchRows)
 	defer b.Release()
-	rec := eventBatch(0, 2*ArrowBatchRows+5)
+	rec := eventBatch(0, 2*BatchRows+5)
 	defer rec.Release()
 	da, db, dr := encodeBytes(t, a), encodeBytes(t, b), encodeBytes(t, rec)
 	if !bytes.Equal(da, db) || !bytes.Equal(da, dr) {
@@ -194,7 +209,7 @@ func TestArrowDeterministic(t *testing.T) {
 	if again := encodeBytes(t, a); !bytes.Equal(da, again) {
 		t.Error("encoding the same table twice gives different bytes")
 	}
-	c := eventTable(2*ArrowBatchRows + 4)
+	c := eventTable(2*BatchRows + 4)
 	defer c.Release()
 	if bytes.Equal(encodeBytes(t, c), da) {
 		t.Error("a table with one row less encodes to the same bytes")
@@ -206,7 +221,7 @@ func TestArrowShow(t *testing.T) {
 	defer tbl.Release()
 	data := encodeBytes(t, tbl)
 
-	v, err := DecodeAny(data)
+	v, err := codec.DecodeAny(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,24 +245,24 @@ func TestArrowShow(t *testing.T) {
 		t.Errorf("a NaN score shows as %v, want \"NaN\"", head[5].(map[string]any)["score"])
 	}
 	// What DecodeAny returns can be stored with the codec.
-	if _, err := Encode(v); err != nil {
+	if _, err := codec.Encode(v); err != nil {
 		t.Errorf("the description of a table cannot be encoded: %v", err)
 	}
 
-	s, err := Preview(data, 80)
+	s, err := codec.Preview(data, 80)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Kind != "table" || s.Len != 25 || !s.Cut || len(s.Text) > 80 || !strings.HasPrefix(s.Text, "arrow table, 25 rows: id int64 not null, name utf8") {
 		t.Errorf("Preview = %+v", s)
 	}
-	full, err := Preview(data, -1)
+	full, err := codec.Preview(data, -1)
 	if err != nil || full.Cut || !strings.Contains(full.Text, `{"id":24,`) {
-		t.Errorf("Preview(-1) = %+v, %v", full, err)
+		t.Errorf("codec.Preview(-1) = %+v, %v", full, err)
 	}
 
 	var out bytes.Buffer
-	if err := WriteJSON(&out, data, "", "  "); err != nil {
+	if err := codec.WriteJSON(&out, data, "", "  "); err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {
@@ -269,12 +284,12 @@ func TestArrowShow(t *testing.T) {
 		t.Errorf("row 4's pos = %v", pos)
 	}
 
-	var blob Blob
-	if err := Decode(data, &blob); err != nil || !bytes.Equal(blob, data) {
+	var blob codec.Blob
+	if err := codec.Decode(data, &blob); err != nil || !bytes.Equal(blob, data) {
 		t.Errorf("Decode into a Blob: %v", err)
 	}
 	var a any
-	if err := Decode(data, &a); err != nil || a.(map[string]any)["rows"] != int64(25) {
+	if err := codec.Decode(data, &a); err != nil || a.(map[string]any)["rows"] != int64(25) {
 		t.Errorf("Decode into an any = %v, %v", a, err)
 	}
 }
@@ -286,35 +301,35 @@ func TestArrowBadInput(t *testing.T) {
 
 	t.Run("wrong target", func(t *testing.T) {
 		var xs []int
-		err := Decode(data, &xs)
+		err := codec.Decode(data, &xs)
 		if err == nil || !strings.Contains(err.Error(), "Arrow table of 100 rows (id int64 not null, name utf8") || !strings.Contains(err.Error(), "decode it into an arrow.Table") {
 			t.Errorf("decoding an Arrow table into []int: %v", err)
 		}
 	})
 	t.Run("Go value into a table", func(t *testing.T) {
 		var tb arrow.Table
-		err := Decode(encodeBytes(t, []string{"a"}), &tb)
+		err := codec.Decode(encodeBytes(t, []string{"a"}), &tb)
 		if err == nil || !strings.Contains(err.Error(), "arrow.Table") {
 			t.Errorf("decoding a []string into an arrow.Table: %v", err)
 		}
 	})
 	t.Run("nil table", func(t *testing.T) {
 		var tb arrow.Table
-		if err := Decode(encodeBytes(t, tb), &tb); err != nil || tb != nil {
+		if err := codec.Decode(encodeBytes(t, tb), &tb); err != nil || tb != nil {
 			t.Errorf("a nil table comes back as %v, %v", tb, err)
 		}
 	})
 	t.Run("nested", func(t *testing.T) {
-		_, err := Encode(map[string]arrow.Table{"t": tbl})
+		_, err := codec.Encode(map[string]arrow.Table{"t": tbl})
 		if err == nil || !strings.Contains(err.Error(), "give it a field of its own") {
 			t.Errorf("a table in a map: %v", err)
 		}
 	})
 	for _, cut := range []int{9, 20, len(data) / 2, len(data) - 1} {
 		var tb arrow.Table
-		err := Decode(data[:cut], &tb)
-		if !errors.Is(err, ErrCorrupt) {
-			t.Errorf("an Arrow file cut to %d bytes: %v, want ErrCorrupt", cut, err)
+		err := codec.Decode(data[:cut], &tb)
+		if !errors.Is(err, codec.ErrCorrupt) {
+			t.Errorf("an Arrow file cut to %d bytes: %v, want codec.ErrCorrupt", cut, err)
 		}
 	}
 	damaged := bytes.Clone(data)
@@ -322,24 +337,24 @@ func TestArrowBadInput(t *testing.T) {
 		damaged[i] ^= 0x5a
 	}
 	var tb arrow.Table
-	if err := Decode(damaged, &tb); err == nil {
+	if err := codec.Decode(damaged, &tb); err == nil {
 		// The damage may hit only values, which Arrow cannot detect; the
 		// datastore's hash catches that before decoding.
 		tb.Release()
 	}
 	for _, f := range []func([]byte) error{
-		func(d []byte) error { _, err := DecodeAny(d); return err },
-		func(d []byte) error { _, err := Preview(d, 80); return err },
-		func(d []byte) error { return WriteJSON(&bytes.Buffer{}, d, "", "") },
+		func(d []byte) error { _, err := codec.DecodeAny(d); return err },
+		func(d []byte) error { _, err := codec.Preview(d, 80); return err },
+		func(d []byte) error { return codec.WriteJSON(&bytes.Buffer{}, d, "", "") },
 	} {
 		_ = f(damaged)
-		if err := f(data[:len(data)/2]); !errors.Is(err, ErrCorrupt) {
-			t.Errorf("half a file: %v, want ErrCorrupt", err)
+		if err := f(data[:len(data)/2]); !errors.Is(err, codec.ErrCorrupt) {
+			t.Errorf("half a file: %v, want codec.ErrCorrupt", err)
 		}
 	}
 }
 
-func TestArrowText(t *testing.T) {
+func TestText(t *testing.T) {
 	tbl := eventTable(30, 4)
 	defer tbl.Release()
 	rec := eventBatch(0, 2)
@@ -356,7 +371,7 @@ func TestArrowText(t *testing.T) {
 		{"no rows asked", tbl, 0, []string{"arrow table, 30 rows"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			text, ok := ArrowText(tc.v, tc.max)
+			text, ok := Text(tc.v, tc.max)
 			if !ok {
 				t.Fatal("not recognised as Arrow")
 			}
@@ -370,7 +385,7 @@ func TestArrowText(t *testing.T) {
 			}
 		})
 	}
-	if _, ok := ArrowText([]int{1}, 5); ok {
+	if _, ok := Text([]int{1}, 5); ok {
 		t.Error("a []int is described as Arrow")
 	}
 }

@@ -1,9 +1,13 @@
-package codec
+// Package arrowcodec stores Arrow tables and record batches as Arrow IPC
+// files: the part of the artifact codec that needs Apache Arrow's Go
+// library. It registers itself with package codec when imported, through
+// the public stepwise.dev/stepwise/backend/arrow, so that flows without
+// Arrow artifacts do not carry the library.
+package arrowcodec
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -17,7 +21,26 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"stepwise.dev/stepwise/internal/codec"
 )
+
+func init() { codec.RegisterArrow(arrowCodec{}) }
+
+// arrowCodec is what package codec calls for Arrow values and files.
+type arrowCodec struct{}
+
+func (arrowCodec) TypeName(v any) (string, bool)                    { return arrowTypeName(v) }
+func (arrowCodec) Encode(v any, name string) (codec.Encoded, error) { return encodeArrow(v, name) }
+func (arrowCodec) Decode(data []byte, ptr any) error                { return decodeArrow(data, ptr) }
+func (arrowCodec) DecodeAny(data []byte) (any, error)               { return arrowAny(data) }
+func (arrowCodec) WriteJSON(out io.Writer, data []byte, prefix, indent string) error {
+	return arrowJSON(out, data, prefix, indent)
+}
+func (arrowCodec) Preview(data []byte, max int) (codec.Summary, error) {
+	return arrowPreview(data, max)
+}
+func (arrowCodec) Text(v any, maxRows int) (string, bool) { return Text(v, maxRows) }
 
 // Arrow artifacts. A value that is an arrow.Table or an arrow.RecordBatch
 // (arrow.Record is the same type under its deprecated name) is stored as an
@@ -26,7 +49,7 @@ import (
 // Arrow implementation (pyarrow.ipc.open_file, R's arrow::read_ipc_file,
 // DuckDB, Polars, Spark through pyarrow) without Stepwise.
 //
-// The file holds the rows in record batches of ArrowBatchRows rows (the
+// The file holds the rows in record batches of BatchRows rows (the
 // last one shorter), whatever the chunks of the value were, and no
 // compression of its own (the datastore compresses blobs when that pays),
 // so that equal tables give equal bytes and the content-addressed store
@@ -41,23 +64,17 @@ import (
 // released.
 var goAlloc = memory.NewGoAllocator()
 
-// ArrowBatchRows is the number of rows in each record batch of a stored
+// BatchRows is the number of rows in each record batch of a stored
 // Arrow artifact.
-const ArrowBatchRows = 64 << 10
+const BatchRows = 64 << 10
 
-// arrowMagic starts and ends an Arrow IPC file; the first is padded to 8
-// bytes with zeros.
+// arrowMagic starts and ends an Arrow IPC file.
 const arrowMagic = "ARROW1"
 
 var (
 	tableType  = reflect.TypeFor[arrow.Table]()
 	recordType = reflect.TypeFor[arrow.RecordBatch]()
 )
-
-// isArrow reports whether data is an Arrow IPC file.
-func isArrow(data []byte) bool {
-	return len(data) >= 8 && string(data[:6]) == arrowMagic && data[6] == 0 && data[7] == 0
-}
 
 // arrowTypeName is the type name an Encoded Arrow value carries.
 func arrowTypeName(v any) (string, bool) {
@@ -72,7 +89,7 @@ func arrowTypeName(v any) (string, bool) {
 
 // encodeArrow writes a table or record batch as an Arrow IPC file. It does
 // not take ownership: v is neither retained nor released.
-func encodeArrow(v any, typeName string) (enc Encoded, err error) {
+func encodeArrow(v any, typeName string) (enc codec.Encoded, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("codec: cannot write the %s as an Arrow IPC file: %v", typeName, p)
@@ -98,15 +115,15 @@ func encodeArrow(v any, typeName string) (enc Encoded, err error) {
 	var buf partsWriter
 	w, err := ipc.NewFileWriter(&buf, ipc.WithSchema(schema), ipc.WithAllocator(goAlloc))
 	if err != nil {
-		return Encoded{}, fmt.Errorf("codec: cannot start an Arrow IPC file for the %s: %w", typeName, err)
+		return codec.Encoded{}, fmt.Errorf("codec: cannot start an Arrow IPC file for the %s: %w", typeName, err)
 	}
-	for start := int64(0); start < rows; start += ArrowBatchRows {
-		end := min(start+ArrowBatchRows, rows)
+	for start := int64(0); start < rows; start += BatchRows {
+		end := min(start+BatchRows, rows)
 		batch := make([]arrow.Array, len(cols))
 		for i, chunks := range cols {
 			if batch[i], err = rowWindow(chunks, start, end, goAlloc); err != nil {
 				releaseAll(batch)
-				return Encoded{}, fmt.Errorf("codec: cannot write column %q of the %s as Arrow: %w", schema.Field(i).Name, typeName, err)
+				return codec.Encoded{}, fmt.Errorf("codec: cannot write column %q of the %s as Arrow: %w", schema.Field(i).Name, typeName, err)
 			}
 		}
 		rec := array.NewRecordBatch(schema, batch, end-start)
@@ -114,14 +131,14 @@ func encodeArrow(v any, typeName string) (enc Encoded, err error) {
 		err = w.Write(rec)
 		rec.Release()
 		if err != nil {
-			return Encoded{}, fmt.Errorf("codec: cannot write rows %d to %d of the %s as Arrow: %w", start, end, typeName, err)
+			return codec.Encoded{}, fmt.Errorf("codec: cannot write rows %d to %d of the %s as Arrow: %w", start, end, typeName, err)
 		}
 	}
 	if err := w.Close(); err != nil {
-		return Encoded{}, fmt.Errorf("codec: cannot finish the Arrow IPC file of the %s: %w", typeName, err)
+		return codec.Encoded{}, fmt.Errorf("codec: cannot finish the Arrow IPC file of the %s: %w", typeName, err)
 	}
 	parts := buf.finish()
-	return Encoded{Parts: parts, Size: buf.size, Type: typeName}, nil
+	return codec.Encoded{Parts: parts, Size: buf.size, Type: typeName}, nil
 }
 
 // partsWriter collects what the IPC writer writes without copying the
@@ -202,25 +219,25 @@ func (f *arrowFile) release() { releaseAll(f.batches) }
 
 // readArrow parses data, an Arrow IPC file, and loads its record batches
 // without copying them when data is 8-byte aligned. Damaged data gives an
-// error wrapping ErrCorrupt.
+// error wrapping codec.ErrCorrupt.
 func readArrow(data []byte) (f *arrowFile, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			if f != nil {
 				f.release()
 			}
-			f, err = nil, fmt.Errorf("%w: the Arrow IPC file cannot be read (%v); the stored object is damaged", ErrCorrupt, p)
+			f, err = nil, fmt.Errorf("%w: the Arrow IPC file cannot be read (%v); the stored object is damaged", codec.ErrCorrupt, p)
 		}
 	}()
 	if len(data) < 8+6+4 || string(data[len(data)-6:]) != arrowMagic {
-		return nil, fmt.Errorf("%w: an Arrow IPC file of %d bytes without the closing %q; the stored object is truncated", ErrCorrupt, len(data), arrowMagic)
+		return nil, fmt.Errorf("%w: an Arrow IPC file of %d bytes without the closing %q; the stored object is truncated", codec.ErrCorrupt, len(data), arrowMagic)
 	}
 	if uintptr(unsafe.Pointer(&data[0]))%8 != 0 {
 		data = bytes.Clone(data) // a fresh allocation is 8-byte aligned
 	}
 	r, err := ipc.NewMappedFileReader(data, ipc.WithAllocator(goAlloc))
 	if err != nil {
-		return nil, fmt.Errorf("%w: the Arrow IPC file cannot be read: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: the Arrow IPC file cannot be read: %v", codec.ErrCorrupt, err)
 	}
 	defer r.Close()
 	f = &arrowFile{schema: r.Schema()}
@@ -228,18 +245,18 @@ func readArrow(data []byte) (f *arrowFile, err error) {
 		rec, err := r.RecordBatchAt(i)
 		if err != nil {
 			f.release()
-			return nil, fmt.Errorf("%w: record batch %d of the Arrow IPC file cannot be read: %v", ErrCorrupt, i, err)
+			return nil, fmt.Errorf("%w: record batch %d of the Arrow IPC file cannot be read: %v", codec.ErrCorrupt, i, err)
 		}
 		if !rec.Schema().Equal(f.schema) {
 			rec.Release()
 			f.release()
-			return nil, fmt.Errorf("%w: record batch %d of the Arrow IPC file does not match its schema", ErrCorrupt, i)
+			return nil, fmt.Errorf("%w: record batch %d of the Arrow IPC file does not match its schema", codec.ErrCorrupt, i)
 		}
 		for c, col := range rec.Columns() {
 			if int64(col.Len()) != rec.NumRows() {
 				rec.Release()
 				f.release()
-				return nil, fmt.Errorf("%w: column %d of record batch %d holds %d rows, not %d", ErrCorrupt, c, i, col.Len(), rec.NumRows())
+				return nil, fmt.Errorf("%w: column %d of record batch %d holds %d rows, not %d", codec.ErrCorrupt, c, i, col.Len(), rec.NumRows())
 			}
 		}
 		f.batches = append(f.batches, rec)
@@ -250,7 +267,7 @@ func readArrow(data []byte) (f *arrowFile, err error) {
 
 // decodeArrow decodes an Arrow IPC file into the value ptr points to.
 func decodeArrow(data []byte, ptr any) error {
-	if b, ok := ptr.(*Blob); ok {
+	if b, ok := ptr.(*codec.Blob); ok {
 		if _, err := readArrowChecked(data); err != nil {
 			return err
 		}
@@ -540,10 +557,10 @@ func arrowJSON(out io.Writer, data []byte, prefix, indent string) error {
 
 // arrowPreview is Preview for an Arrow IPC file: the schema and row count,
 // then the first rows, up to max bytes.
-func arrowPreview(data []byte, max int) (Summary, error) {
+func arrowPreview(data []byte, max int) (codec.Summary, error) {
 	f, err := readArrow(data)
 	if err != nil {
-		return Summary{}, err
+		return codec.Summary{}, err
 	}
 	defer f.release()
 	var buf bytes.Buffer
@@ -553,11 +570,11 @@ func arrowPreview(data []byte, max int) (Summary, error) {
 		for r := 0; r < int(b.NumRows()) && !full(); r++ {
 			buf.WriteString("; ")
 			if err := writeRow(&buf, b, r); err != nil {
-				return Summary{}, err
+				return codec.Summary{}, err
 			}
 		}
 	}
-	s := Summary{Kind: "table", Len: f.rows, Text: buf.String()}
+	s := codec.Summary{Kind: "table", Len: f.rows, Text: buf.String()}
 	if full() {
 		n := max
 		for n > 0 && !utf8.RuneStart(s.Text[n]) {
@@ -568,14 +585,10 @@ func arrowPreview(data []byte, max int) (Summary, error) {
 	return s, nil
 }
 
-// errArrowNested explains why an Arrow value inside another value is
-// refused.
-var errArrowNested = errors.New("an Arrow table or record batch is stored as an Arrow IPC file only when it is the field's whole value; give it a field of its own (of type arrow.Table or arrow.RecordBatch)")
-
-// ArrowText describes v for people when it is an Arrow table or record
+// Text describes v for people when it is an Arrow table or record
 // batch: its row count, schema and first rows (at most maxRows), read from
 // memory without encoding the rest. ok is false for other values.
-func ArrowText(v any, maxRows int) (text string, ok bool) {
+func Text(v any, maxRows int) (text string, ok bool) {
 	if _, ok := arrowTypeName(v); !ok {
 		return "", false
 	}

@@ -1,4 +1,4 @@
-package codec
+package arrowcodec
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"stepwise.dev/stepwise/internal/codec"
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/local"
 )
@@ -55,7 +56,7 @@ func benchTable(size int64) arrow.Table {
 // GetBlob of the same bytes. STEPWISE_BENCH_ARROW_BYTES sets the table's
 // size (64 MiB by default).
 //
-//	STEPWISE_BENCH_ARROW_BYTES=1073741824 go test -run '^$' -bench ArrowArtifact -benchtime 3x ./internal/codec/
+//	STEPWISE_BENCH_ARROW_BYTES=1073741824 go test -run '^$' -bench ArrowArtifact -benchtime 3x ./internal/codec/arrowcodec/
 func BenchmarkArrowArtifact(b *testing.B) {
 	size := int64(64 << 20)
 	if s := os.Getenv("STEPWISE_BENCH_ARROW_BYTES"); s != "" {
@@ -73,7 +74,7 @@ func BenchmarkArrowArtifact(b *testing.B) {
 	st := datastore.New(be)
 	tbl := benchTable(size)
 	defer tbl.Release()
-	enc, err := Encode(tbl)
+	enc, err := codec.Encode(tbl)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func BenchmarkArrowArtifact(b *testing.B) {
 		for b.Loop() {
 			v := variant()
 			t0 := time.Now()
-			e, err := Encode(v)
+			e, err := codec.Encode(v)
 			if err == nil {
 				_, _, err = st.PutBlob(ctx, e.Parts)
 			}
@@ -128,7 +129,7 @@ func BenchmarkArrowArtifact(b *testing.B) {
 			data, err := st.GetBlob(ctx, key)
 			var back arrow.Table
 			if err == nil {
-				err = Decode(data, &back)
+				err = codec.Decode(data, &back)
 			}
 			t1 := time.Now()
 			if err != nil || back.NumRows() != tbl.NumRows() {
