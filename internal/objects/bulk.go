@@ -293,7 +293,7 @@ func (b *Bulk) getOne(ctx context.Context, sem chan struct{}, l loc, toFile bool
 		rest <- nil
 	}
 	if toFile {
-		_, err = io.Copy(io.NewOffsetWriter(file, 0), io.LimitReader(body, first))
+		err = fileSink{file}.readAt(body, 0, first)
 	} else {
 		_, err = io.ReadFull(body, obj.Data[:first])
 	}
