@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"stepwise.dev/stepwise/internal/card"
+	"stepwise.dev/stepwise/internal/codec"
 	"stepwise.dev/stepwise/internal/datastore"
 )
 
@@ -29,6 +30,9 @@ func artifactText(flow reflect.Value, name string) string {
 	f := flow.Elem().FieldByName(name)
 	if !f.IsValid() || !f.CanInterface() {
 		return fmt.Sprintf("(the flow has no artifact %q)", name)
+	}
+	if text, ok := codec.ArrowText(f.Interface(), 20); ok {
+		return text
 	}
 	data, err := json.MarshalIndent(f.Interface(), "", "  ")
 	if err != nil {
