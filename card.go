@@ -18,8 +18,10 @@ import (
 //
 // A card is saved when the step ends (with the step's error, if it
 // failed), and while it runs each time Refresh is called, at most every
-// few seconds. Content past a card's limits (1,000 rows of a table, 256 KB
-// of text, 4 MB per image) is cut, and the card says so. Outside a step a
+// few seconds. Each save is a new version, kept like an artifact's value:
+// the final one and the last 20 others (client.Task.CardVersionJSON reads
+// them). Content past a card's limits (1,000 rows of a table, 256 KB of
+// text, 4 MB per image) is cut, and the card says so. Outside a step a
 // card records nothing.
 type Card struct {
 	set  *card.Set

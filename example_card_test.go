@@ -2,6 +2,7 @@ package stepwise_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,8 +54,23 @@ func ExampleCardOf() {
 	for _, c := range cards {
 		fmt.Println(c.Name)
 	}
+	// Every save of a card is kept (the final one and the last 20 others):
+	// the progress card as it was first saved, during the step.
+	data, err := start.CardVersionJSON(ctx, -1, "progress", 1)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var first struct {
+		Version int
+		Final   bool
+		Parts   []struct{ Text string }
+	}
+	json.Unmarshal(data, &first)
+	fmt.Println(first.Version, first.Final, first.Parts[0].Text)
 	// Output:
 	// default
 	// main
 	// progress
+	// 1 false epoch 0
 }

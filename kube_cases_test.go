@@ -80,13 +80,19 @@ func (c *cluster) start(t testing.TB, env []string, name string, args ...string)
 // wait waits for the program to exit and returns its exit code.
 func (b *bgFlow) wait(t testing.TB) int {
 	t.Helper()
+	return b.waitWithin(t, kubeLimit)
+}
+
+// waitWithin is wait with a time limit of its own, for long runs.
+func (b *bgFlow) waitWithin(t testing.TB, limit time.Duration) int {
+	t.Helper()
 	select {
 	case <-b.done:
 		return b.code
-	case <-time.After(kubeLimit):
+	case <-time.After(limit):
 		b.cmd.Process.Kill()
 		<-b.done
-		t.Fatalf("%s did not end within %s\nstdout:\n%s\nstderr:\n%s", b.cmd.Args, kubeLimit, b.out.String(), b.errOut.String())
+		t.Fatalf("%s did not end within %s\nstdout:\n%s\nstderr:\n%s", b.cmd.Args, limit, b.out.String(), b.errOut.String())
 		return 0
 	}
 }

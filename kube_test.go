@@ -192,7 +192,7 @@ func kubeBinaries(t testing.TB) string {
 	}
 	for _, args := range [][]string{
 		{"./testdata/kubeseed", "./testdata/kubecases", "./testdata/kubesleep", "./testdata/argoretry", "./testdata/deploybad/required", "./testdata/deploybad/local", "./testdata/downstream"},
-		{"-tags", "team", "./examples/foreach", "./examples/linear", "./examples/branchjoin", "./examples/nested"},
+		{"-tags", "team", "./examples/foreach", "./examples/linear", "./examples/branchjoin", "./examples/nested", "./examples/hosting"},
 	} {
 		cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", dir + "/"}, args...)...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -16,13 +16,14 @@ import (
 	"stepwise.dev/stepwise/client"
 	"stepwise.dev/stepwise/steptest"
 
+	_ "stepwise.dev/stepwise/backend/arrow"
 	_ "stepwise.dev/stepwise/backend/s3"
 	_ "stepwise.dev/stepwise/backend/service"
 	_ "stepwise.dev/stepwise/backend/sqlite"
 )
 
 func TestMain(m *testing.M) {
-	steptest.Main(m, &Steady{}, &Driven{}, &Placed{}, &Child{}, &Flaky{}, &FlakyForeach{}, &Rendezvous{}, &Killed{}, &Kinds{}, &Merging{}, &Policies{}, &Filler{}, &Squares{}, &Report{}, &Greedy{}, &Huge{}, &Unstorable{})
+	steptest.Main(m, &Steady{}, &Driven{}, &Placed{}, &Child{}, &Flaky{}, &FlakyForeach{}, &Rendezvous{}, &Killed{}, &Kinds{}, &Merging{}, &Policies{}, &Filler{}, &Squares{}, &Report{}, &Greedy{}, &Huge{}, &Unstorable{}, &Tabular{}, &Bulky{}, &Scores{})
 }
 
 // mark appends a line to the file named by env var STEPWISE_TEST_MARKS, so

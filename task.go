@@ -23,6 +23,9 @@ type Task struct {
 	// Trigger is the run (FLOW/RUN_ID) whose success started this run, for
 	// a deployed flow with TriggerOnFinish; empty otherwise.
 	Trigger string
+	// Datastore is where the run keeps its artifacts: s3://bucket/prefix,
+	// or a directory. Objects uses it to find its default root.
+	Datastore string
 }
 
 // Pathspec is the task's address: Flow/RunID/Step/ID.
@@ -41,7 +44,7 @@ func CurrentTask(ctx context.Context) Task {
 
 // withTask puts the task a step runs as into its context.
 func withTask(ctx context.Context, t flowdef.Task) context.Context {
-	info := Task{Flow: t.Flow, RunID: t.RunID, Step: t.Step, ID: t.ID, Attempt: t.Attempt, Index: -1, Indexes: t.Indexes, Trigger: t.Trigger}
+	info := Task{Flow: t.Flow, RunID: t.RunID, Step: t.Step, ID: t.ID, Attempt: t.Attempt, Index: -1, Indexes: t.Indexes, Trigger: t.Trigger, Datastore: t.Datastore}
 	if n := len(t.Indexes); n > 0 {
 		info.Index = t.Indexes[n-1]
 	}

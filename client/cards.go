@@ -17,8 +17,36 @@ import (
 type CardInfo struct {
 	Name    string
 	Attempt int
-	Size    int64     // bytes of its JSON; 0 for the default card, made when read
-	Updated time.Time // when it was last saved; zero for the default card
+	Size    int64     // bytes of its latest version's JSON; 0 for the default card, made when read
+	Updated time.Time // when its latest version was saved; zero for the default card
+	// Versions are the versions kept, oldest first: the final one (saved
+	// when the attempt ended) and the last others, at most
+	// MaxCardVersions. Empty for the default card and for a card saved
+	// before versions were kept, which has only its latest.
+	Versions []CardVersion
+}
+
+// CardVersion is one saved version of a card.
+type CardVersion struct {
+	Version int       // 1 for the first save, one more each save
+	Size    int64     // bytes of its JSON
+	Saved   time.Time // when it was saved
+	Final   bool      // saved when the attempt ended
+	Key     string    // the content key of its JSON in the datastore
+}
+
+// MaxCardVersions is how many versions of a card are kept besides the
+// final one: a progress card saved every few seconds keeps its last
+// MaxCardVersions versions, and the one saved when its attempt ended.
+const MaxCardVersions = datastore.MaxCardVersions
+
+// Latest is the number of the card's latest version; 0 when versions are
+// not known (the default card, or one saved before versions were kept).
+func (ci CardInfo) Latest() int {
+	if n := len(ci.Versions); n > 0 {
+		return ci.Versions[n-1].Version
+	}
+	return 0
 }
 
 func (t *Task) path() datastore.TaskPath {
@@ -35,8 +63,8 @@ func (t *Task) cardPath() datastore.TaskPath {
 }
 
 // Cards lists the task's cards: the default card every task has, then
-// those its step made, by attempt and name (for a task cloned by a resume,
-// those of the task it was cloned from).
+// those its step made, by attempt and name, each with its versions (for a
+// task cloned by a resume, those of the task it was cloned from).
 func (t *Task) Cards(ctx context.Context) ([]CardInfo, error) {
 	refs, err := t.c.store.ListCards(ctx, t.cardPath())
 	if err != nil {
@@ -44,20 +72,38 @@ func (t *Task) Cards(ctx context.Context) ([]CardInfo, error) {
 	}
 	out := []CardInfo{{Name: card.DefaultName, Attempt: max(len(t.Attempts)-1, 0)}}
 	for _, r := range refs {
-		out = append(out, CardInfo{Name: r.Name, Attempt: r.Attempt, Size: r.Size, Updated: r.Updated})
+		ci := CardInfo{Name: r.Name, Attempt: r.Attempt, Size: r.Size, Updated: r.Updated}
+		for _, v := range r.Versions {
+			ci.Versions = append(ci.Versions, CardVersion{Version: v.Version, Size: v.Size, Saved: v.Saved, Final: v.Final, Key: v.Key})
+		}
+		out = append(out, ci)
 	}
 	return out, nil
 }
 
-// CardJSON returns a card of the task as JSON (see package
-// stepwise.dev/stepwise/internal/card for its form); attempt -1 is the
-// last attempt that has it. The card named "default" is made from what is
-// recorded of the task.
+// CardJSON returns the latest version of a card of the task as JSON (see
+// package stepwise.dev/stepwise/internal/card for its form); attempt -1 is
+// the last attempt that has it. The card named "default" is made from
+// what is recorded of the task.
 func (t *Task) CardJSON(ctx context.Context, attempt int, name string) ([]byte, error) {
+	return t.CardVersionJSON(ctx, attempt, name, 0)
+}
+
+// CardVersionJSON returns one version of a card of the task as JSON, the
+// latest when version is 0; attempt -1 is the last attempt that has the
+// card. A version that was not kept matches ErrNotFound, and its error
+// says which versions are.
+func (t *Task) CardVersionJSON(ctx context.Context, attempt int, name string, version int) ([]byte, error) {
 	if err := card.CheckName(name); err != nil {
 		return nil, err
 	}
+	if version < 0 {
+		return nil, fmt.Errorf("card version %d: versions count from 1 (0 is the latest)", version)
+	}
 	if name == card.DefaultName {
+		if version > 1 {
+			return nil, fmt.Errorf("the default card of task %s is made when read: it has one version: %w", t.Pathspec(), ErrNotFound)
+		}
 		return t.defaultCard(ctx)
 	}
 	if attempt < 0 {
@@ -71,8 +117,23 @@ func (t *Task) CardJSON(ctx context.Context, attempt int, name string) ([]byte, 
 			}
 		}
 	}
-	data, err := t.c.store.GetCard(ctx, t.cardPath(), max(attempt, 0), name)
-	if errors.Is(err, fs.ErrNotExist) {
+	attempt = max(attempt, 0)
+	data, err := t.c.store.GetCard(ctx, t.cardPath(), attempt, name, version)
+	if errors.Is(err, fs.ErrNotExist) && version != 0 {
+		// A card saved before versions were kept has its latest alone,
+		// which knows its number.
+		if latest, lerr := t.c.store.GetCard(ctx, t.cardPath(), attempt, name, 0); lerr == nil {
+			if d, derr := card.Decode(latest); derr == nil && d.Version == version {
+				return latest, nil
+			}
+		}
+	}
+	switch {
+	case errors.Is(err, datastore.ErrCollected):
+		return nil, fmt.Errorf("card %q of task %s: %w", name, t.Pathspec(), err)
+	case errors.Is(err, fs.ErrNotExist) && version != 0:
+		return nil, fmt.Errorf("%v; list the versions with 'stepwise card list %s --name %s': %w", err, t.Pathspec(), name, ErrNotFound)
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("task %s has no card %q (list its cards with 'stepwise card list %s'): %w", t.Pathspec(), name, t.Pathspec(), ErrNotFound)
 	}
 	return data, err

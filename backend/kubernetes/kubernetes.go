@@ -15,4 +15,5 @@ import (
 	_ "stepwise.dev/stepwise/internal/compute/kubernetes" // registers "kubernetes"
 	_ "stepwise.dev/stepwise/internal/deploy/argo"        // adds the argo-workflows command
 	_ "stepwise.dev/stepwise/internal/deploy/cronjob"     // adds the cronjob command
+	_ "stepwise.dev/stepwise/internal/deploy/hosted"      // adds a service's serve deploy
 )

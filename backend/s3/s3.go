@@ -2,7 +2,8 @@
 // a datastore setting of s3://bucket/prefix keeps artifacts, task records
 // and logs in that bucket (AWS S3, or an S3-compatible store such as MinIO
 // through AWS_ENDPOINT_URL_S3). Credentials and region come from the
-// standard AWS chain.
+// standard AWS chain. It also gives steps stepwise.Objects, bulk reads and
+// writes of objects on S3 with the same settings.
 //
 //	import _ "stepwise.dev/stepwise/backend/s3"
 //
@@ -19,11 +20,15 @@ import (
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/datastore"
 	"stepwise.dev/stepwise/internal/datastore/s3"
+	"stepwise.dev/stepwise/internal/objects"
 	_ "stepwise.dev/stepwise/internal/warehouse/s3" // s3:// table locations (package table)
 )
 
 func init() {
 	config.RegisterDatastore("s3", func(ctx context.Context, url string) (datastore.Backend, error) {
 		return s3.New(ctx, url, s3.Options{})
+	})
+	objects.Register(func(ctx context.Context, o objects.ConnOptions) (objects.Conn, error) {
+		return s3.NewConn(ctx, s3.Options{Endpoint: o.Endpoint, Region: o.Region})
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"stepwise.dev/stepwise/internal/maintain"
 
 	// The stepwise command reads every kind of datastore and metadata store.
+	_ "stepwise.dev/stepwise/backend/arrow"
 	_ "stepwise.dev/stepwise/backend/s3"
 	_ "stepwise.dev/stepwise/backend/service"
 	_ "stepwise.dev/stepwise/backend/sqlite"

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +102,100 @@ func TestServiceUsage(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "\n  "+cmd+" ") {
 			t.Errorf("stepwise help (exit %d) does not list %s:\n%s", code, cmd, out)
 		}
+	}
+}
+
+// TestUI starts `stepwise ui` on a free port: with --json it prints one
+// line that says where it listens, and the page there answers; it stops
+// when its context ends. Every flag is given; bad ones are refused.
+func TestUI(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("STEPWISE_CONFIG", filepath.Join(dir, "config.json"))
+	t.Setenv("STEPWISE_DATASTORE", "")
+	t.Setenv("STEPWISE_METADATA", "")
+	t.Setenv(tokensEnv, "")
+	t.Setenv("STEPWISE_TOKEN", "")
+	ds := filepath.Join(dir, "ds")
+	for _, tc := range []struct {
+		name string
+		json bool
+	}{{"json", true}, {"text", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			args := []string{"ui", "--addr", "127.0.0.1:0", "--datastore", ds, "--namespace", "user:ann", "--poll", "2s"}
+			if tc.json {
+				args = append(args, "--json")
+			}
+			r, w := io.Pipe()
+			var errOut bytes.Buffer
+			done := make(chan int, 1)
+			go func() {
+				code := cli.Run(ctx, cli.Options{Prog: "stepwise", Commands: commands}, args, w, &errOut)
+				w.Close()
+				done <- code
+			}()
+			line, err := bufio.NewReader(r).ReadString('\n')
+			if err != nil {
+				t.Fatalf("ui printed nothing (%v):\n%s", err, errOut.String())
+			}
+			go io.Copy(io.Discard, r)
+			var url string
+			if tc.json {
+				var ready struct {
+					Addr, URL string
+					Token     bool
+				}
+				if err := json.Unmarshal([]byte(line), &ready); err != nil {
+					t.Fatalf("ui --json printed %q: %v", line, err)
+				}
+				if !strings.HasPrefix(ready.Addr, "127.0.0.1:") || strings.HasSuffix(ready.Addr, ":0") || ready.URL != "http://"+ready.Addr+"/" || ready.Token {
+					t.Fatalf("ui --json printed %+v", ready)
+				}
+				url = ready.URL
+			} else {
+				m := regexp.MustCompile(`^Stepwise UI on (http://127\.0\.0\.1:\d+/); Ctrl-C stops it\n$`).FindStringSubmatch(line)
+				if m == nil {
+					t.Fatalf("ui printed %q", line)
+				}
+				url = m[1]
+			}
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			// The namespace given is the runs page's first filter.
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `value="user:ann"`) {
+				t.Errorf("GET %s: %d\n%s", url, resp.StatusCode, body)
+			}
+			cancel()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("ui exited %d after its context ended:\n%s", code, errOut.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("ui did not stop when its context ended")
+			}
+		})
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ui", "extra"}, `unexpected argument "extra"`},
+		{[]string{"ui", "--poll", "1ms"}, "--poll 1ms: live pages read the stores at most every 100ms"},
+		{[]string{"ui", "--port", "1"}, "flag provided but not defined: -port"},
+	} {
+		out, code := stepwise(t.Context(), c.args...)
+		if code != 2 || !strings.Contains(out, c.want) || !strings.Contains(out, "usage: stepwise ui") {
+			t.Errorf("stepwise %s: exit %d, want 2 and %q:\n%s", strings.Join(c.args, " "), code, c.want, out)
+		}
+	}
+	out, code := stepwise(t.Context(), "ui", "--addr", "127.0.0.1:99999", "--datastore", ds)
+	if code != 1 || !strings.Contains(out, "cannot listen on 127.0.0.1:99999") {
+		t.Errorf("ui on a bad address: exit %d:\n%s", code, out)
 	}
 }

@@ -225,7 +225,7 @@ type memSaver struct {
 	fail  error
 }
 
-func (m *memSaver) SaveCard(_ context.Context, name string, data []byte) error {
+func (m *memSaver) SaveCard(_ context.Context, _ *Doc, data []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {

@@ -43,7 +43,7 @@ func Render(w io.Writer, d *Doc) error {
 		fmt.Fprintf(&b, `, updated %s`, d.Updated.UTC().Format("2006-01-02 15:04:05 UTC"))
 	}
 	if d.Version > 0 && !d.Final {
-		b.WriteString(` (the task is still running; this card may change)`)
+		b.WriteString(` (saved while the task ran, before its final version)`)
 	}
 	b.WriteString("</p>\n")
 	for i, p := range d.Parts {

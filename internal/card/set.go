@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// Saver stores the JSON of one card of the running attempt, replacing
-// the card's previous version.
+// Saver stores one version of one card of the running attempt: d is the
+// card as saved (its name, version, time and whether it is the final
+// one), data its JSON.
 type Saver interface {
-	SaveCard(ctx context.Context, name string, data []byte) error
+	SaveCard(ctx context.Context, d *Doc, data []byte) error
 }
 
 // Set is the cards of one running attempt. Parts are added from the step's
@@ -134,7 +135,7 @@ func (s *Set) saveLocked(ctx context.Context, final bool) {
 		d.Final = final
 		data, err := json.Marshal(d)
 		if err == nil {
-			err = s.saver.SaveCard(ctx, name, data)
+			err = s.saver.SaveCard(ctx, d, data)
 		}
 		if err != nil {
 			s.err = errors.Join(s.err, fmt.Errorf("card %s of task %s: %w", name, s.task, err))

@@ -51,6 +51,27 @@ func stepwise(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errOut.String(), code
 }
 
+// expect runs a command and checks its exit code, and that its stdout
+// and stderr hold each of what they should; it returns its stdout.
+func expect(t *testing.T, args []string, code int, stdout, stderr []string) string {
+	t.Helper()
+	out, errOut, got := stepwise(t, args...)
+	if got != code {
+		t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", got, code, out, errOut)
+	}
+	for _, c := range []struct {
+		what, got string
+		want      []string
+	}{{"stdout", out, stdout}, {"stderr", errOut, stderr}} {
+		for _, w := range c.want {
+			if !strings.Contains(c.got, w) {
+				t.Errorf("%s lacks %q:\n%s", c.what, w, c.got)
+			}
+		}
+	}
+	return out
+}
+
 func TestCommands(t *testing.T) {
 	ann, bob := setup(t)
 	tests := []struct {
@@ -100,20 +121,7 @@ func TestCommands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, errOut, code := stepwise(t, tt.args...)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out, errOut)
-			}
-			for _, w := range tt.stdout {
-				if !strings.Contains(out, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, out)
-				}
-			}
-			for _, w := range tt.stderr {
-				if !strings.Contains(errOut, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, errOut)
-				}
-			}
+			out := expect(t, tt.args, tt.code, tt.stdout, tt.stderr)
 			for _, w := range tt.notInOut {
 				if strings.Contains(out, w) {
 					t.Errorf("stdout has %q:\n%s", w, out)

@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
 
@@ -16,12 +19,17 @@ import (
 func dumpCmd(ctx context.Context, e *Env, args []string) error {
 	fs := e.Flags("dump")
 	maxWidth := fs.Int("width", 80, "cut values longer than this in the table (0: never)")
+	artifact := fs.String("artifact", "", "with --out: the artifact whose stored bytes to write")
+	out := fs.String("out", "", "write the stored bytes of --artifact to this file ('-': standard output); an Arrow artifact is an Arrow IPC file")
 	pos, err := Parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return &usageError{"name one pathspec"}
+	}
+	if (*artifact == "") != (*out == "") {
+		return &usageError{"--artifact and --out go together: dump TASK --artifact NAME --out FILE"}
 	}
 	c, ps, err := e.open(ctx, pos[0])
 	if err != nil {
@@ -42,18 +50,27 @@ func dumpCmd(ctx context.Context, e *Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if *out != "" {
+			return exportArtifact(ctx, e, t, *artifact, *out)
+		}
 		return dumpTask(ctx, e, t, *maxWidth)
 	case ps.Step != "":
 		if tasks, err = run.Step(ctx, ps.Step); err != nil {
 			return err
 		}
 		if len(tasks) == 1 {
+			if *out != "" {
+				return exportArtifact(ctx, e, tasks[0], *artifact, *out)
+			}
 			return dumpTask(ctx, e, tasks[0], *maxWidth)
 		}
 	default:
 		if tasks, err = run.Tasks(ctx); err != nil {
 			return err
 		}
+	}
+	if *out != "" {
+		return &usageError{fmt.Sprintf("--out writes one artifact of one task; %s has %d tasks: name one, e.g. %s", pos[0], len(tasks), tasks[0].Pathspec())}
 	}
 	if e.json {
 		return e.printJSON(map[string]any{"run": run, "tasks": tasks})
@@ -146,6 +163,8 @@ func previewArtifact(ctx context.Context, t *client.Task, name string, width int
 		suffix = fmt.Sprintf("... (%d elements)", s.Len)
 	case "string", "bytes":
 		suffix = fmt.Sprintf("... (%d bytes)", s.Len)
+	case "table":
+		suffix = fmt.Sprintf("... (%d rows)", s.Len)
 	}
 	keep := width - len(suffix)
 	if keep < 8 {
@@ -231,4 +250,42 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// exportArtifact writes the stored bytes of an artifact (decompressed,
+// without the datastore's header) to a file or standard output: for an
+// Arrow artifact, an Arrow IPC file any Arrow library reads. The file
+// appears whole or not at all.
+func exportArtifact(ctx context.Context, e *Env, t *client.Task, name, path string) error {
+	rc, size, err := t.OpenArtifact(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if path == "-" {
+		if _, err := io.Copy(e.stdout, rc); err != nil {
+			return fmt.Errorf("artifact %s of %s: %w", name, t.Pathspec(), err)
+		}
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("cannot write artifact %s to %s: %w", name, path, err)
+	}
+	n, err := io.Copy(tmp, rc)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != size {
+		err = fmt.Errorf("read %d bytes, the datastore says %d", n, size)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("cannot write artifact %s of %s to %s: %w", name, t.Pathspec(), path, err)
+	}
+	fmt.Fprintf(e.stderr, "wrote artifact %s of %s to %s (%s)\n", name, t.Pathspec(), path, humanSize(size))
+	return nil
 }

@@ -54,6 +54,9 @@ func Encode(v any) (Encoded, error) {
 	if v == nil {
 		return encodeCBOR(reflect.Value{}, "nil")
 	}
+	if name, ok := arrowTypeName(v); ok {
+		return encodeArrow(v, name)
+	}
 	rv := reflect.ValueOf(v)
 	t := rv.Type()
 	if code, ok := fastPath(t); ok {
@@ -96,6 +99,9 @@ func Decode(data []byte, ptr any) error {
 	rv := reflect.ValueOf(ptr)
 	if ptr == nil || rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("codec: Decode needs a non-nil pointer to the target value, got %s; pass the address of a variable, e.g. &v", describe(ptr))
+	}
+	if isArrow(data) {
+		return decodeArrow(data, ptr)
 	}
 	kind, err := parseHeader(data)
 	if err != nil {
@@ -150,6 +156,9 @@ func decodeError(err error, target reflect.Type) error {
 // DecodeAny builds the whole value: to show a value, Preview and WriteJSON
 // cost only what they write.
 func DecodeAny(data []byte) (any, error) {
+	if isArrow(data) {
+		return arrowAny(data)
+	}
 	kind, err := parseHeader(data)
 	if err != nil {
 		return nil, err

@@ -72,6 +72,18 @@
 // well-formed item before decoding it, so damaged data gives an error
 // wrapping ErrCorrupt rather than a panic or a huge allocation.
 //
+// # Arrow tables
+//
+// An arrow.Table or arrow.RecordBatch given to Encode is written as an
+// Arrow IPC file, without this codec's header: the data starts with the
+// file format's magic "ARROW1", which is how Decode, DecodeAny, Preview
+// and WriteJSON tell it apart, so any Arrow implementation reads the
+// stored bytes. The work is done by package arrowcodec, which registers
+// itself (RegisterArrow) when a program imports backend/arrow; without it
+// Arrow values and files are refused with that import to add. See
+// arrowcodec for the layout (batches of 65,536 rows, copied so that equal
+// tables give equal bytes) and docs/arrow.md.
+//
 // # Showing values
 //
 // Preview and WriteJSON write a value as JSON text straight from its

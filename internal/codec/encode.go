@@ -80,6 +80,9 @@ func (e *encoder) value(v reflect.Value, depth int) *problem {
 			return nil
 		}
 		if t.NumMethod() > 0 {
+			if _, ok := arrowTypeName(v.Elem().Interface()); ok {
+				return &problem{typ: t, reason: errArrowNested.Error()}
+			}
 			return &problem{typ: t, reason: fmt.Sprintf("it holds a %s, and reading back could not know which concrete type to make for an interface with methods; store the concrete type, a plain value (for an error, its message as a string), or use any", v.Elem().Type())}
 		}
 		return e.value(v.Elem(), depth)

@@ -398,6 +398,9 @@ func (w *textWriter) raw(h rawHeader, payload []byte) error {
 // Damaged data gives an error wrapping ErrCorrupt before anything is
 // written; an error from out is returned as is, wrapped.
 func WriteJSON(out io.Writer, data []byte, prefix, indent string) error {
+	if isArrow(data) {
+		return arrowJSON(out, data, prefix, indent)
+	}
 	kind, err := parseHeader(data)
 	if err != nil {
 		return err
@@ -433,7 +436,8 @@ type Summary struct {
 	// Cut is set when Text stops before the end of the value.
 	Cut bool
 	// Kind is "null", "bool", "int", "float", "string", "bytes", "array",
-	// "map" (also for structs) or "time".
+	// "map" (also for structs), "time", or "table" for an Arrow table (Len
+	// is then its number of rows).
 	Kind string
 	// Len is the number of elements of an array, entries of a map, or
 	// bytes of a string or byte string; -1 for other kinds.
@@ -448,6 +452,9 @@ type Summary struct {
 // Only the part of data that is read is checked: damaged data there gives
 // an error wrapping ErrCorrupt.
 func Preview(data []byte, max int) (Summary, error) {
+	if isArrow(data) {
+		return arrowPreview(data, max)
+	}
 	kind, err := parseHeader(data)
 	if err != nil {
 		return Summary{}, err

@@ -48,41 +48,18 @@ func TestReadLogRange(t *testing.T) {
 	}
 }
 
-func TestCards(t *testing.T) {
+// TestGraph stores a run's graph and reads it back.
+func TestGraph(t *testing.T) {
 	ctx := context.Background()
 	s, _ := memStore()
-	p := datastore.TaskPath{Flow: "F", Run: "1", Step: "s", Task: "0"}
-	for _, c := range []struct {
-		attempt int
-		name    string
-		data    string
-	}{{0, "main", "v1"}, {0, "main", "v2"}, {1, "main", "w"}, {1, "progress", "x"}} {
-		if err := s.PutCard(ctx, p, c.attempt, c.name, []byte(c.data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	refs, err := s.ListCards(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, r := range refs {
-		got = append(got, r.Name+"@"+string(rune('0'+r.Attempt)))
-	}
-	if strings.Join(got, " ") != "main@0 main@1 progress@1" {
-		t.Errorf("cards %q", got)
-	}
-	if data, err := s.GetCard(ctx, p, 0, "main"); err != nil || string(data) != "v2" {
-		t.Errorf("GetCard = %q, %v; want the last version", data, err)
-	}
-	if err := s.PutCard(ctx, datastore.TaskPath{Flow: "F", Run: "..", Step: "s", Task: "0"}, 0, "main", nil); err == nil {
-		t.Error("a card of a task path with .. was stored")
-	}
 	if err := s.PutGraph(ctx, "F", "1", []byte("g1")); err != nil {
 		t.Fatal(err)
 	}
 	if g, err := s.GetGraph(ctx, "F", "1"); err != nil || string(g) != "g1" {
 		t.Errorf("GetGraph = %q, %v", g, err)
+	}
+	if err := s.PutGraph(ctx, "F", "..", []byte("g1")); err == nil {
+		t.Error("a graph of run .. was stored")
 	}
 }
 

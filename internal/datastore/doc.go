@@ -17,7 +17,8 @@
 //	runs/<Flow>/<Run>/<Step>/<Task>/task.json                task records
 //	logs/<Flow>/<Run>/<Step>/<Task>/<attempt>/<stream>/<8 digits>  log chunks (see LogPrefix)
 //	cards/<Flow>/<Run>/graph.json                            the flow's graph, written with the run, for the UI
-//	cards/<Flow>/<Run>/<Step>/<Task>/<attempt>/<name>.json    a card of a task attempt, its last version
+//	cards/<Flow>/<Run>/<Step>/<Task>/<attempt>/<name>.versions  the versions kept of a card of a task attempt (their blobs' keys)
+//	cards/<Flow>/<Run>/<Step>/<Task>/<attempt>/<name>.json    its latest version, also as is (see PutCard)
 //	gc/blobs/<2 hex>/<64 hex>                                notes of blobs gc deleted (Collected)
 //	gc/logs/<Flow>/<Run>                                     notes of runs whose logs gc deleted
 //
@@ -53,9 +54,18 @@
 // [Store.GetTask] verifies the checksum and that the record is the one of
 // the task asked for.
 //
+// # Cards
+//
+// Each saved version of a card is a blob, like an artifact's value; the
+// card's versions record lists the final version and at most
+// [MaxCardVersions] others, the latest. [Store.GetCard] reads any version
+// kept, and reads cards saved before versions were kept (their latest
+// alone).
+//
 // # Garbage collection
 //
-// Package gc deletes blobs no kept run refers to; a blob it deletes
+// Package gc deletes blobs no kept run refers to (by its task records,
+// its tasks in the metadata store, or the versions of its cards); a blob it deletes
 // leaves a note, and GetBlob of it says "collected by gc on DATE"
 // (ErrCollected). PutBlob gives a blob it reuses that is older than
 // RefreshAge a new modification time, so that gc's grace period protects

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 
+	"stepwise.dev/stepwise/internal/card"
+	"stepwise.dev/stepwise/internal/codec"
 	"stepwise.dev/stepwise/internal/datastore"
 )
 
@@ -16,9 +18,10 @@ type cardSaver struct {
 	attempt int
 }
 
-// SaveCard stores one card of the attempt.
-func (c cardSaver) SaveCard(ctx context.Context, name string, data []byte) error {
-	return c.store.PutCard(ctx, c.path, c.attempt, name, data)
+// SaveCard stores one version of one card of the attempt.
+func (c cardSaver) SaveCard(ctx context.Context, d *card.Doc, data []byte) error {
+	_, err := c.store.PutCard(ctx, c.path, c.attempt, d.Name, datastore.CardVersion{Version: d.Version, Saved: d.Updated, Final: d.Final}, data)
+	return err
 }
 
 // artifactText is the value of the flow's field name as indented JSON,
@@ -27,6 +30,9 @@ func artifactText(flow reflect.Value, name string) string {
 	f := flow.Elem().FieldByName(name)
 	if !f.IsValid() || !f.CanInterface() {
 		return fmt.Sprintf("(the flow has no artifact %q)", name)
+	}
+	if text, ok := codec.ArrowText(f.Interface(), 20); ok {
+		return text
 	}
 	data, err := json.MarshalIndent(f.Interface(), "", "  ")
 	if err != nil {

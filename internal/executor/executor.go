@@ -226,7 +226,8 @@ func (x *Executor) run(ctx context.Context, spec Spec) ([]datastore.ArtifactRef,
 		args = append(args, item)
 	}
 
-	info := flowdef.Task{Flow: g.Flow, RunID: spec.Run, Step: spec.Step, ID: spec.Task, Attempt: spec.Attempt, Indexes: idx, Trigger: lifecycle.Trigger(run.SystemTags)}
+	info := flowdef.Task{Flow: g.Flow, RunID: spec.Run, Step: spec.Step, ID: spec.Task, Attempt: spec.Attempt, Indexes: idx, Trigger: lifecycle.Trigger(run.SystemTags),
+		Datastore: x.Store.Backend().String()}
 	x.Phases.Mark("load")
 	if spec.CatchError != "" {
 		if s.Catch == "" {

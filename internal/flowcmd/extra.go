@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -144,4 +146,11 @@ func ComputeSettings(fs *flag.FlagSet, m map[string]string) {
 		m[k] = v
 		return nil
 	})
+}
+
+// NewEnv is the Env of flow def for a command that a program built on a
+// flow adds of its own (a service's serve deploy), writing to stdout and
+// stderr.
+func NewEnv(def *flowdef.Def, stdout, stderr io.Writer) *Env {
+	return &Env{p: &program{def: def, stdout: stdout, stderr: stderr, prog: filepath.Base(os.Args[0])}}
 }

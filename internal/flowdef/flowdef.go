@@ -54,6 +54,7 @@ type Task struct {
 	Attempt               int
 	Indexes               []int  // foreach indexes, outermost first
 	Trigger               string // FLOW/RUN whose success started the run, or ""
+	Datastore             string // the run's datastore: s3://bucket/prefix or a directory
 	// Cards are the cards of the attempt, for stepwise.CardOf; nil when
 	// the step is not run by the executor.
 	Cards *card.Set

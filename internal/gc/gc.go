@@ -23,8 +23,10 @@
 // metadata, so that runs, dump and resume still show what it was, and
 // reading a deleted value says "collected by gc on DATE" (gc leaves a
 // small note under gc/ for each blob it deletes and for each run whose
-// logs it deletes). A blob is referred to by the task records of kept runs
-// and by their tasks in the metadata store.
+// logs it deletes). A blob is referred to by the task records of kept runs,
+// by their tasks in the metadata store, and by the versions of their cards
+// (each version of a card is a blob; the cards of a run not kept go with
+// its logs, and their blobs with the other blobs no kept run refers to).
 //
 // Nothing younger than the grace period is deleted, whatever refers to it:
 // a running task stores its blobs before the record that refers to them,
@@ -419,7 +421,8 @@ func decide(ctx context.Context, store *datastore.Store, runs map[string]*runInf
 }
 
 // reachableBlobs returns the content keys that kept runs refer to, from
-// their task records and their tasks in the metadata store.
+// their task records, their tasks in the metadata store and the versions
+// of their cards.
 func reachableBlobs(ctx context.Context, store *datastore.Store, meta metadata.Store, runs map[string]*runInfo, workers int, rep *Report) (map[string]bool, error) {
 	reach := map[string]bool{}
 	var kept []*runInfo
@@ -442,6 +445,17 @@ func reachableBlobs(ctx context.Context, store *datastore.Store, meta metadata.S
 					reach[a.Key] = true
 				}
 			}
+		}
+		// The versions of its cards are blobs too.
+		keys, err := store.CardBlobKeys(ctx, r.flow, r.id)
+		if err != nil && !errors.Is(err, datastore.ErrCorrupt) {
+			return nil, fmt.Errorf("gc: %w", err)
+		}
+		if err != nil {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("some card versions of run %s cannot be read (%v); gc may delete the blobs they list", r.name(), err))
+		}
+		for _, k := range keys {
+			reach[k] = true
 		}
 		if !r.inData {
 			continue

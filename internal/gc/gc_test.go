@@ -297,3 +297,78 @@ func TestResumedRunKeepsOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestCardVersions: gc keeps every version kept of the cards of a kept
+// run, deletes the blobs of the versions a card dropped, and deletes the
+// cards of a run it collects with their blobs, on the local datastore and
+// on S3.
+func TestCardVersions(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+			w := newWorld(t, be.open(t))
+			kept := datastore.TaskPath{Flow: "F", Run: "1002", Step: "s", Task: "0"}   // young: kept
+			gone := datastore.TaskPath{Flow: "F", Run: "1001", Step: "s", Task: "0"}   // old: collected
+			tagged := datastore.TaskPath{Flow: "F", Run: "1003", Step: "s", Task: "0"} // tagged: kept
+			put := func(p datastore.TaskPath, text string, final bool) string {
+				t.Helper()
+				v, err := w.store.PutCard(ctx, p, 0, "progress", datastore.CardVersion{Final: final}, []byte(text))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v.Key
+			}
+			keptKeys := []string{put(kept, "kept 1", false), put(kept, "kept 2", false), put(kept, "shared", true)}
+			goneKeys := []string{put(gone, "gone 1", false), put(gone, "gone 2", true)}
+			put(tagged, "shared", true) // the same content as a kept card's
+			shared := put(gone, "shared", false)
+			// A progress card of a kept run saved more often than versions
+			// are kept: the versions it dropped go.
+			var progress []string
+			for i := range datastore.MaxCardVersions + 3 {
+				v, err := w.store.PutCard(ctx, kept, 0, "long", datastore.CardVersion{}, []byte(fmt.Sprint("epoch ", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				progress = append(progress, v.Key)
+			}
+
+			o := gc.Options{Retention: 30 * 24 * time.Hour, Grace: gc.DefaultGrace, Apply: true, Now: w.now.Add(48 * time.Hour)}
+			rep, err := gc.Collect(ctx, w.store, w.meta, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(rep.Collected, "F/1001") || slices.Contains(rep.Collected, "F/1002") {
+				t.Errorf("collected runs %q", rep.Collected)
+			}
+			for i, k := range keptKeys {
+				if _, err := w.store.GetBlob(ctx, k); err != nil {
+					t.Errorf("version %d of a kept run's card: %v", i+1, err)
+				}
+				if data, err := w.store.GetCard(ctx, kept, 0, "progress", i+1); err != nil || len(data) == 0 {
+					t.Errorf("GetCard of version %d of a kept run's card = %q, %v", i+1, data, err)
+				}
+			}
+			for i, k := range goneKeys {
+				if _, err := w.store.GetBlob(ctx, k); !errors.Is(err, datastore.ErrCollected) {
+					t.Errorf("version %d of a collected run's card is still there: %v", i+1, err)
+				}
+			}
+			for i, k := range progress {
+				_, err := w.store.GetBlob(ctx, k)
+				if dropped := i < 3; dropped != errors.Is(err, datastore.ErrCollected) || !dropped && err != nil {
+					t.Errorf("version %d of a card that keeps its last %d: dropped %v, read: %v", i+1, datastore.MaxCardVersions, dropped, err)
+				}
+			}
+			if _, err := w.store.GetBlob(ctx, shared); err != nil {
+				t.Errorf("a blob a collected card shares with a kept one: %v", err)
+			}
+			if _, err := w.store.GetCard(ctx, gone, 0, "progress", 0); !errors.Is(err, datastore.ErrCollected) {
+				t.Errorf("reading the card of a collected run: %v; want ErrCollected", err)
+			}
+			if refs, err := w.store.ListCards(ctx, gone); err != nil || len(refs) != 0 {
+				t.Errorf("the collected run still lists cards %+v (%v)", refs, err)
+			}
+		})
+	}
+}

@@ -31,6 +31,9 @@ Commands of the service %[2]s, which serves runs of flow %[3]s:
   serve    answer the endpoints over HTTP from the latest successful run,
            switching to newer ones as they succeed (serve --help)
   show     list the endpoints (--json for tools)
+  serve deploy | serve undeploy
+           run the service on Kubernetes: a Deployment and a Service
+           (serve deploy --help; docs/hosting.md)
 
 Every command of the flow works too (run, resume, check, runs, dump, logs,
 tag, ...): %[1]s run trains, %[1]s serve serves what it trained.
@@ -47,6 +50,9 @@ func Command(ctx context.Context, def *Def, args []string, stdout, stderr io.Wri
 	}
 	switch args[0] {
 	case "serve":
+		if len(args) > 1 && (args[1] == "deploy" || args[1] == "undeploy") {
+			return deployCmd(ctx, def, args[1:], stdout, stderr)
+		}
 		err := serveCmd(ctx, def, prog, args[1:], stderr)
 		var ue usageError
 		switch {
@@ -66,6 +72,25 @@ func Command(ctx context.Context, def *Def, args []string, stdout, stderr io.Wri
 		return 0
 	}
 	return flowcmd.Command(ctx, def.Flow, args, stdout, stderr)
+}
+
+// Deployer runs serve deploy and serve undeploy (args[0]) for the
+// service def, with e the command line of its flow; the Kubernetes
+// backend registers it when imported.
+type Deployer func(ctx context.Context, e *flowcmd.Env, def *Def, args []string) int
+
+var deployer Deployer
+
+// RegisterDeployer sets the Deployer.
+func RegisterDeployer(d Deployer) { deployer = d }
+
+// deployCmd runs serve deploy or serve undeploy.
+func deployCmd(ctx context.Context, def *Def, args []string, stdout, stderr io.Writer) int {
+	if deployer == nil {
+		fmt.Fprintf(stderr, "%s serve %s: deploying comes with the Kubernetes backend; add to the service's program\n\timport _ \"stepwise.dev/stepwise/backend/kubernetes\"\nand build it again\n", filepath.Base(os.Args[0]), args[0])
+		return 2
+	}
+	return deployer(ctx, flowcmd.NewEnv(def.Flow, stdout, stderr), def, args)
 }
 
 type usageError string

@@ -52,8 +52,8 @@ package testservers
 //     the kubernetes Service's environment variables.
 //
 // kube-controller-manager:
-//   - --controllers: only what the tests need (job, cronjob,
-//     ttl-after-finished, garbage-collector, namespace, serviceaccount,
+//   - --controllers: only what the tests need (job, cronjob, deployment,
+//     replicaset, endpointslice, ttl-after-finished, garbage-collector, namespace, serviceaccount,
 //     serviceaccount-token, root-ca-certificate-publisher, node-lifecycle,
 //     taint-eviction, pod-garbage-collector), not the default forty, which
 //     would share two cores with the tests;
@@ -128,6 +128,9 @@ const (
 var kubeControllers = []string{
 	"job-controller",
 	"cronjob-controller",
+	"deployment-controller",
+	"replicaset-controller",
+	"endpointslice-controller",
 	"ttl-after-finished-controller",
 	"garbage-collector-controller",
 	"namespace-controller",

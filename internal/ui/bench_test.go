@@ -1,10 +1,13 @@
 package ui
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -62,7 +65,7 @@ func serve(b *testing.B, h http.Handler, path string) {
 	}
 }
 
-func benchClient(b *testing.B, dir string) (*client.Client, http.Handler) {
+func benchClient(b *testing.B, dir string) (*client.Client, http.Handler, *Server) {
 	b.Helper()
 	global := client.Global
 	c, err := client.Open(context.Background(), client.Options{Datastore: dir, Namespace: &global})
@@ -74,7 +77,18 @@ func benchClient(b *testing.B, dir string) (*client.Client, http.Handler) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return c, s.Handler()
+	return c, s.Handler(), s
+}
+
+// reportSize reports the size of a live page's state, and what its stream
+// sends to a browser that takes gzip.
+func reportSize(b *testing.B, state []byte) {
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+	zw.Write(state)
+	zw.Close()
+	b.ReportMetric(float64(len(state)), "bytes/state")
+	b.ReportMetric(float64(z.Len()), "gzip-bytes/state")
 }
 
 // BenchmarkRunPage1000 renders the page of a run of the foreach example
@@ -102,8 +116,24 @@ func BenchmarkRunPage1000(b *testing.B) {
 	}
 	recordTask(b, meta, flow, run, "join", "0", start.Add(2*time.Second))
 	recordTask(b, meta, flow, run, "end", "0", start.Add(3*time.Second))
-	c, h := benchClient(b, dir)
+	c, h, s := benchClient(b, dir)
 	b.Run("page", func(b *testing.B) { serve(b, h, "/runs/"+flow+"/"+run) })
+	// What a live run page costs the server per poll, shared by the
+	// streams open on the page.
+	b.Run("live-state", func(b *testing.B) {
+		r, err := c.Flow(flow).Run(ctx, run)
+		if err != nil {
+			b.Fatal(err)
+		}
+		g := runGraph(ctx, r)
+		var data []byte
+		for b.Loop() {
+			if data, _, err = s.runState(ctx, flow, run, g); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportSize(b, data)
+	})
 	b.Run("floor-client-calls", func(b *testing.B) {
 		for b.Loop() {
 			r, err := c.Flow(flow).Run(ctx, run)
@@ -134,11 +164,24 @@ func BenchmarkRunsList10000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	c, h := benchClient(b, dir)
+	c, h, s := benchClient(b, dir)
 	deep := strconv.FormatInt(start.Add(5000*time.Second).UnixMicro(), 10)
 	b.Run("first-page", func(b *testing.B) { serve(b, h, "/?flow=Foreach") })
 	b.Run("page-after-5000", func(b *testing.B) { serve(b, h, "/?flow=Foreach&after=Foreach/"+deep) })
 	b.Run("page-of-1000", func(b *testing.B) { serve(b, h, "/?flow=Foreach&n=1000") })
+	b.Run("live-state", func(b *testing.B) {
+		rq, f, err := parseRunsQuery(url.Values{"flow": {"Foreach"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var data []byte
+		for b.Loop() {
+			if data, err = s.runsState(ctx, rq, f); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportSize(b, data)
+	})
 	b.Run("floor-client-calls", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := c.Flows(ctx); err != nil {

@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,16 +162,25 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	return v
 }
 
-// waitFor waits until a JavaScript expression is true, for as long as the
-// test may run.
+// waitLimit is how long waitFor waits for a page to show something: long
+// enough for a loaded machine, but not for ever.
+const waitLimit = 2 * time.Minute
+
+// waitFor waits until a JavaScript expression is true, for at most
+// waitLimit.
 func waitFor(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
+	deadline := time.Now().Add(waitLimit)
 	for {
-		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(0), chromedp.WithPollingInterval(50*time.Millisecond)))
+		left := time.Until(deadline)
+		if left <= 0 {
+			t.Fatalf("waiting for %s (%s): not within %s", what, expr, waitLimit)
+		}
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(left), chromedp.WithPollingInterval(50*time.Millisecond)))
 		if err == nil {
 			return
 		}
-		if !strings.Contains(err.Error(), "navigated") && !strings.Contains(err.Error(), "context") {
+		if errors.Is(err, chromedp.ErrPollingTimeout) || !strings.Contains(err.Error(), "navigated") && !strings.Contains(err.Error(), "context") {
 			t.Fatalf("waiting for %s (%s): %v", what, expr, err)
 		}
 		// The page changed under the poll (a form was sent): poll the new one.
@@ -183,12 +194,40 @@ func do(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.V
 	}
 }
 
+// startUIFlow starts a run of uiflow in dir, with more args, whose follow
+// step runs until the file stop appears; wait ends it and says how it
+// went, with its output when it failed.
+func startUIFlow(t *testing.T, dir string, args ...string) (stop string, wait func() error) {
+	t.Helper()
+	stop = filepath.Join(dir, "stop")
+	cmd := exec.Command(filepath.Join(fixture.bins, "uiflow"), append([]string{"run", "--wait", stop}, args...)...)
+	cmd.Dir, cmd.Env = dir, fixture.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var err error
+	wait = func() error {
+		once.Do(func() {
+			os.WriteFile(stop, nil, 0o644)
+			if err = cmd.Wait(); err != nil {
+				err = fmt.Errorf("%w\n%s", err, out.String())
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { wait() })
+	return stop, wait
+}
+
 // TestBrowser drives the UI in headless Chromium over real runs: the runs
 // list and its tag filter, a run of the foreach example with its graph and
 // every task's status, a task's artifact, log and card, a hostile card,
 // and the log and statuses of a running task as they change.
 func TestBrowser(t *testing.T) {
-	bins, dir, env := fixture.bins, fixture.dir, fixture.env
+	dir := fixture.dir
 	c, srv := openUI(t, dir)
 	ctx := browser(t)
 
@@ -281,18 +320,7 @@ func TestBrowser(t *testing.T) {
 
 	// A running task: its log grows on the page, and the run page follows
 	// its tasks to the end.
-	stop := filepath.Join(dir, "stop")
-	live := exec.Command(filepath.Join(bins, "uiflow"), "run", "--wait", stop, "--tag", "live")
-	live.Dir, live.Env = dir, env
-	var liveOut bytes.Buffer
-	live.Stdout, live.Stderr = &liveOut, &liveOut
-	if err := live.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		os.WriteFile(stop, nil, 0o644)
-		live.Wait()
-	}()
+	stop, wait := startUIFlow(t, dir, "--tag", "live")
 	var task *client.Task
 	for task == nil {
 		runs, err := c.Flow("UIFlow").Runs(context.Background(), client.Filter{Tags: []string{"live"}})
@@ -310,7 +338,7 @@ func TestBrowser(t *testing.T) {
 	shot(t, ctx, "ui-live-log.png")
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/"+task.Pathspec()+"/cards/0/progress"))
 	waitFor(t, ctx, "the running task's progress card", `document.querySelector(".card") !== null`)
-	if text := eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "tick ") || !strings.Contains(text, "still running") {
+	if text := eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "tick ") || !strings.Contains(text, "before its final version") {
 		t.Errorf("the progress card of the running task shows:\n%s", text)
 	}
 	do(t, ctx, chromedp.Navigate(srv.URL+"/runs/"+task.Flow+"/"+task.Run), chromedp.WaitVisible("#dag svg"))
@@ -324,7 +352,86 @@ func TestBrowser(t *testing.T) {
 	if cls := eval[string](t, ctx, `document.querySelector('#dag g[data-step="end"]').getAttribute("class")`); cls != "node succeeded" {
 		t.Errorf("after the run, its end step is drawn %q", cls)
 	}
-	if err := live.Wait(); err != nil {
-		t.Fatalf("the live run failed: %v\n%s", err, liveOut.String())
+	if err := wait(); err != nil {
+		t.Fatalf("the live run failed: %v", err)
+	}
+}
+
+// TestBrowserLive watches runs as they happen, in two tabs that are never
+// reloaded: the runs list shows a new run appear at its top and finish,
+// and the run's page shows its timeline's bars grow, a task that starts
+// after the page was made, and the statuses to the end.
+func TestBrowserLive(t *testing.T) {
+	dir := t.TempDir()
+	done := filepath.Join(dir, "done")
+	if err := os.WriteFile(done, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(fixture.bins, "uiflow"), "run", "--wait", done, "--tag", "watch")
+	cmd.Dir, cmd.Env = dir, fixture.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the first run: %v\n%s", err, out)
+	}
+	c, srv := openUI(t, dir)
+	ctx := context.Background()
+	first, err := c.Flow("UIFlow").LatestRun(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Tab one: the runs tagged watch, one so far. A mark in the page's
+	// window would be gone after a reload.
+	list := browser(t)
+	do(t, list, chromedp.Navigate(srv.URL+"/?tag=watch"), chromedp.WaitVisible("#runs"))
+	if rows := eval[[]string](t, list, `window.mark = "list"; [...document.querySelectorAll("#runs tr[data-run]")].map(r => r.dataset.run)`); len(rows) != 1 || rows[0] != first.Pathspec() {
+		t.Fatalf("the list shows %q, want [%s]", rows, first.Pathspec())
+	}
+
+	stop, wait := startUIFlow(t, dir, "--tag", "watch")
+	waitFor(t, list, "the new run at the top of the list, running",
+		`(r => r.length === 2 && r[0].querySelector(".status").textContent === "running")(document.querySelectorAll("#runs tr[data-run]"))`)
+	got := eval[string](t, list, `document.querySelector("#runs tr[data-run]").dataset.run`)
+	runs, err := c.Flow("UIFlow").Runs(ctx, client.Filter{Tags: []string{"watch"}})
+	if err != nil || len(runs) != 2 || got != runs[0].Pathspec() || got == first.Pathspec() {
+		t.Fatalf("the list's first run is %s; the runs tagged watch are %v (%v)", got, runs, err)
+	}
+	id := runs[0].ID
+
+	// Tab two: the run's page, while its follow step runs.
+	page, cancel := chromedp.NewContext(list)
+	defer cancel()
+	do(t, page, chromedp.Navigate(srv.URL+"/runs/UIFlow/"+id), chromedp.WaitVisible("#gantt"))
+	eval[bool](t, page, `window.mark = "run"; true`)
+	waitFor(t, page, "the follow step's bar", `document.querySelector('#gantt rect[data-bar="follow/0"]') !== null`)
+	if n := eval[int](t, page, `document.querySelectorAll('#gantt rect[data-bar="end/0"], #tasks [data-task="end/0"]').length`); n != 0 {
+		t.Fatal("the end step shows before it started")
+	}
+	width := eval[float64](t, page, `+document.querySelector('#gantt rect[data-bar="follow/0"]').getAttribute("width")`)
+	waitFor(t, page, "the running bar to grow", fmt.Sprintf(`+document.querySelector('#gantt rect[data-bar="follow/0"]').getAttribute("width") > %g`, width))
+
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, page, "the end task in the timeline and the table, and the run's end",
+		`document.querySelector('#gantt rect[data-bar="end/0"]') !== null && document.querySelector('#tasks [data-task="end/0"]')?.textContent === "succeeded" && document.getElementById("run-status").textContent === "succeeded"`)
+	if n := eval[string](t, page, `document.getElementById("task-count").textContent`); n != "3" {
+		t.Errorf("the run page counts %s tasks, want 3", n)
+	}
+	if took := eval[string](t, page, `document.getElementById("run-took").textContent`); !strings.Contains(took, "took ") {
+		t.Errorf("the ended run's page says %q, want how long it took", took)
+	}
+	shot(t, page, "ui-live-run.png")
+	waitFor(t, list, "the new run to finish in the list",
+		`document.querySelector("#runs tr[data-run] .status").textContent === "succeeded"`)
+	for _, tab := range []struct {
+		ctx  context.Context
+		mark string
+	}{{list, "list"}, {page, "run"}} {
+		if got := eval[string](t, tab.ctx, `String(window.mark)`); got != tab.mark {
+			t.Errorf("the %s page was reloaded (its mark is %q)", tab.mark, got)
+		}
+	}
+	if err := wait(); err != nil {
+		t.Fatalf("the live run failed: %v", err)
 	}
 }

@@ -40,6 +40,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 		"Gantt":  template.HTML(gantt(tasks, base)),
 		"Params": sortedParams(run.Params),
 		"Live":   run.Status == client.Running && !run.Lost,
+		"Status": runStatus(run),
 	})
 }
 
@@ -147,8 +148,8 @@ func gantt(tasks []*client.Task, base string) string {
 			x := float64(label) + plot*float64(a.Started.Sub(start))/float64(span)
 			w := max(plot*float64(e.Sub(a.Started))/float64(span), 1)
 			_, fill := dag.Colors(string(a.Status))
-			fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s attempt %d: %s, %s</title></rect>`,
-				x, y+2, w, row-4, fill, name, a.N, a.Status, e.Sub(a.Started).Round(time.Millisecond))
+			fmt.Fprintf(&b, `<rect data-bar="%s" x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>%s attempt %d: %s, %s</title></rect>`,
+				name, x, y+2, w, row-4, fill, name, a.N, a.Status, e.Sub(a.Started).Round(time.Millisecond))
 		}
 	}
 	b.WriteString(`</svg>`)
@@ -158,12 +159,22 @@ func gantt(tasks []*client.Task, base string) string {
 // runState is what the run page's live updates send.
 type runState struct {
 	Status string               `json:"status"`
+	Took   string               `json:"took"`
 	Steps  map[string]stepState `json:"steps"`
-	Tasks  map[string]string    `json:"tasks"` // step/id -> status
-	Ended  bool                 `json:"ended"`
+	Tasks  []taskState          `json:"tasks"`
+	Gantt  string               `json:"gantt"` // the timeline, drawn as the page draws it
 }
 
 type stepState struct {
 	Status string `json:"status"`
 	Sub    string `json:"sub"`
+}
+
+// taskState is one row of the run page's table of tasks.
+type taskState struct {
+	Task     string `json:"task"` // step/id
+	Status   string `json:"status"`
+	Attempts int    `json:"attempts"`
+	Started  string `json:"started"`
+	Took     string `json:"took"`
 }

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -115,12 +116,7 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, 0, err)
 		return
 	}
-	var runs []*client.Run
-	if rq.Flow != "" {
-		runs, err = s.c.Flow(rq.Flow).Runs(ctx, f)
-	} else {
-		runs, err = s.c.Runs(ctx, f)
-	}
+	runs, err := s.listRuns(ctx, rq, f)
 	if err != nil {
 		s.fail(w, r, 0, err)
 		return
@@ -132,18 +128,31 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 		q.Set("after", runs[len(runs)-1].Pathspec())
 		next = "/?" + q.Encode()
 	}
-	first := ""
+	first, events := "", ""
 	if rq.After != "" {
 		q := r.URL.Query()
 		q.Del("after")
 		first = "/?" + q.Encode()
+	} else {
+		// The first page follows new runs and statuses, with its filters
+		// (the namespace included when it is the server's default).
+		events = "/events?" + q.Encode()
 	}
 	title := "Runs"
 	if rq.Flow != "" {
 		title = "Runs of " + rq.Flow
 	}
-	s.render(w, r, "runs", map[string]any{"Title": title, "Flows": flows, "Runs": runs, "Q": rq, "Next": next, "First": first,
+	s.render(w, r, "runs", map[string]any{"Title": title, "Flows": flows, "Runs": runs, "Q": rq, "Next": next, "First": first, "Events": events,
 		"Statuses": []string{"running", "succeeded", "failed"}})
+}
+
+// listRuns reads the runs a runs page shows: of one flow or all, with
+// its filters, one more than a page (to know there is a next).
+func (s *Server) listRuns(ctx context.Context, rq runsQuery, f client.Filter) ([]*client.Run, error) {
+	if rq.Flow != "" {
+		return s.c.Flow(rq.Flow).Runs(ctx, f)
+	}
+	return s.c.Runs(ctx, f)
 }
 
 // tags adds or removes tags of a run, from the run page's form.

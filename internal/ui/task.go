@@ -219,8 +219,9 @@ func logParams(r *http.Request, t *client.Task) (int, string, error) {
 	return attempt, stream, nil
 }
 
-// cardPage sends a card as a page of its own, shown in a sandboxed frame
-// of the task page: no script runs in it whatever it holds.
+// cardPage sends a card (its latest version, or ?version=N) as a page of
+// its own, shown in a sandboxed frame of the task page: no script runs in
+// it whatever it holds.
 func (s *Server) cardPage(w http.ResponseWriter, r *http.Request) {
 	_, t, err := s.task(r)
 	if err != nil {
@@ -237,7 +238,14 @@ func (s *Server) cardPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
-	data, err := t.CardJSON(r.Context(), attempt, name)
+	version := 0
+	if v := r.URL.Query().Get("version"); v != "" {
+		if version, err = strconv.Atoi(v); err != nil || version < 1 {
+			s.fail(w, r, http.StatusBadRequest, fmt.Errorf("card version %q: use 1, 2, ... (or none for the latest)", v))
+			return
+		}
+	}
+	data, err := t.CardVersionJSON(r.Context(), attempt, name, version)
 	if err != nil {
 		s.fail(w, r, 0, err)
 		return

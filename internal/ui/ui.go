@@ -51,6 +51,7 @@ type Server struct {
 	pages    map[string]*template.Template
 	mu       sync.Mutex
 	sessions map[string]time.Time
+	states   pageStates // of the pages that follow runs live
 }
 
 // New returns the UI over c.
@@ -80,6 +81,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /login", s.login)
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("GET /{$}", s.runsPage)
+	mux.HandleFunc("GET /events", s.runsEvents)
 	mux.HandleFunc("GET /runs/{flow}/{run}", s.runPage)
 	mux.HandleFunc("POST /runs/{flow}/{run}/tags", s.tags)
 	mux.HandleFunc("GET /runs/{flow}/{run}/events", s.runEvents)

@@ -298,3 +298,51 @@ func TestDefaultNamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestCardVersionsPage: the task page lists the versions of a card that
+// has more than one, and each is shown on its own; a version not kept is a
+// 404 that says which are, a malformed one a 400.
+func TestCardVersionsPage(t *testing.T) {
+	c, srv := openUI(t, fixture.dir)
+	runs, err := c.Flow("UIFlow").Runs(context.Background(), client.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run *client.Run
+	for _, r := range runs {
+		if r.Params["rows"] == "500000" {
+			run = r
+		}
+	}
+	if run == nil {
+		t.Fatalf("no UIFlow run with 500000 rows among %v", runs)
+	}
+	// Its follow step saved its progress card once while it ran, then for
+	// the last time.
+	base := srv.URL + "/runs/" + run.Pathspec() + "/follow/0"
+	status, body := get(t, srv.Client(), base)
+	if status != 200 || !strings.Contains(body, `<details class="versions" data-card="0/progress"><summary>2 versions</summary>`) ||
+		!strings.Contains(body, `/follow/0/cards/0/progress?version=2" target="card"`) {
+		t.Fatalf("the task page (status %d) does not list the progress card's 2 versions:\n%s", status, body)
+	}
+	for _, tt := range []struct {
+		query  string
+		status int
+		says   string
+		not    string
+	}{
+		{"", 200, "version 2", "before its final version"},
+		{"?version=2", 200, "version 2", "before its final version"},
+		{"?version=1", 200, "version 1", ""},
+		{"?version=1", 200, "before its final version", ""},
+		{"?version=3", 404, "has no version 3", ""},
+		{"?version=3", 404, "keeps versions 1-2", ""},
+		{"?version=0", 400, "card version &#34;0&#34;", ""},
+		{"?version=x", 400, "use 1, 2, ...", ""},
+	} {
+		status, body := get(t, srv.Client(), base+"/cards/0/progress"+tt.query)
+		if status != tt.status || !strings.Contains(body, tt.says) || (tt.not != "" && strings.Contains(body, tt.not)) {
+			t.Errorf("card%s: status %d, want %d saying %q:\n%.2000s", tt.query, status, tt.status, tt.says, body)
+		}
+	}
+}

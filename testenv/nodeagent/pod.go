@@ -32,6 +32,9 @@ type ctr struct {
 	last     corev1.ContainerState
 	imageID  string
 	msgFile  string // the termination-message file of the current attempt
+	// probedReady is what the readiness probe of the current attempt said
+	// last (see probe.go).
+	probedReady bool
 }
 
 func (c *ctr) running() bool { return c.state.Running != nil }
@@ -492,7 +495,7 @@ func (r *podRun) start(c *ctr) error {
 	if c.id != "" {
 		c.prevID = c.id
 	}
-	c.id, c.msgFile = resp.ID, msgFile
+	c.id, c.msgFile, c.probedReady = resp.ID, msgFile, false
 	r.mu.Unlock()
 	if err := d.cli.ContainerStart(r.ctx, resp.ID, container.StartOptions{}); err != nil {
 		if r.ctx.Err() != nil {
@@ -524,6 +527,7 @@ func (r *podRun) start(c *ctr) error {
 	r.readinessLocked()
 	r.mu.Unlock()
 	r.changed()
+	r.startProbes(c, resp.ID)
 	return nil
 }
 
@@ -685,7 +689,7 @@ func (r *podRun) tailLogs(id string, tty bool) string {
 func (r *podRun) readinessLocked() {
 	ready := r.phase != corev1.PodSucceeded && r.phase != corev1.PodFailed
 	for _, c := range r.ctrs {
-		if !c.init && !c.running() {
+		if !c.init && !c.ready() {
 			ready = false
 		}
 	}
@@ -987,7 +991,7 @@ func (r *podRun) status(current *corev1.Pod) *corev1.Pod {
 		started := c.running()
 		cs := corev1.ContainerStatus{
 			Name: c.spec.Name, State: c.state, LastTerminationState: c.last,
-			Ready: c.running() && !c.init, RestartCount: c.restarts,
+			Ready: c.ready(), RestartCount: c.restarts,
 			Image: c.spec.Image, ImageID: c.imageID, Started: &started,
 		}
 		if c.id != "" {

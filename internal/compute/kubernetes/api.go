@@ -19,6 +19,7 @@ type ObjectMeta struct {
 	Labels            map[string]string `json:"labels,omitempty"`
 	Annotations       map[string]string `json:"annotations,omitempty"`
 	ResourceVersion   string            `json:"resourceVersion,omitempty"`
+	Generation        int64             `json:"generation,omitempty"`
 	CreationTimestamp *time.Time        `json:"creationTimestamp,omitempty"`
 	DeletionTimestamp *time.Time        `json:"deletionTimestamp,omitempty"`
 }
@@ -91,15 +92,18 @@ type PodTemplateSpec struct {
 
 // PodSpec is a pod's spec.
 type PodSpec struct {
-	RestartPolicy      string            `json:"restartPolicy,omitempty"`
-	ServiceAccountName string            `json:"serviceAccountName,omitempty"`
-	NodeSelector       map[string]string `json:"nodeSelector,omitempty"`
-	NodeName           string            `json:"nodeName,omitempty"`
-	Tolerations        []Toleration      `json:"tolerations,omitempty"`
-	ImagePullSecrets   []LocalObjectRef  `json:"imagePullSecrets,omitempty"`
-	Volumes            []Volume          `json:"volumes,omitempty"`
-	InitContainers     []Container       `json:"initContainers,omitempty"`
-	Containers         []Container       `json:"containers"`
+	RestartPolicy string `json:"restartPolicy,omitempty"`
+	// TerminationGracePeriodSeconds is the time between SIGTERM and
+	// SIGKILL when the pod is stopped (default 30).
+	TerminationGracePeriodSeconds *int64            `json:"terminationGracePeriodSeconds,omitempty"`
+	ServiceAccountName            string            `json:"serviceAccountName,omitempty"`
+	NodeSelector                  map[string]string `json:"nodeSelector,omitempty"`
+	NodeName                      string            `json:"nodeName,omitempty"`
+	Tolerations                   []Toleration      `json:"tolerations,omitempty"`
+	ImagePullSecrets              []LocalObjectRef  `json:"imagePullSecrets,omitempty"`
+	Volumes                       []Volume          `json:"volumes,omitempty"`
+	InitContainers                []Container       `json:"initContainers,omitempty"`
+	Containers                    []Container       `json:"containers"`
 }
 
 // LocalObjectRef names an object in the same namespace.
@@ -130,6 +134,32 @@ type Container struct {
 	VolumeMounts             []VolumeMount  `json:"volumeMounts,omitempty"`
 	TerminationMessagePolicy string         `json:"terminationMessagePolicy,omitempty"`
 	SecurityContext          map[string]any `json:"securityContext,omitempty"`
+	Ports                    []Port         `json:"ports,omitempty"`
+	ReadinessProbe           *Probe         `json:"readinessProbe,omitempty"`
+	LivenessProbe            *Probe         `json:"livenessProbe,omitempty"`
+}
+
+// Port is a port a container listens on.
+type Port struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int32  `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"`
+}
+
+// Probe asks a container over HTTP whether it is ready, or alive.
+type Probe struct {
+	HTTPGet             *HTTPGet `json:"httpGet,omitempty"`
+	InitialDelaySeconds int32    `json:"initialDelaySeconds,omitempty"`
+	PeriodSeconds       int32    `json:"periodSeconds,omitempty"`
+	TimeoutSeconds      int32    `json:"timeoutSeconds,omitempty"`
+	FailureThreshold    int32    `json:"failureThreshold,omitempty"`
+}
+
+// HTTPGet is a probe's request: a GET of Path on the container's port
+// named Port.
+type HTTPGet struct {
+	Path string `json:"path"`
+	Port string `json:"port"`
 }
 
 // Resources are a container's requests and limits, as quantities.
@@ -193,8 +223,11 @@ type PodStatus struct {
 
 // ContainerStatus is the state of one container.
 type ContainerStatus struct {
-	Name  string         `json:"name"`
-	State ContainerState `json:"state"`
+	Name         string         `json:"name"`
+	State        ContainerState `json:"state"`
+	LastState    ContainerState `json:"lastState"`
+	Ready        bool           `json:"ready"`
+	RestartCount int32          `json:"restartCount"`
 }
 
 // ContainerState is waiting, running or terminated.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"sort"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -38,6 +40,8 @@ type Options struct {
 	PartSize    int64  // multipart part size, default 16 MiB
 	Concurrency int    // parts in flight per object, default 8
 	MaxAttempts int    // per request, with backoff, default 10
+
+	idleConns int // connections kept open per host; 0: the SDK's default
 }
 
 // Backend stores objects under a prefix of a bucket.
@@ -60,6 +64,19 @@ func New(ctx context.Context, rawURL string, o Options) (*Backend, error) {
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
 		return nil, fmt.Errorf("s3: %q is not an S3 location; write s3://bucket/prefix", rawURL)
 	}
+	o = o.withDefaults()
+	client, err := newClient(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	prefix := strings.Trim(u.Path, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return &Backend{client: client, bucket: u.Host, prefix: prefix, opts: o}, nil
+}
+
+func (o Options) withDefaults() Options {
 	if o.PartSize <= 0 {
 		o.PartSize = 16 << 20
 	}
@@ -69,6 +86,13 @@ func New(ctx context.Context, rawURL string, o Options) (*Backend, error) {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 10
 	}
+	return o
+}
+
+// newClient makes an S3 client from the AWS settings of the environment
+// (credential chain, region, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL),
+// each overridden by o.
+func newClient(ctx context.Context, o Options) (*s3.Client, error) {
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(so *retry.StandardOptions) {
@@ -82,6 +106,12 @@ func New(ctx context.Context, rawURL string, o Options) (*Backend, error) {
 	if o.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(o.Region))
 	}
+	if o.idleConns > 0 {
+		loadOpts = append(loadOpts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.MaxIdleConns = max(tr.MaxIdleConns, o.idleConns)
+			tr.MaxIdleConnsPerHost = o.idleConns
+		})))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3: cannot load the AWS configuration: %w", err)
@@ -93,7 +123,7 @@ func New(ctx context.Context, rawURL string, o Options) (*Backend, error) {
 	if endpoint == "" {
 		endpoint = firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 	}
-	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+	return s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if endpoint != "" {
 			so.BaseEndpoint = aws.String(endpoint)
 			so.UsePathStyle = true // S3-compatible stores on a host:port want path-style addressing
@@ -103,12 +133,7 @@ func New(ctx context.Context, rawURL string, o Options) (*Backend, error) {
 		// extra CRC on every request would only cost CPU.
 		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	})
-	prefix := strings.Trim(u.Path, "/")
-	if prefix != "" {
-		prefix += "/"
-	}
-	return &Backend{client: client, bucket: u.Host, prefix: prefix, opts: o}, nil
+	}), nil
 }
 
 func firstEnv(names ...string) string {

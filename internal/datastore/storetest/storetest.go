@@ -819,6 +819,7 @@ func runStore(t *testing.T, newStore func(t *testing.T) *datastore.Store) {
 	})
 
 	t.Run("RunRecords", func(t *testing.T) { runRecords(t, newStore(t)) })
+	t.Run("Cards", func(t *testing.T) { runCards(t, newStore(t)) })
 
 	t.Run("Collected", func(t *testing.T) {
 		s := newStore(t)
@@ -973,5 +974,158 @@ func runRecords(t *testing.T, s *datastore.Store) {
 	put(t, s.Backend(), datastore.RunObjectKey("Train", "1764340315123456"), []byte(`{"format":99,"flow":"Train"}`))
 	if _, err := s.GetRun(ctx, "Train", "1764340315123456"); err == nil || !strings.Contains(err.Error(), "upgrade") {
 		t.Errorf("GetRun of a newer format: %v", err)
+	}
+}
+
+// runCards saves versions of cards, as a progress card and its final
+// save do, and reads them back; and reads a card saved before versions
+// were kept.
+func runCards(t *testing.T, s *datastore.Store) {
+	ctx := context.Background()
+	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	p := datastore.TaskPath{Flow: "F", Run: "1", Step: "train", Task: "0"}
+	body := func(v int) []byte { return fmt.Appendf(nil, `{"name":"progress","version":%d}`, v) }
+	saved := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	// 30 intermediate versions, the last two equal in content, then the
+	// final one.
+	const n = 30
+	var keys []string
+	for v := 1; v <= n+1; v++ {
+		data := body(min(v, n-1))
+		got, err := s.PutCard(ctx, p, 0, "progress", datastore.CardVersion{Version: v, Saved: saved.Add(time.Duration(v) * time.Second), Final: v == n+1}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Version != v || got.Size != int64(len(data)) || got.Key != sum(data) {
+			t.Fatalf("PutCard version %d = %+v", v, got)
+		}
+		keys = append(keys, got.Key)
+	}
+	if keys[n-2] != keys[n-1] || keys[n-1] != keys[n] {
+		t.Error("equal versions of a card have different keys")
+	}
+	// A second card, numbered by the store.
+	for i := range 2 {
+		v, err := s.PutCard(ctx, p, 1, "main", datastore.CardVersion{}, []byte(fmt.Sprintf(`{"name":"main","n":%d}`, i)))
+		if err != nil || v.Version != i+1 || v.Saved.IsZero() {
+			t.Fatalf("PutCard without a version = %+v, %v; want version %d", v, err, i+1)
+		}
+	}
+	// A card as stored before versions were kept: its latest alone.
+	put(t, s.Backend(), datastore.CardKey(p, 1, "old"), []byte(`{"name":"old","version":7}`))
+
+	refs, err := s.ListCards(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range refs {
+		names = append(names, fmt.Sprintf("%s@%d:%d", r.Name, r.Attempt, len(r.Versions)))
+	}
+	if want := fmt.Sprintf("progress@0:%d main@1:2 old@1:0", datastore.MaxCardVersions+1); strings.Join(names, " ") != want {
+		t.Fatalf("ListCards = %q, want %q", names, want)
+	}
+	prog := refs[0]
+	first := n - datastore.MaxCardVersions + 1 // the oldest intermediate version kept
+	for i, v := range prog.Versions {
+		want := first + i
+		if v.Version != want || v.Final != (want == n+1) || !v.Saved.Equal(saved.Add(time.Duration(want)*time.Second)) {
+			t.Errorf("version %d listed as %+v, want number %d", i, v, want)
+		}
+	}
+	if last := prog.Versions[len(prog.Versions)-1]; prog.Size != last.Size || !prog.Updated.Equal(last.Saved) {
+		t.Errorf("the card's size and time %d %s are not its latest version's %+v", prog.Size, prog.Updated, last)
+	}
+	if old := refs[2]; old.Size != int64(len(`{"name":"old","version":7}`)) || old.Updated.IsZero() {
+		t.Errorf("the old card is listed as %+v", old)
+	}
+
+	for _, tc := range []struct {
+		attempt  int
+		name     string
+		version  int
+		want     string
+		notFound string // the error says this, and matches fs.ErrNotExist
+	}{
+		{0, "progress", 0, string(body(n - 1)), ""},
+		{0, "progress", n + 1, string(body(n - 1)), ""},
+		{0, "progress", first, string(body(first)), ""},
+		{0, "progress", n - 5, string(body(n - 5)), ""},
+		{0, "progress", 1, "", fmt.Sprintf("has no version 1: a card keeps its final version and its last %d others, and this one keeps versions %d-%d", datastore.MaxCardVersions, first, n+1)},
+		{0, "progress", n + 2, "", "has no version"},
+		{1, "main", 0, `{"name":"main","n":1}`, ""},
+		{1, "main", 1, `{"name":"main","n":0}`, ""},
+		{1, "old", 0, `{"name":"old","version":7}`, ""},
+		{1, "old", 7, "", "keeps only its latest version (it was saved before versions were kept)"},
+		{2, "main", 0, "", "card main of task F/1/train/0, attempt 2"},
+		{0, "nosuch", 0, "", "card nosuch"},
+	} {
+		got, err := s.GetCard(ctx, p, tc.attempt, tc.name, tc.version)
+		if tc.notFound != "" {
+			if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), tc.notFound) {
+				t.Errorf("GetCard(%d, %s, %d) = %q, %v; want an error that says %q", tc.attempt, tc.name, tc.version, got, err, tc.notFound)
+			}
+			continue
+		}
+		if err != nil || string(got) != tc.want {
+			t.Errorf("GetCard(%d, %s, %d) = %q, %v; want %q", tc.attempt, tc.name, tc.version, got, err, tc.want)
+		}
+	}
+	// The latest as readers older than versions read it.
+	if got := get(t, s.Backend(), datastore.CardKey(p, 0, "progress")); string(got) != string(body(n-1)) {
+		t.Errorf("the latest version under its old key is %q", got)
+	}
+
+	// gc's view: every version kept, of every task of the run.
+	other := datastore.TaskPath{Flow: "F", Run: "1", Step: "end", Task: "0"}
+	if _, err := s.PutCard(ctx, other, 0, "main", datastore.CardVersion{Final: true}, []byte(`{"name":"end"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.CardBlobKeys(ctx, "F", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{sum([]byte(`{"name":"end"}`)), sum([]byte(`{"name":"main","n":0}`)), sum([]byte(`{"name":"main","n":1}`))}
+	for _, v := range prog.Versions {
+		want = append(want, v.Key)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("CardBlobKeys = %d keys %q\nwant %d %q", len(got), got, len(want), want)
+	}
+	if keys, err := s.CardBlobKeys(ctx, "F", "2"); err != nil || len(keys) != 0 {
+		t.Errorf("CardBlobKeys of a run without cards = %q, %v", keys, err)
+	}
+
+	// A damaged record: the latest still reads, gc is told, and the next
+	// save starts the record anew.
+	put(t, s.Backend(), datastore.CardVersionsKey(other, 0, "main"), []byte("{"))
+	if got, err := s.GetCard(ctx, other, 0, "main", 0); err != nil || string(got) != `{"name":"end"}` {
+		t.Errorf("GetCard with a damaged record = %q, %v", got, err)
+	}
+	if _, err := s.CardBlobKeys(ctx, "F", "1"); !errors.Is(err, datastore.ErrCorrupt) {
+		t.Errorf("CardBlobKeys with a damaged record: %v; want ErrCorrupt", err)
+	}
+	if v, err := s.PutCard(ctx, other, 0, "main", datastore.CardVersion{}, []byte(`{"name":"end","n":2}`)); err != nil || v.Version != 1 {
+		t.Errorf("PutCard over a damaged record = %+v, %v", v, err)
+	}
+
+	// Bad names are refused; collected cards say so.
+	for _, bad := range []struct {
+		p       datastore.TaskPath
+		attempt int
+		name    string
+	}{{datastore.TaskPath{Flow: "F", Run: "..", Step: "s", Task: "0"}, 0, "main"}, {p, -1, "main"}, {p, 0, "a/b"}, {p, 0, ".."}} {
+		if _, err := s.PutCard(ctx, bad.p, bad.attempt, bad.name, datastore.CardVersion{}, nil); err == nil {
+			t.Errorf("card %s of %s, attempt %d, was stored", bad.name, bad.p, bad.attempt)
+		}
+	}
+	if err := s.MarkLogsCollected(ctx, "F", "3", datastore.Collected{Collected: saved, Reason: "the run is not kept"}); err != nil {
+		t.Fatal(err)
+	}
+	gone := datastore.TaskPath{Flow: "F", Run: "3", Step: "s", Task: "0"}
+	if _, err := s.GetCard(ctx, gone, 0, "main", 0); !errors.Is(err, datastore.ErrCollected) || !strings.Contains(err.Error(), "cards of run F/3 was collected by gc") {
+		t.Errorf("GetCard of a collected run: %v", err)
 	}
 }
