@@ -19,6 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
+	"stepwise.dev/stepwise/internal/compute"
 	"stepwise.dev/stepwise/internal/compute/kubernetes"
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/flowcmd"
@@ -321,4 +324,37 @@ func (c *Cmd) Dispatch(ctx context.Context, usage string, args []string, subs ma
 	}
 	fmt.Fprintf(e.Stderr(), "%s %s: unknown command %q\n\n", e.Prog(), c.Kind, args[0])
 	return help()
+}
+
+// Site is where the deployment's pods find the stores, as the settings
+// in force say.
+func (c *Cmd) Site() kubernetes.Site {
+	return kubernetes.SiteFor(compute.Env{Datastore: c.Cfg.Datastore.Value, Metadata: c.Cfg.Metadata.Value}, c.InForce)
+}
+
+// PodSettings are the settings of the deployment's own pod (a launcher,
+// a service): the start step's, which must name an image; what names the
+// pod for the error.
+func (c *Cmd) PodSettings(what string) (kubernetes.Settings, error) {
+	set, err := kubernetes.StepSettings(c.E.Def().Graph.Step("start"), c.InForce)
+	if err == nil && set.Image == "" {
+		err = fmt.Errorf("%s needs an image: set one (stepwise configure --set-compute kubernetes.image=IMAGE, or --compute-setting kubernetes.image=IMAGE); any image works, the program ships itself", what)
+	}
+	return set, err
+}
+
+// PrintYAML writes objects as YAML documents to the command's output; it
+// returns the exit code.
+func (c *Cmd) PrintYAML(objs ...any) int {
+	for i, obj := range objs {
+		y, err := yaml.Marshal(obj)
+		if err != nil {
+			return c.Fail(err)
+		}
+		if i > 0 {
+			fmt.Fprintln(c.E.Stdout(), "---")
+		}
+		c.E.Stdout().Write(y)
+	}
+	return 0
 }

@@ -10,9 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
-	"stepwise.dev/stepwise/internal/compute"
 	"stepwise.dev/stepwise/internal/compute/kubernetes"
 	"stepwise.dev/stepwise/internal/config"
 	"stepwise.dev/stepwise/internal/deploy"
@@ -122,7 +119,7 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	if d.Namespace, err = c.Namespace(); err != nil {
 		return c.Fail(err)
 	}
-	d.Site = kubernetes.SiteFor(compute.Env{Datastore: c.Cfg.Datastore.Value, Metadata: c.Cfg.Metadata.Value}, c.InForce)
+	d.Site = c.Site()
 	if problems := kubernetes.TeamSetUp(d.Site.Datastore, d.Site.Metadata); problems != "" && !*dry {
 		return c.Fail(fmt.Errorf("flow %s cannot be deployed: %s", def.Name(), problems))
 	}
@@ -204,17 +201,7 @@ func (c *cmd) print(d Deployment) int {
 	if d.Schedule != "" {
 		docs = append(docs, Cron(d))
 	}
-	for i, doc := range docs {
-		y, err := yaml.Marshal(doc)
-		if err != nil {
-			return c.Fail(err)
-		}
-		if i > 0 {
-			fmt.Fprintln(c.E.Stdout(), "---")
-		}
-		c.E.Stdout().Write(y)
-	}
-	return 0
+	return c.PrintYAML(docs...)
 }
 
 func (c *cmd) trigger(ctx context.Context, args []string) int {

@@ -2,7 +2,6 @@ package cronjob
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -11,9 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
-	"stepwise.dev/stepwise/internal/compute"
 	"stepwise.dev/stepwise/internal/compute/kubernetes"
 	"stepwise.dev/stepwise/internal/deploy"
 	"stepwise.dev/stepwise/internal/flowcmd"
@@ -147,13 +143,10 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	if d.Namespace, err = c.Namespace(); err != nil {
 		return c.Fail(err)
 	}
-	if d.Launcher, err = kubernetes.StepSettings(def.Graph.Step("start"), c.InForce); err != nil {
+	if d.Launcher, err = c.PodSettings("the launcher's pod"); err != nil {
 		return c.Fail(err)
 	}
-	if d.Launcher.Image == "" {
-		return c.Fail(errors.New("the launcher's pod needs an image: set one (stepwise configure --set-compute kubernetes.image=IMAGE, or --compute-setting kubernetes.image=IMAGE)"))
-	}
-	d.Site = kubernetes.SiteFor(compute.Env{Datastore: c.Cfg.Datastore.Value, Metadata: c.Cfg.Metadata.Value}, c.InForce)
+	d.Site = c.Site()
 	if problems := kubernetes.TeamSetUp(d.Site.Datastore, d.Site.Metadata); problems != "" && !*dry {
 		return c.Fail(fmt.Errorf("flow %s cannot be deployed: %s", def.Name(), problems))
 	}
@@ -164,12 +157,7 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 		if d.Token = c.Authorize; d.Token == "" {
 			d.Token = "TOKEN"
 		}
-		y, err := yaml.Marshal(Compile(d))
-		if err != nil {
-			return c.Fail(err)
-		}
-		c.E.Stdout().Write(y)
-		return 0
+		return c.PrintYAML(Compile(d))
 	}
 	api, err := kubernetes.Connect(ctx, c.InForce)
 	if err != nil {

@@ -2,7 +2,6 @@ package hosted
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -10,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
-	"stepwise.dev/stepwise/internal/compute"
 	"stepwise.dev/stepwise/internal/compute/kubernetes"
 	"stepwise.dev/stepwise/internal/deploy"
 	"stepwise.dev/stepwise/internal/flowcmd"
@@ -123,13 +119,10 @@ func (c *cmd) deploy(ctx context.Context, args []string) int {
 	if s.Namespace, err = c.Namespace(); err != nil {
 		return c.Fail(err)
 	}
-	if s.Pod, err = kubernetes.StepSettings(def.Graph.Step("start"), c.InForce); err != nil {
+	if s.Pod, err = c.PodSettings("the service's pods"); err != nil {
 		return c.Fail(err)
 	}
-	if s.Pod.Image == "" {
-		return c.Fail(errors.New("the service's pods need an image: set one (stepwise configure --set-compute kubernetes.image=IMAGE, or --compute-setting kubernetes.image=IMAGE); any image works, the program ships itself"))
-	}
-	s.Site = kubernetes.SiteFor(compute.Env{Datastore: c.Cfg.Datastore.Value, Metadata: c.Cfg.Metadata.Value}, c.InForce)
+	s.Site = c.Site()
 	if problems := kubernetes.TeamSetUp(s.Site.Datastore, s.Site.Metadata); problems != "" && !*dry {
 		return c.Fail(fmt.Errorf("service %s cannot be deployed: its pods read the runs of flow %s, and %s", s.Type, def.Name(), problems))
 	}
@@ -140,17 +133,7 @@ func (c *cmd) deploy(ctx context.Context, args []string) int {
 		}
 		d, svc := Compile(s)
 		d.Spec.Template.Metadata.Annotations[AnnotationDeployedAt] = at
-		for i, obj := range []any{d, svc} {
-			y, err := yaml.Marshal(obj)
-			if err != nil {
-				return c.Fail(err)
-			}
-			if i > 0 {
-				fmt.Fprintln(c.E.Stdout(), "---")
-			}
-			c.E.Stdout().Write(y)
-		}
-		return 0
+		return c.PrintYAML(d, svc)
 	}
 	api, err := kubernetes.Connect(ctx, c.InForce)
 	if err != nil {
