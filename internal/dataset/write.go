@@ -120,8 +120,18 @@ func NewWriter(ctx context.Context, fsys warehouse.FS, schema *arrow.Schema, o W
 			return nil, fmt.Errorf("table %s: column %q of type %s cannot be stored in Parquet by the Arrow library (%v); convert it (a duration to int64, ...)", fsys, f.Name, f.Type, err)
 		}
 	}
-	w.props = parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithStats(true),
-		parquet.WithMaxRowGroupLength(o.RowGroupRows), parquet.WithAllocator(memory.DefaultAllocator))
+	// Snappy pages of 1 MiB with statistics; dictionary encoding (which
+	// falls back to plain once a chunk's dictionary passes 1 MiB) except
+	// for floating-point columns, whose values rarely repeat.
+	props := []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy), parquet.WithStats(true),
+		parquet.WithMaxRowGroupLength(o.RowGroupRows), parquet.WithAllocator(memory.DefaultAllocator)}
+	for _, f := range dataFields {
+		switch f.Type.ID() {
+		case arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64:
+			props = append(props, parquet.WithDictionaryFor(f.Name, false))
+		}
+	}
+	w.props = parquet.NewWriterProperties(props...)
 	w.arrowProp = pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
 
 	m, err := readManifest(ctx, fsys)
