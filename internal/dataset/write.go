@@ -120,15 +120,18 @@ func NewWriter(ctx context.Context, fsys warehouse.FS, schema *arrow.Schema, o W
 			return nil, fmt.Errorf("table %s: column %q of type %s cannot be stored in Parquet by the Arrow library (%v); convert it (a duration to int64, ...)", fsys, f.Name, f.Type, err)
 		}
 	}
-	// Snappy pages of 1 MiB with statistics; dictionary encoding (which
-	// falls back to plain once a chunk's dictionary passes 1 MiB) except
-	// for floating-point columns, whose values rarely repeat.
+	// Snappy pages of 1 MiB with statistics. Dictionary encoding only for
+	// strings and binary: a row group of numbers rarely holds more than
+	// the 1 MiB dictionary allows, so a column of distinct numbers would
+	// be stored as a dictionary plus indices, larger and slower to read
+	// than plain values.
 	props := []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy), parquet.WithStats(true),
-		parquet.WithMaxRowGroupLength(o.RowGroupRows), parquet.WithAllocator(memory.DefaultAllocator)}
+		parquet.WithMaxRowGroupLength(o.RowGroupRows), parquet.WithAllocator(memory.DefaultAllocator),
+		parquet.WithDictionaryDefault(false)}
 	for _, f := range dataFields {
 		switch f.Type.ID() {
-		case arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64:
-			props = append(props, parquet.WithDictionaryFor(f.Name, false))
+		case arrow.STRING, arrow.LARGE_STRING, arrow.STRING_VIEW, arrow.BINARY, arrow.LARGE_BINARY, arrow.BINARY_VIEW, arrow.DICTIONARY:
+			props = append(props, parquet.WithDictionaryFor(f.Name, true))
 		}
 	}
 	w.props = parquet.NewWriterProperties(props...)
