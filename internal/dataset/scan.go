@@ -284,6 +284,11 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 		return fmt.Errorf("table %s: file %s is not valid Parquet (%w); rewrite the table or remove the file", fsys, fe.Path, err)
 	}
 	props := parquet.NewReaderProperties(o.Alloc)
+	// Stream each column chunk through a small buffer rather than copy
+	// it whole into a new one: compressed pages are read straight into
+	// the page reader's buffer.
+	props.BufferedStreamEnabled = true
+	props.BufferSize = 256 << 10
 	_, local := fsys.(*warehouse.Local)
 	if c, ok := fsys.(*warehouse.Counting); ok {
 		_, local = c.FS.(*warehouse.Local)
