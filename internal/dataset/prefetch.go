@@ -44,8 +44,12 @@ type byteRange struct{ off, n int64 }
 
 const (
 	coalesceGap = 1 << 20 // ranges closer than this are read as one
-	pieceSize   = 8 << 20 // the most one request reads
+	pieceSize   = 4 << 20 // the most one request reads
 )
+
+// pieceBufs recycles piece buffers: a piece's bytes are only copied out,
+// under the prefetcher's lock, so once freed its buffer is no one's.
+var pieceBufs = sync.Pool{New: func() any { b := make([]byte, pieceSize); return &b }}
 
 func newPrefetcher(ctx context.Context, f warehouse.File, window int64, inflight int) *prefetcher {
 	return &prefetcher{f: f, ctx: ctx, window: max(window, pieceSize), inflight: max(inflight, 1)}
@@ -103,7 +107,8 @@ func (p *prefetcher) start(pc *piece) {
 	p.running++
 	p.ahead += pc.n
 	go func() {
-		buf := make([]byte, pc.n)
+		bp := pieceBufs.Get().(*[]byte)
+		buf := (*bp)[:pc.n]
 		var err error
 		if err = p.ctx.Err(); err == nil {
 			var n int
@@ -193,6 +198,8 @@ func (p *prefetcher) ReadAt(b []byte, off int64) (int, error) {
 		copy(b[s-off:e-off], pc.data[s-pc.off:e-pc.off])
 		pc.read += e - s
 		if pc.read >= pc.n {
+			buf := pc.data[:pieceSize]
+			pieceBufs.Put(&buf)
 			pc.data, pc.freed = nil, true
 			p.ahead -= pc.n
 		}

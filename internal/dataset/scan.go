@@ -260,7 +260,7 @@ type sizedOpener interface {
 }
 
 // requestsPerFile is how many ranged GETs one file keeps in flight.
-const requestsPerFile = 4
+const requestsPerFile = 8
 
 // readFile reads one file's row groups that may match the filter, and
 // sends its batches, filtered and projected, in order.
