@@ -539,3 +539,34 @@ func TestForeignDataset(t *testing.T) {
 		t.Fatalf("write over a foreign dataset: %v", err)
 	}
 }
+
+// TestPrefetchBounds: on MinIO, a scan returns the same rows whatever its
+// prefetch budget and file concurrency, down to one piece in flight per
+// file, with projections that leave gaps between the chunks read.
+func TestPrefetchBounds(t *testing.T) {
+	fsys, _ := minio(t)
+	b := eventBatch(0, 60000)
+	defer b.Release()
+	write(t, fsys, dataset.WriteOptions{PartitionBy: []string{"region"}, RowGroupRows: 5000, FileRows: 12000}, b)
+	for _, cols := range [][]string{nil, {"user"}, {"amount", "region"}} {
+		want, _ := scanRows(t, fsys, dataset.ScanOptions{Columns: cols, Concurrency: 1, PrefetchBytes: 1 << 30})
+		if len(want) != 60000 {
+			t.Fatalf("columns %v: %d rows, want 60000", cols, len(want))
+		}
+		for _, tc := range []struct {
+			name          string
+			concurrency   int
+			prefetchBytes int64
+		}{
+			{"one byte, one file", 1, 1},
+			{"one byte, eight files", 8, 1},
+			{"1 MiB, three files", 3, 1 << 20},
+			{"default", 0, 0},
+		} {
+			got, st := scanRows(t, fsys, dataset.ScanOptions{Columns: cols, Concurrency: tc.concurrency, PrefetchBytes: tc.prefetchBytes})
+			if !slices.Equal(got, want) {
+				t.Fatalf("columns %v, %s: %d rows differ from the unbounded scan's %d (stats %+v)", cols, tc.name, len(got), len(want), st)
+			}
+		}
+	}
+}

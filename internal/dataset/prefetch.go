@@ -42,10 +42,10 @@ type piece struct {
 
 type byteRange struct{ off, n int64 }
 
-const (
-	coalesceGap = 1 << 20 // ranges closer than this are read as one
-	pieceSize   = 4 << 20 // the most one request reads
-)
+const coalesceGap = 1 << 20 // ranges closer than this are read as one
+
+// pieceSize is the most one request reads (a variable for tests).
+var pieceSize int64 = 4 << 20
 
 // pieceBufs recycles piece buffers: a piece's bytes are only copied out,
 // under the prefetcher's lock, so once freed its buffer is no one's.
@@ -108,6 +108,10 @@ func (p *prefetcher) start(pc *piece) {
 	p.ahead += pc.n
 	go func() {
 		bp := pieceBufs.Get().(*[]byte)
+		if int64(cap(*bp)) < pc.n {
+			b := make([]byte, pc.n)
+			bp = &b
+		}
 		buf := (*bp)[:pc.n]
 		var err error
 		if err = p.ctx.Err(); err == nil {
@@ -198,7 +202,7 @@ func (p *prefetcher) ReadAt(b []byte, off int64) (int, error) {
 		copy(b[s-off:e-off], pc.data[s-pc.off:e-pc.off])
 		pc.read += e - s
 		if pc.read >= pc.n {
-			buf := pc.data[:pieceSize]
+			buf := pc.data[:cap(pc.data)]
 			pieceBufs.Put(&buf)
 			pc.data, pc.freed = nil, true
 			p.ahead -= pc.n
