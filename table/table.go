@@ -239,7 +239,8 @@ type WriteOptions struct {
 	PartitionBy []string
 	// Append adds rows to the table; otherwise the write replaces them.
 	Append bool
-	// RowGroupRows is the most rows per row group (default 131,072).
+	// RowGroupRows is the most rows per row group (default 1,048,576;
+	// a group also ends at 128 MiB of encoded data).
 	RowGroupRows int64
 	// FileRows is the most rows per file (default 4,194,304).
 	FileRows int64

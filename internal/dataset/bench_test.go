@@ -32,8 +32,9 @@ var (
 )
 
 // benchDataset writes, once per process, a dataset of about benchBytes()
-// on MinIO: 8 partitions of random int64 and float64 columns (which do
-// not compress, so the bytes stored are the bytes scanned).
+// on MinIO with the writer's defaults: 8 partitions of random int64 and
+// float64 columns (which do not compress, so the bytes stored are the
+// bytes scanned).
 func benchDataset(b *testing.B) (*s3fs.FS, *dataset.Manifest) {
 	benchOnce.Do(func() {
 		fsys, _ := minio(b)
@@ -45,7 +46,7 @@ func benchDataset(b *testing.B) (*s3fs.FS, *dataset.Manifest) {
 			{Name: "d", Type: arrow.PrimitiveTypes.Float64},
 		}, nil)
 		ctx := context.Background()
-		w, err := dataset.NewWriter(ctx, fsys, schema, dataset.WriteOptions{PartitionBy: []string{"part"}, FileRows: 1 << 21, RowGroupRows: 1 << 18})
+		w, err := dataset.NewWriter(ctx, fsys, schema, dataset.WriteOptions{PartitionBy: []string{"part"}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,39 +6,65 @@ import (
 	"sort"
 	"sync"
 
-	"golang.org/x/sync/errgroup"
-
 	"stepwise.dev/stepwise/internal/warehouse"
 )
 
-// prefetcher serves a remote file's reads from byte ranges fetched ahead,
-// in parallel, once the scan knows which column chunks it needs: one
-// request per MiBs of data instead of one per page or chunk, in flight
-// together.
+// prefetcher streams the byte ranges a scan needs from a remote file:
+// once the scan knows its column chunks it plans them (coalesced, cut
+// into pieces) and fetches them in file order with several ranged GETs in
+// flight, at most window bytes ahead of the decoder. Reads wait for the
+// pieces that hold them, so decoding overlaps fetching; a piece is freed
+// once all its bytes have been read. A read the plan does not cover (the
+// footer) goes to the file.
 type prefetcher struct {
-	f      warehouse.File
-	mu     sync.Mutex
-	chunks []chunk // sorted by off
+	f        warehouse.File
+	ctx      context.Context
+	window   int64 // the most bytes fetched or in flight and not yet read
+	inflight int   // the most requests in flight
+
+	mu      sync.Mutex
+	pieces  []*piece // sorted by off
+	next    int      // the first piece not yet started, in order
+	running int      // requests in flight
+	ahead   int64    // bytes started and not yet read
+	ioErr   error    // the first read that failed
 }
 
-type chunk struct {
-	off  int64
-	data []byte
+type piece struct {
+	off, n  int64
+	started bool
+	done    chan struct{} // closed when data or err is set
+	data    []byte
+	err     error
+	read    int64 // bytes read by the decoder
+	freed   bool
 }
 
 type byteRange struct{ off, n int64 }
 
-const (
-	coalesceGap = 1 << 20 // ranges closer than this are read as one
-	pieceSize   = 8 << 20 // the most one request reads
-	fetchAhead  = 4       // requests in flight per file
-)
+const coalesceGap = 1 << 20 // ranges closer than this are read as one
 
-// fetch reads the ranges, coalesced and cut into pieces, in parallel.
-func (p *prefetcher) fetch(ctx context.Context, ranges []byteRange) error {
+// pieceSize is the most one request reads (a variable for tests).
+var pieceSize int64 = 4 << 20
+
+// pieceBufs recycles piece buffers: a piece's bytes are only copied out,
+// under the prefetcher's lock, so once freed its buffer is no one's.
+var pieceBufs = sync.Pool{New: func() any { b := make([]byte, pieceSize); return &b }}
+
+func newPrefetcher(ctx context.Context, f warehouse.File, window int64, inflight int) *prefetcher {
+	return &prefetcher{f: f, ctx: ctx, window: max(window, pieceSize), inflight: max(inflight, 1)}
+}
+
+// plan sets the ranges the scan will read and starts fetching them.
+func (p *prefetcher) plan(ranges []byteRange) {
+	size := p.f.Size()
 	sort.Slice(ranges, func(i, j int) bool { return ranges[i].off < ranges[j].off })
 	var merged []byteRange
 	for _, r := range ranges {
+		r.n = min(r.n, size-r.off)
+		if r.n <= 0 {
+			continue
+		}
 		if n := len(merged); n > 0 && r.off <= merged[n-1].off+merged[n-1].n+coalesceGap {
 			end := max(merged[n-1].off+merged[n-1].n, r.off+r.n)
 			merged[n-1].n = end - merged[n-1].off
@@ -46,58 +72,147 @@ func (p *prefetcher) fetch(ctx context.Context, ranges []byteRange) error {
 		}
 		merged = append(merged, r)
 	}
-	var pieces []byteRange
+	var pieces []*piece
 	for _, r := range merged {
 		for off := r.off; off < r.off+r.n; off += pieceSize {
-			pieces = append(pieces, byteRange{off, min(pieceSize, r.off+r.n-off)})
+			pieces = append(pieces, &piece{off: off, n: min(pieceSize, r.off+r.n-off), done: make(chan struct{})})
 		}
 	}
-	out := make([]chunk, len(pieces))
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(fetchAhead)
-	for i, pc := range pieces {
-		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			buf := make([]byte, pc.n)
-			n, err := p.f.ReadAt(buf, pc.off)
-			if err != nil && !(err == io.EOF && int64(n) == pc.n) {
-				return err
-			}
-			out[i] = chunk{pc.off, buf}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
 	p.mu.Lock()
-	p.chunks = out
+	p.pieces = pieces
+	p.pump()
 	p.mu.Unlock()
-	return nil
 }
 
-// ReadAt copies from the fetched pieces when they hold the range, else
-// reads the file.
-func (p *prefetcher) ReadAt(b []byte, off int64) (int, error) {
+// pump starts pieces in order while the window and request limits allow.
+// p.mu is held.
+func (p *prefetcher) pump() {
+	for p.next < len(p.pieces) && p.running < p.inflight {
+		pc := p.pieces[p.next]
+		if pc.started {
+			p.next++
+			continue
+		}
+		if p.ahead > 0 && p.ahead+pc.n > p.window {
+			return
+		}
+		p.start(pc)
+		p.next++
+	}
+}
+
+// start fetches one piece. p.mu is held.
+func (p *prefetcher) start(pc *piece) {
+	pc.started = true
+	p.running++
+	p.ahead += pc.n
+	go func() {
+		bp := pieceBufs.Get().(*[]byte)
+		if int64(cap(*bp)) < pc.n {
+			b := make([]byte, pc.n)
+			bp = &b
+		}
+		buf := (*bp)[:pc.n]
+		var err error
+		if err = p.ctx.Err(); err == nil {
+			var n int
+			n, err = p.f.ReadAt(buf, pc.off)
+			if err == io.EOF && int64(n) == pc.n {
+				err = nil
+			}
+		}
+		p.mu.Lock()
+		pc.data, pc.err = buf, err
+		if err != nil && p.ioErr == nil {
+			p.ioErr = err
+		}
+		p.running--
+		close(pc.done)
+		p.pump()
+		p.mu.Unlock()
+	}()
+}
+
+// failed returns the first read of the file that failed, if any: the
+// decoder's errors are then the store's, not the file's content.
+func (p *prefetcher) failed() error {
 	p.mu.Lock()
-	chunks := p.chunks
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	return p.ioErr
+}
+
+// direct reads the file, noting a failure.
+func (p *prefetcher) direct(b []byte, off int64) (int, error) {
+	n, err := p.f.ReadAt(b, off)
+	if err != nil && !(err == io.EOF && n == len(b)) {
+		p.mu.Lock()
+		if p.ioErr == nil && !(err == io.EOF) {
+			p.ioErr = err
+		}
+		p.mu.Unlock()
+	}
+	return n, err
+}
+
+// ReadAt copies from the planned pieces that hold the start of the range,
+// waiting for them (and starting them first if the decoder asks before
+// the plan reaches them); the rest of the range, if any (the footer, or
+// padding past a column chunk that old writers need), comes from the file.
+func (p *prefetcher) ReadAt(b []byte, off int64) (int, error) {
 	end := off + int64(len(b))
-	i := sort.Search(len(chunks), func(i int) bool { return chunks[i].off+int64(len(chunks[i].data)) > off })
-	copied := 0
-	for pos := off; i < len(chunks) && pos < end; i++ {
-		c := chunks[i]
-		if c.off > pos {
+	p.mu.Lock()
+	i := sort.Search(len(p.pieces), func(i int) bool { return p.pieces[i].off+p.pieces[i].n > off })
+	var need []*piece
+	cut := off // the planned pieces hold [off, cut)
+	for ; i < len(p.pieces) && cut < end; i++ {
+		pc := p.pieces[i]
+		if pc.off > cut || pc.freed {
 			break
 		}
-		n := copy(b[pos-off:], c.data[pos-c.off:])
-		copied += n
-		pos += int64(n)
+		need = append(need, pc)
+		cut = min(end, pc.off+pc.n)
+		if !pc.started {
+			p.start(pc)
+		}
 	}
-	if int64(copied) == int64(len(b)) {
-		return copied, nil
+	p.mu.Unlock()
+	if len(need) == 0 {
+		return p.direct(b, off)
 	}
-	return p.f.ReadAt(b, off)
+	for _, pc := range need {
+		select {
+		case <-pc.done:
+		case <-p.ctx.Done():
+			return 0, p.ctx.Err()
+		}
+		if pc.err != nil {
+			return 0, pc.err
+		}
+	}
+	p.mu.Lock()
+	for _, pc := range need {
+		if pc.freed {
+			// Read twice and freed meanwhile: read the file.
+			p.mu.Unlock()
+			return p.direct(b, off)
+		}
+	}
+	for _, pc := range need {
+		s, e := max(off, pc.off), min(end, pc.off+pc.n)
+		copy(b[s-off:e-off], pc.data[s-pc.off:e-pc.off])
+		pc.read += e - s
+		if pc.read >= pc.n {
+			buf := pc.data[:cap(pc.data)]
+			pieceBufs.Put(&buf)
+			pc.data, pc.freed = nil, true
+			p.ahead -= pc.n
+		}
+	}
+	p.pump()
+	p.mu.Unlock()
+	if cut < end {
+		n, err := p.direct(b[cut-off:], cut)
+		return int(cut-off) + n, err
+	}
+	return len(b), nil
 }

@@ -35,6 +35,10 @@ type ScanOptions struct {
 	Concurrency int
 	// BatchRows is the most rows per record batch (default 65,536).
 	BatchRows int64
+	// PrefetchBytes bounds the bytes fetched from remote storage ahead of
+	// decoding, over all the files read at once (default 256 MiB); the
+	// scan's memory is about this plus the batches in flight.
+	PrefetchBytes int64
 	// Alloc allocates the batches' memory (default Go's).
 	Alloc memory.Allocator
 }
@@ -84,6 +88,9 @@ func Scan(ctx context.Context, fsys warehouse.FS, o ScanOptions) (*Reader, error
 	}
 	if o.Alloc == nil {
 		o.Alloc = memory.DefaultAllocator
+	}
+	if o.PrefetchBytes <= 0 {
+		o.PrefetchBytes = 256 << 20
 	}
 	p, err := makePlan(ctx, fsys, o.Filter)
 	if err != nil {
@@ -246,23 +253,46 @@ func (p *plan) schema(ctx context.Context, fsys warehouse.FS) (*arrow.Schema, er
 	return arrow.NewSchema(fields, nil), nil
 }
 
+// sizedOpener is a store that can open an object of known size (from the
+// manifest or the listing) without asking for it first.
+type sizedOpener interface {
+	OpenSize(ctx context.Context, key string, size int64) (warehouse.File, error)
+}
+
+// requestsPerFile is how many ranged GETs one file keeps in flight.
+const requestsPerFile = 8
+
 // readFile reads one file's row groups that may match the filter, and
 // sends its batches, filtered and projected, in order.
 func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.FS, fe FileEntry, p *plan, full *arrow.Schema, o ScanOptions, isPart map[string]bool) error {
-	f, err := fsys.Open(ctx, fe.Path)
+	var f warehouse.File
+	var err error
+	if so, ok := fsys.(sizedOpener); ok && fe.Size > 0 {
+		f, err = so.OpenSize(ctx, fe.Path, fe.Size)
+	} else {
+		f, err = fsys.Open(ctx, fe.Path)
+	}
 	if err != nil {
 		return fmt.Errorf("table %s: %w", fsys, err)
 	}
 	defer f.Close()
+	pre := newPrefetcher(ctx, f, o.PrefetchBytes/int64(o.Concurrency), requestsPerFile)
 	bad := func(err error) error {
+		if ioErr := pre.failed(); ioErr != nil && !errors.Is(ioErr, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("table %s: reading file %s: %w", fsys, fe.Path, ioErr)
+		}
 		return fmt.Errorf("table %s: file %s is not valid Parquet (%w); rewrite the table or remove the file", fsys, fe.Path, err)
 	}
 	props := parquet.NewReaderProperties(o.Alloc)
+	// Stream each column chunk through a small buffer rather than copy
+	// it whole into a new one: compressed pages are read straight into
+	// the page reader's buffer.
+	props.BufferedStreamEnabled = true
+	props.BufferSize = 256 << 10
 	_, local := fsys.(*warehouse.Local)
 	if c, ok := fsys.(*warehouse.Counting); ok {
 		_, local = c.FS.(*warehouse.Local)
 	}
-	pre := &prefetcher{f: f}
 	pf, err := file.NewParquetReader(io.NewSectionReader(pre, 0, f.Size()), file.WithReadProps(props))
 	if err != nil {
 		return bad(err)
@@ -347,7 +377,8 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 		partVals[fld.Name] = s
 	}
 	if !local && len(leaves) > 0 {
-		// Fetch the column chunks the scan needs ahead, in parallel.
+		// Stream the column chunks the scan needs, several requests in
+		// flight, ahead of the decoder.
 		var ranges []byteRange
 		for _, g := range groups {
 			rg := md.RowGroup(g)
@@ -363,9 +394,7 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 				ranges = append(ranges, byteRange{start, cc.TotalCompressedSize()})
 			}
 		}
-		if err := pre.fetch(ctx, ranges); err != nil {
-			return fmt.Errorf("table %s: reading %s: %w", fsys, fe.Path, err)
-		}
+		pre.plan(ranges)
 	}
 	var rr pqarrow.RecordReader
 	if len(leaves) > 0 {

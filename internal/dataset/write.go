@@ -36,9 +36,13 @@ type WriteOptions struct {
 	// replaces them (the old files are deleted once the new manifest is
 	// stored).
 	Append bool
-	// RowGroupRows is the most rows per row group (default 131,072):
+	// RowGroupRows is the most rows per row group (default 1,048,576):
 	// smaller groups let filters skip more, larger ones read faster.
 	RowGroupRows int64
+	// RowGroupBytes ends a row group once its encoded columns reach this
+	// size (default 128 MiB), whatever its rows; the writer holds one row
+	// group per partition being written in memory.
+	RowGroupBytes int64
 	// FileRows is the most rows per file (default 4,194,304).
 	FileRows int64
 	// TempDir holds files while they are written (default os.TempDir()).
@@ -82,7 +86,10 @@ type partFile struct {
 // another tool) is refused: a manifest would hide its files.
 func NewWriter(ctx context.Context, fsys warehouse.FS, schema *arrow.Schema, o WriteOptions) (*Writer, error) {
 	if o.RowGroupRows <= 0 {
-		o.RowGroupRows = 128 << 10
+		o.RowGroupRows = 1 << 20
+	}
+	if o.RowGroupBytes <= 0 {
+		o.RowGroupBytes = 128 << 20
 	}
 	if o.FileRows <= 0 {
 		o.FileRows = 4 << 20
@@ -120,8 +127,21 @@ func NewWriter(ctx context.Context, fsys warehouse.FS, schema *arrow.Schema, o W
 			return nil, fmt.Errorf("table %s: column %q of type %s cannot be stored in Parquet by the Arrow library (%v); convert it (a duration to int64, ...)", fsys, f.Name, f.Type, err)
 		}
 	}
-	w.props = parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithStats(true),
-		parquet.WithMaxRowGroupLength(o.RowGroupRows), parquet.WithAllocator(memory.DefaultAllocator))
+	// Snappy pages of 1 MiB with statistics. Dictionary encoding only for
+	// strings and binary: a row group of numbers rarely holds more than
+	// the 1 MiB dictionary allows, so a column of distinct numbers would
+	// be stored as a dictionary plus indices, larger and slower to read
+	// than plain values.
+	props := []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy), parquet.WithStats(true),
+		parquet.WithMaxRowGroupLength(o.RowGroupRows), parquet.WithAllocator(memory.DefaultAllocator),
+		parquet.WithDictionaryDefault(false)}
+	for _, f := range dataFields {
+		switch f.Type.ID() {
+		case arrow.STRING, arrow.LARGE_STRING, arrow.STRING_VIEW, arrow.BINARY, arrow.LARGE_BINARY, arrow.BINARY_VIEW, arrow.DICTIONARY:
+			props = append(props, parquet.WithDictionaryFor(f.Name, true))
+		}
+	}
+	w.props = parquet.NewWriterProperties(props...)
 	w.arrowProp = pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
 
 	m, err := readManifest(ctx, fsys)
@@ -351,6 +371,9 @@ func (w *Writer) writePart(ctx context.Context, key string, values []string, rec
 		off += take
 		pf.rows += take
 		pf.rgRows += take
+		if pf.w.RowGroupTotalBytesWritten() >= w.o.RowGroupBytes {
+			pf.rgRows = w.o.RowGroupRows // full: the next rows start a new group
+		}
 		if pf.rows >= w.o.FileRows {
 			if err := w.finishFile(ctx, pf); err != nil {
 				return err

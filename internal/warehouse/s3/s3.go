@@ -183,6 +183,10 @@ func (o *file) ReadAt(p []byte, off int64) (int, error) {
 	out, err := o.f.client.GetObject(o.ctx, &s3.GetObjectInput{Bucket: &o.f.bucket, Key: aws.String(o.f.prefix + o.key),
 		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+want-1))})
 	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+			return 0, fmt.Errorf("s3: s3://%s/%s%s is shorter than the %d bytes expected (it changed since its size was recorded; rewrite it): %w (%w)", o.f.bucket, o.f.prefix, o.key, o.size, io.ErrUnexpectedEOF, err)
+		}
 		return 0, o.f.wrap("read", o.f.prefix+o.key, err)
 	}
 	defer out.Body.Close()
@@ -203,6 +207,13 @@ func (f *FS) Open(ctx context.Context, key string) (warehouse.File, error) {
 		return nil, f.wrap("open", f.prefix+key, err)
 	}
 	return &file{f: f, ctx: ctx, key: key, size: aws.ToInt64(out.ContentLength)}, nil
+}
+
+// OpenSize returns the object for ranged reads without a HEAD, for a
+// caller that knows its size (from a manifest or a listing). A missing
+// object shows at the first read, as an error wrapping ErrNotFound.
+func (f *FS) OpenSize(ctx context.Context, key string, size int64) (warehouse.File, error) {
+	return &file{f: f, ctx: ctx, key: key, size: size}, nil
 }
 
 // Put stores the object with one PUT (S3 shows it whole or not at all).
