@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // queryJSON turns the query parameters of a GET request into the JSON
@@ -52,6 +53,11 @@ func queryJSON(q url.Values, t reflect.Type) ([]byte, error) {
 				return nil, fmt.Errorf("unknown parameter %q: this endpoint takes no parameters", k)
 			}
 			return nil, fmt.Errorf("unknown parameter %q: this endpoint takes %s", k, strings.Join(names, ", "))
+		}
+		for _, v := range q[k] {
+			if !utf8.ValidString(v) {
+				return nil, fmt.Errorf("parameter %q is not valid UTF-8 text, and JSON would change it; send UTF-8, percent-encoded (é is %%C3%%A9), or POST the value as JSON", k)
+			}
 		}
 		if i > 0 {
 			b.WriteByte(',')

@@ -43,6 +43,8 @@ func TestQueryJSON(t *testing.T) {
 		{"n=1&n=2", `error: parameter "n" is given 2 times`},
 		{"n=1&N=2", `error: parameters "N" and "n" name the same field`},
 		{"Skip=x", `error: unknown parameter "Skip"`},
+		{"name=%80", `error: parameter "name" is not valid UTF-8 text`},
+		{"tags=ok&tags=%C3", `error: parameter "tags" is not valid UTF-8 text`},
 		{"other=1", `error: unknown parameter "other": this endpoint takes name, n, x, OK, tags, ids, raw, Nested`},
 	}
 	for _, tt := range tests {
