@@ -89,14 +89,35 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// newClient makes an S3 client from the AWS settings of the environment
-// (credential chain, region, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL),
-// each overridden by o.
+// newClient makes the datastore's S3 client.
 func newClient(ctx context.Context, o Options) (*s3.Client, error) {
+	return NewClient(ctx, ClientOptions{Endpoint: o.Endpoint, Region: o.Region, MaxAttempts: o.MaxAttempts, IdleConns: o.idleConns})
+}
+
+// ClientOptions tune an S3 client. Zero fields take the environment's
+// settings or the SDK's defaults.
+type ClientOptions struct {
+	Endpoint    string       // overrides AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL
+	Region      string       // default: the AWS chain, else us-east-1
+	MaxAttempts int          // per request, with backoff up to 5 s; refused connections are retried too
+	IdleConns   int          // idle connections kept per host, when more than the SDK's default
+	HTTPClient  *http.Client // e.g. one whose transport counts requests
+}
+
+// NewClient makes an S3 client from the AWS settings of the environment
+// (credential chain, region, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL),
+// each overridden by o, as every part of Stepwise that reads S3 with the
+// run's settings makes it: path-style addressing for an endpoint of its
+// own (S3-compatible stores on a host:port), and no SDK checksum on every
+// request (what is stored carries its own: blobs their SHA-256, Parquet
+// its page checksums).
+func NewClient(ctx context.Context, o ClientOptions) (*s3.Client, error) {
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(so *retry.StandardOptions) {
-				so.MaxAttempts = o.MaxAttempts
+				if o.MaxAttempts > 0 {
+					so.MaxAttempts = o.MaxAttempts
+				}
 				so.MaxBackoff = 5 * time.Second
 				// Restarts of a store look like refused connections: retry them too.
 				so.Retryables = append(so.Retryables, retry.RetryableConnectionError{})
@@ -106,10 +127,10 @@ func newClient(ctx context.Context, o Options) (*s3.Client, error) {
 	if o.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(o.Region))
 	}
-	if o.idleConns > 0 {
+	if o.IdleConns > 0 && o.HTTPClient == nil {
 		loadOpts = append(loadOpts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-			tr.MaxIdleConns = max(tr.MaxIdleConns, o.idleConns)
-			tr.MaxIdleConnsPerHost = o.idleConns
+			tr.MaxIdleConns = max(tr.MaxIdleConns, o.IdleConns)
+			tr.MaxIdleConnsPerHost = o.IdleConns
 		})))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
@@ -126,11 +147,12 @@ func newClient(ctx context.Context, o Options) (*s3.Client, error) {
 	return s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if endpoint != "" {
 			so.BaseEndpoint = aws.String(endpoint)
-			so.UsePathStyle = true // S3-compatible stores on a host:port want path-style addressing
+			so.UsePathStyle = true
+		}
+		if o.HTTPClient != nil {
+			so.HTTPClient = o.HTTPClient
 		}
 		so.DisableLogOutputChecksumValidationSkipped = true
-		// Blobs carry their own SHA-256, checked on every load: the SDK's
-		// extra CRC on every request would only cost CPU.
 		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	}), nil

@@ -12,17 +12,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	dss3 "stepwise.dev/stepwise/internal/datastore/s3"
 	"stepwise.dev/stepwise/internal/warehouse"
 )
 
@@ -52,48 +49,10 @@ func New(ctx context.Context, location string, o Options) (*FS, error) {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
 	}
-	loadOpts := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(so *retry.StandardOptions) {
-				so.MaxAttempts = o.MaxAttempts
-				so.MaxBackoff = 5 * time.Second
-				so.Retryables = append(so.Retryables, retry.RetryableConnectionError{})
-			})
-		}),
-	}
-	if o.Region != "" {
-		loadOpts = append(loadOpts, config.WithRegion(o.Region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	client, err := dss3.NewClient(ctx, dss3.ClientOptions{Endpoint: o.Endpoint, Region: o.Region, MaxAttempts: o.MaxAttempts, HTTPClient: o.HTTPClient})
 	if err != nil {
-		return nil, fmt.Errorf("s3: cannot load the AWS configuration: %w", err)
+		return nil, err
 	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	endpoint := o.Endpoint
-	if endpoint == "" {
-		for _, n := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
-			if v := os.Getenv(n); v != "" {
-				endpoint = v
-				break
-			}
-		}
-	}
-	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
-		if endpoint != "" {
-			so.BaseEndpoint = aws.String(endpoint)
-			so.UsePathStyle = true
-		}
-		if o.HTTPClient != nil {
-			so.HTTPClient = o.HTTPClient
-		}
-		so.DisableLogOutputChecksumValidationSkipped = true
-		// Parquet carries its own page checksums where written; the SDK's
-		// CRC on every ranged read would only cost CPU.
-		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	})
 	prefix := strings.Trim(u.Path, "/")
 	if prefix != "" {
 		prefix += "/"
