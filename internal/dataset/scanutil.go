@@ -167,25 +167,25 @@ func rowMask(rec arrow.RecordBatch, f Filter, isPart map[string]bool) (mask *arr
 		var test func(i int) bool
 		switch a := col.(type) {
 		case *array.Int8:
-			test = func(i int) bool { return p.matchNum(float64(a.Value(i))) }
+			test = numTest(a, p.matchNum)
 		case *array.Int16:
-			test = func(i int) bool { return p.matchNum(float64(a.Value(i))) }
+			test = numTest(a, p.matchNum)
 		case *array.Int32:
-			test = func(i int) bool { return p.matchNum(float64(a.Value(i))) }
+			test = numTest(a, p.matchNum)
 		case *array.Int64:
-			test = func(i int) bool { return p.matchNum(float64(a.Value(i))) }
+			test = numTest(a, p.matchNum)
 		case *array.Uint8:
-			test = func(i int) bool { return p.matchNum(float64(a.Value(i))) }
+			test = numTest(a, p.matchNum)
 		case *array.Uint16:
-			test = func(i int) bool { return p.matchNum(float64(a.Value(i))) }
+			test = numTest(a, p.matchNum)
 		case *array.Uint32:
-			test = func(i int) bool { return p.matchNum(float64(a.Value(i))) }
+			test = numTest(a, p.matchNum)
 		case *array.Uint64:
-			test = func(i int) bool { return p.matchNum(float64(a.Value(i))) }
+			test = numTest(a, p.matchNum)
 		case *array.Float32:
-			test = func(i int) bool { return p.matchNum(float64(a.Value(i))) }
+			test = numTest(a, p.matchNum)
 		case *array.Float64:
-			test = func(i int) bool { return p.matchNum(a.Value(i)) }
+			test = numTest(a, p.matchNum)
 		case *array.String:
 			test = func(i int) bool { return p.matchStr(a.Value(i)) }
 		case *array.LargeString:
@@ -334,4 +334,9 @@ func retypeData(d arrow.ArrayData, t arrow.DataType) arrow.ArrayData {
 		c.Release()
 	}
 	return nd
+}
+
+// numTest tests the values of a numeric column with match.
+func numTest[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64 | float32 | float64](values interface{ Value(int) T }, match func(float64) bool) func(int) bool {
+	return func(i int) bool { return match(float64(values.Value(i))) }
 }

@@ -222,7 +222,11 @@ func (b *Backend) wrap(op, key string, err error) error {
 	return fmt.Errorf("s3: cannot %s s3://%s/%s: %w%s", op, b.bucket, key, err, hint)
 }
 
-func isNotFound(err error) bool {
+func isNotFound(err error) bool { return IsNotFound(err) }
+
+// IsNotFound says whether err is S3's answer that an object (or the
+// object a HEAD asked for) does not exist.
+func IsNotFound(err error) bool {
 	var nk *types.NoSuchKey
 	var nf *types.NotFound
 	if errors.As(err, &nk) || errors.As(err, &nf) {

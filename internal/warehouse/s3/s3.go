@@ -91,15 +91,7 @@ func (f *FS) wrap(op, key string, err error) error {
 	return fmt.Errorf("s3: cannot %s s3://%s/%s: %w%s", op, f.bucket, key, err, hint)
 }
 
-func isNotFound(err error) bool {
-	var nk *types.NoSuchKey
-	var nf *types.NotFound
-	if errors.As(err, &nk) || errors.As(err, &nf) {
-		return true
-	}
-	var ae smithy.APIError
-	return errors.As(err, &ae) && (ae.ErrorCode() == "NotFound" || ae.ErrorCode() == "NoSuchKey")
-}
+func isNotFound(err error) bool { return dss3.IsNotFound(err) }
 
 // List lists every object under prefix.
 func (f *FS) List(ctx context.Context, prefix string) ([]warehouse.Object, error) {
