@@ -152,7 +152,7 @@ func Open(ctx context.Context, name string, o *ReadOptions) (*Reader, error) {
 	if conc == 0 && strings.HasPrefix(name, "s3://") {
 		conc = 8
 	}
-	s, v, err := t.Scan(ctx, dataset.ScanOptions{Columns: o.Columns, Filter: f, Concurrency: conc, Alloc: memory.DefaultAllocator},
+	s, v, err := t.Scan(ctx, dataset.ScanOptions{Columns: o.Columns, Filter: f, Concurrency: conc},
 		dataset.AsOf{Snapshot: o.Snapshot, Time: o.AsOf})
 	if err != nil {
 		if !strings.Contains(err.Error(), name) {
@@ -179,7 +179,9 @@ func (r *Reader) Next() bool {
 }
 
 // RecordBatch is the current batch, valid until the next call to Next
-// (Retain it to keep it).
+// (Retain it to keep it). Its memory is then reused for later batches, so
+// values taken from it without copying (a string, Int64Values) are valid
+// only as long as the batch; copy them to keep them.
 func (r *Reader) RecordBatch() arrow.RecordBatch { return r.s.RecordBatch() }
 
 // Err is what stopped the read early, if anything.

@@ -570,3 +570,73 @@ func TestPrefetchBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestScanReusesMemory: batches large enough for the scan to reuse their
+// buffers (64 KiB and up) read back right, scan after scan, and a batch
+// retained past Next keeps its values while later batches reuse memory.
+func TestScanReusesMemory(t *testing.T) {
+	stores(t, func(t *testing.T, fsys warehouse.FS) {
+		const rows = 300_000
+		schema := arrow.NewSchema([]arrow.Field{
+			{Name: "part", Type: arrow.PrimitiveTypes.Int32},
+			{Name: "n", Type: arrow.PrimitiveTypes.Int64},
+			{Name: "s", Type: arrow.BinaryTypes.String},
+		}, nil)
+		bld := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		defer bld.Release()
+		var wantSum int64
+		for i := range rows {
+			bld.Field(0).(*array.Int32Builder).Append(int32(i % 3))
+			bld.Field(1).(*array.Int64Builder).Append(int64(i) * 7)
+			bld.Field(2).(*array.StringBuilder).Append(fmt.Sprintf("s%07d", i))
+			wantSum += int64(i) * 7
+		}
+		rec := bld.NewRecordBatch()
+		defer rec.Release()
+		write(t, fsys, dataset.WriteOptions{PartitionBy: []string{"part"}}, rec)
+		ctx := context.Background()
+		for scan := range 3 {
+			r, err := dataset.Scan(ctx, fsys, dataset.ScanOptions{Concurrency: 1, BatchReadahead: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kept arrow.RecordBatch
+			var keptSum int64
+			var sum, n int64
+			for r.Next() {
+				b := r.RecordBatch()
+				ns := b.Column(0).(*array.Int64)
+				ss := b.Column(1).(*array.String)
+				for i := range ns.Len() {
+					if want := fmt.Sprintf("s%07d", ns.Value(i)/7); ss.Value(i) != want {
+						t.Fatalf("scan %d: row n=%d has s=%q, want %q", scan, ns.Value(i), ss.Value(i), want)
+					}
+					sum += ns.Value(i)
+				}
+				n += b.NumRows()
+				if kept == nil {
+					kept = b
+					kept.Retain()
+					for _, v := range ns.Int64Values() {
+						keptSum += v
+					}
+				}
+			}
+			if err := r.Err(); err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			if n != rows || sum != wantSum {
+				t.Fatalf("scan %d: %d rows summing to %d, want %d summing to %d", scan, n, sum, rows, wantSum)
+			}
+			var again int64
+			for _, v := range kept.Column(0).(*array.Int64).Int64Values() {
+				again += v
+			}
+			kept.Release()
+			if again != keptSum {
+				t.Fatalf("scan %d: a retained batch changed after later batches were read: sum %d, was %d", scan, again, keptSum)
+			}
+		}
+	})
+}

@@ -33,13 +33,29 @@ type ScanOptions struct {
 	Filter Filter
 	// Concurrency is how many files are read at once (default 4).
 	Concurrency int
-	// BatchRows is the most rows per record batch (default 65,536).
+	// BatchReadahead is how many batches each file being read may decode
+	// ahead of the consumer (default 16): batches come out in the
+	// dataset's order, and without room ahead every file but the one
+	// being consumed would wait, leaving cores idle. The scan holds at
+	// most 2 × Concurrency × BatchReadahead decoded batches: those of the
+	// files being read and of as many read but not yet reached.
+	BatchReadahead int
+	// BatchRows is the most rows per record batch (default 65,000). The
+	// Parquet reader reserves the next power of two above it for each
+	// column, so a power of two itself would reserve and clear twice the
+	// memory a batch needs.
 	BatchRows int64
 	// PrefetchBytes bounds the bytes fetched from remote storage ahead of
 	// decoding, over all the files read at once (default 256 MiB); the
 	// scan's memory is about this plus the batches in flight.
 	PrefetchBytes int64
-	// Alloc allocates the batches' memory (default Go's).
+	// Alloc allocates the batches' memory. By default a batch's large
+	// buffers are reused for later batches once it is released (by the
+	// next call to Next, unless it was retained), which saves most of a
+	// scan's CPU; values taken from a batch without copying (a string,
+	// Float64Values) are then valid only as long as the batch. Pass
+	// memory.DefaultAllocator to leave every buffer to the garbage
+	// collector instead.
 	Alloc memory.Allocator
 }
 
@@ -60,8 +76,8 @@ type Stats struct {
 type Reader struct {
 	schema  *arrow.Schema
 	cancel  context.CancelFunc
-	results []chan result
-	cur     int
+	queue   chan chan result // each file's batches, in order
+	cur     chan result      // the file being consumed
 	rec     arrow.RecordBatch
 	err     error
 	wg      sync.WaitGroup
@@ -83,11 +99,14 @@ func Scan(ctx context.Context, fsys warehouse.FS, o ScanOptions) (*Reader, error
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
 	}
+	if o.BatchReadahead <= 0 {
+		o.BatchReadahead = 16
+	}
 	if o.BatchRows <= 0 {
-		o.BatchRows = 64 << 10
+		o.BatchRows = 65_000
 	}
 	if o.Alloc == nil {
-		o.Alloc = memory.DefaultAllocator
+		o.Alloc = recycler{}
 	}
 	if o.PrefetchBytes <= 0 {
 		o.PrefetchBytes = 256 << 20
@@ -154,32 +173,34 @@ func Scan(ctx context.Context, fsys warehouse.FS, o ScanOptions) (*Reader, error
 	}
 	r.stats.PartitionCount = countPartitions(p.files)
 	ctx, r.cancel = context.WithCancel(ctx)
-	r.results = make([]chan result, len(p.files))
-	for i := range r.results {
-		r.results[i] = make(chan result, 4)
-	}
+	// Each file's batches go through a channel of their own, made when
+	// the file starts and queued in the dataset's order for Next.
+	r.queue = make(chan chan result, o.Concurrency)
 	sem := make(chan struct{}, o.Concurrency)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		for i, fe := range p.files {
+		defer close(r.queue)
+		for _, fe := range p.files {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				for _, ch := range r.results[i:] {
-					ch <- result{err: ctx.Err()}
-					close(ch)
-				}
+				ch := make(chan result, 1)
+				ch <- result{err: ctx.Err()}
+				close(ch)
+				r.queue <- ch
 				return
 			}
+			ch := make(chan result, o.BatchReadahead)
+			r.queue <- ch
 			r.wg.Add(1)
 			go func() {
 				defer r.wg.Done()
 				defer func() { <-sem }()
-				defer close(r.results[i])
-				if err := r.readFile(ctx, r.results[i], fsys, fe, p, full, o, isPart); err != nil {
+				defer close(ch)
+				if err := r.readFile(ctx, ch, fsys, fe, p, full, o, isPart); err != nil {
 					select {
-					case r.results[i] <- result{err: err}:
+					case ch <- result{err: err}:
 					case <-ctx.Done():
 					}
 				}
@@ -285,10 +306,12 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 	}
 	props := parquet.NewReaderProperties(o.Alloc)
 	// Stream each column chunk through a small buffer rather than copy
-	// it whole into a new one: compressed pages are read straight into
-	// the page reader's buffer.
+	// it whole into a new one. Pages larger than the buffer are read
+	// straight into the page reader's; the buffer holds the page header
+	// (the reader looks at 16 KiB for it) and what follows it, copied
+	// once more, so it is kept just above that.
 	props.BufferedStreamEnabled = true
-	props.BufferSize = 256 << 10
+	props.BufferSize = 32 << 10
 	_, local := fsys.(*warehouse.Local)
 	if c, ok := fsys.(*warehouse.Counting); ok {
 		_, local = c.FS.(*warehouse.Local)

@@ -25,10 +25,17 @@ func (r *Reader) Next() bool {
 	if r.err != nil || r.closed {
 		return false
 	}
-	for r.cur < len(r.results) {
-		res, ok := <-r.results[r.cur]
+	for {
+		if r.cur == nil {
+			ch, ok := <-r.queue
+			if !ok {
+				return false
+			}
+			r.cur = ch
+		}
+		res, ok := <-r.cur
 		if !ok {
-			r.cur++
+			r.cur = nil
 			continue
 		}
 		if res.err != nil {
@@ -40,7 +47,6 @@ func (r *Reader) Next() bool {
 		r.rows += res.rec.NumRows()
 		return true
 	}
-	return false
 }
 
 // RecordBatch is the current batch, valid until the next call to Next;
@@ -72,12 +78,18 @@ func (r *Reader) Close() error {
 		r.rec = nil
 	}
 	// Drain so that the file readers can finish, releasing what they sent.
-	for _, ch := range r.results {
+	drain := func(ch chan result) {
 		for res := range ch {
 			if res.rec != nil {
 				res.rec.Release()
 			}
 		}
+	}
+	if r.cur != nil {
+		drain(r.cur)
+	}
+	for ch := range r.queue {
+		drain(ch)
 	}
 	r.wg.Wait()
 	return nil

@@ -233,9 +233,13 @@ func setterFor(c column, dt arrow.DataType) setter {
 	case k == reflect.Bool && a == arrow.BOOL:
 		return func(arr arrow.Array, i int, v reflect.Value) { v.SetBool(arr.(*array.Boolean).Value(i)) }
 	case k == reflect.String && a == arrow.STRING:
-		return func(arr arrow.Array, i int, v reflect.Value) { v.SetString(arr.(*array.String).Value(i)) }
+		return func(arr arrow.Array, i int, v reflect.Value) {
+			v.SetString(strings.Clone(arr.(*array.String).Value(i)))
+		}
 	case k == reflect.String && a == arrow.LARGE_STRING:
-		return func(arr arrow.Array, i int, v reflect.Value) { v.SetString(arr.(*array.LargeString).Value(i)) }
+		return func(arr arrow.Array, i int, v reflect.Value) {
+			v.SetString(strings.Clone(arr.(*array.LargeString).Value(i)))
+		}
 	case k == reflect.Slice && a == arrow.BINARY:
 		return func(arr arrow.Array, i int, v reflect.Value) {
 			v.SetBytes(append([]byte(nil), arr.(*array.Binary).Value(i)...))

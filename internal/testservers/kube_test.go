@@ -2,6 +2,7 @@ package testservers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -316,15 +318,19 @@ func testNodeLifecycle(t *testing.T, k *Kubernetes) {
 	if _, err := node.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "t-someone-else"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("a node registering another: got %v, want 403 Forbidden", err)
 	}
+	// The status is patched, as a kubelet does: an update would carry the
+	// taints read a moment before, and if the node lifecycle controller has
+	// added one since (not-ready, at registration), NodeRestriction refuses
+	// it as the node changing its own taints.
 	report := func() error {
-		n, err := node.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		now := metav1.Now()
+		patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue,
+			Reason: "KubeletReady", Message: "the test says so", LastHeartbeatTime: now, LastTransitionTime: now}}}})
 		if err != nil {
 			return err
 		}
-		now := metav1.Now()
-		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
-			Reason: "KubeletReady", Message: "the test says so", LastHeartbeatTime: now, LastTransitionTime: now}}
-		_, err = node.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		_, err = node.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 		return err
 	}
 	if err := report(); err != nil {

@@ -1,0 +1,110 @@
+package dataset
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestRecyclerClass(t *testing.T) {
+	for _, tc := range []struct{ n, want int }{
+		{0, -1},
+		{1, -1},
+		{32 << 10, -1},
+		{32<<10 + 1, 16},
+		{64 << 10, 16},
+		{64<<10 + 1, 17},
+		{1 << 20, 20},
+		{1<<20 + 64, 21},
+		{1 << 34, 34},
+		{1<<34 + 1, -1},
+	} {
+		if got := class(tc.n); got != tc.want {
+			t.Errorf("class(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+}
+
+// A reused buffer comes back zeroed, at the size asked for, whatever the
+// batch before it left in it; growing keeps what was written.
+func TestRecyclerReuse(t *testing.T) {
+	var r recycler
+	for _, n := range []int{100, 40 << 10, 100 << 10, 1 << 20, 3<<20 + 17} {
+		b := r.Allocate(n)
+		if len(b) != n {
+			t.Fatalf("Allocate(%d): len %d", n, len(b))
+		}
+		for i := range b {
+			b[i] = 0xAB
+		}
+		r.Free(b)
+		for range 3 { // whether or not the pool kept it
+			c := r.Allocate(n)
+			if len(c) != n || !allZero(c) {
+				t.Fatalf("Allocate(%d) after a Free: len %d, zeroed %v", n, len(c), allZero(c))
+			}
+			c[0] = 1
+			r.Free(c)
+		}
+	}
+}
+
+func TestRecyclerReallocate(t *testing.T) {
+	var r recycler
+	for _, tc := range []struct {
+		name     string
+		from, to int
+		inPlace  bool
+	}{
+		{"small to small", 100, 200, false},
+		{"small to large", 100, 200 << 10, false},
+		{"grow within the buffer", 70 << 10, 120 << 10, true},
+		{"grow past the buffer", 100 << 10, 300 << 10, false},
+		{"shrink to half", 1 << 20, 512 << 10, true},
+		{"shrink below half", 1 << 20, 100 << 10, false},
+		{"large to small", 1 << 20, 1000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := r.Allocate(tc.from)
+			for i := range b {
+				b[i] = byte(i%251 + 1)
+			}
+			want := bytes.Clone(b[:min(tc.from, tc.to)])
+			nb := r.Reallocate(tc.to, b)
+			if len(nb) != tc.to {
+				t.Fatalf("len %d, want %d", len(nb), tc.to)
+			}
+			if !bytes.Equal(nb[:len(want)], want) {
+				t.Fatal("the contents were not kept")
+			}
+			if !allZero(nb[len(want):]) {
+				t.Fatal("the bytes past the old contents are not zero")
+			}
+			if got := &nb[0] == &b[0]; got != tc.inPlace {
+				t.Fatalf("in place: %v, want %v", got, tc.inPlace)
+			}
+		})
+	}
+}
+
+// A buffer the recycler did not make is left alone, not pooled: its
+// capacity is not a size class, so Allocate never hands it out.
+func TestRecyclerFreeForeign(t *testing.T) {
+	var r recycler
+	foreign := make([]byte, 100<<10, 100<<10)
+	r.Free(foreign)
+	for range 10 {
+		b := r.Allocate(100 << 10)
+		if cap(b) != 128<<10 {
+			t.Fatalf("Allocate handed out a buffer of capacity %d", cap(b))
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
