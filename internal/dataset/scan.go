@@ -36,7 +36,8 @@ type ScanOptions struct {
 	// BatchReadahead is how many batches each file being read may decode
 	// ahead of the consumer (default 16): batches come out in the
 	// dataset's order, and without room ahead every file but the one
-	// being consumed would wait, leaving cores idle. The scan holds at
+	// being consumed would wait, leaving cores idle (16 is also
+	// PyArrow's dataset default). The scan holds at
 	// most 2 × Concurrency × BatchReadahead decoded batches: those of the
 	// files being read and of as many read but not yet reached.
 	BatchReadahead int
