@@ -327,9 +327,10 @@ func (c *Cmd) Dispatch(ctx context.Context, usage string, args []string, subs ma
 }
 
 // Site is where the deployment's pods find the stores, as the settings
-// in force say.
-func (c *Cmd) Site() kubernetes.Site {
-	return kubernetes.SiteFor(compute.Env{Datastore: c.Cfg.Datastore.Value, Metadata: c.Cfg.Metadata.Value}, c.InForce)
+// in force say; an error if it would write a secret into their spec.
+func (c *Cmd) Site() (kubernetes.Site, error) {
+	site := kubernetes.SiteFor(compute.Env{Datastore: c.Cfg.Datastore.Value, Metadata: c.Cfg.Metadata.Value}, c.InForce)
+	return site, site.Check()
 }
 
 // PodSettings are the settings of the deployment's own pod (a launcher,

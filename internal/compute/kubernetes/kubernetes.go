@@ -86,6 +86,9 @@ func Open(ctx context.Context, env compute.Env) (*Backend, error) {
 		inForce = func(string) string { return "" }
 	}
 	b := &Backend{env: env, inForce: inForce, site: SiteFor(env, inForce), jobs: map[string]*job{}, watched: map[string]bool{}, stop: make(chan struct{})}
+	if err := b.site.Check(); err != nil {
+		return nil, err
+	}
 	api, host, err := dial(ctx, inForce, b.requests.wrap)
 	if err != nil {
 		return nil, err

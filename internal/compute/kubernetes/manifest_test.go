@@ -153,3 +153,63 @@ func asJob(t *testing.T, j *Job) *batchv1.Job {
 	}
 	return &out
 }
+
+// The table catalog reaches the pods when they can use it, by reference
+// when it holds a password, and a password is never written literally.
+func TestCatalogReachesThePods(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		launcher  string            // the launcher's $STEPWISE_CATALOG
+		inForce   map[string]string // kubernetes settings
+		literal   string            // the pod's STEPWISE_CATALOG value
+		secret    string            // or the Secret it comes from
+		refused   bool
+		wantUnset bool
+	}{
+		{name: "S3 directory", launcher: "s3://lake/tables", literal: "s3://lake/tables"},
+		{name: "PostgreSQL without a password", launcher: "iceberg+postgres://ann@db:5432/cat?warehouse=s3://lake/wh", literal: "iceberg+postgres://ann@db:5432/cat?warehouse=s3://lake/wh"},
+		{name: "PostgreSQL with a password is not passed", launcher: "iceberg+postgres://ann:pw@db/cat", wantUnset: true},
+		{name: "password as a parameter is not passed", launcher: "iceberg+postgres://db/cat?password=pw", wantUnset: true},
+		{name: "a local directory is not passed", launcher: "/home/ann/tables", wantUnset: true},
+		{name: "SQLite is not passed", launcher: "iceberg+sqlite:///tmp/cat.db", wantUnset: true},
+		{name: "none", wantUnset: true},
+		{name: "the setting wins", launcher: "/home/ann/tables", inForce: map[string]string{"catalog": "/shared/tables"}, literal: "/shared/tables"},
+		{name: "a Secret wins", launcher: "iceberg+postgres://ann:pw@db/cat", inForce: map[string]string{"catalog_secret": "lake-catalog"}, secret: "lake-catalog"},
+		{name: "a password in the setting is refused", inForce: map[string]string{"catalog": "iceberg+postgres://ann:pw@db/cat"}, refused: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("STEPWISE_CATALOG", tc.launcher)
+			site := SiteFor(compute.Env{Datastore: "s3://b/p", Metadata: "http://meta:8080"}, func(n string) string { return tc.inForce[n] })
+			err := site.Check()
+			if tc.refused {
+				if err == nil || !strings.Contains(err.Error(), "kubernetes.catalog_secret") {
+					t.Fatalf("Check: %v, want a refusal naming kubernetes.catalog_secret", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found *EnvVar
+			for _, e := range site.env(Settings{}, nil) {
+				if e.Name == "STEPWISE_CATALOG" {
+					found = &e
+				}
+			}
+			switch {
+			case tc.wantUnset:
+				if found != nil {
+					t.Fatalf("STEPWISE_CATALOG set to %+v, want it unset", *found)
+				}
+			case tc.secret != "":
+				if found == nil || found.Value != "" || found.ValueFrom == nil || found.ValueFrom.SecretKeyRef.Name != tc.secret || found.ValueFrom.SecretKeyRef.Key != "catalog" {
+					t.Fatalf("STEPWISE_CATALOG %+v, want it from Secret %s key catalog", found, tc.secret)
+				}
+			default:
+				if found == nil || found.Value != tc.literal {
+					t.Fatalf("STEPWISE_CATALOG %+v, want %q", found, tc.literal)
+				}
+			}
+		})
+	}
+}

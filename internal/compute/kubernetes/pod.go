@@ -3,9 +3,11 @@ package kubernetes
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"stepwise.dev/stepwise/internal/compute"
 	"stepwise.dev/stepwise/internal/graph"
@@ -22,6 +24,11 @@ type Site struct {
 	TokenSecret string // Secret whose key "token" is the metadata service's token
 	AWSSecret   string // Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
 	FetchImage  string // image with sh, wget and sha256sum
+	// Catalog is the table catalog ($STEPWISE_CATALOG) as pods reach it;
+	// CatalogSecret a Secret whose key "catalog" holds it instead, for a
+	// catalog with a password.
+	Catalog       string
+	CatalogSecret string
 }
 
 // SiteFor reads the site from the settings in force, defaulting to where
@@ -41,7 +48,43 @@ func SiteFor(env compute.Env, inForce func(string) string) Site {
 		TokenSecret: inForce(SetTokenSecret),
 		AWSSecret:   inForce(SetAWSSecret),
 		FetchImage:  or(SetFetchImage, DefaultFetchImage),
+		// The launcher's own catalog goes to the pods only when they can
+		// reach it (S3, a database server) and it holds no password.
+		Catalog:       or(SetCatalog, podCatalog(os.Getenv(envCatalog))),
+		CatalogSecret: inForce(SetCatalogSecret),
 	}
+}
+
+// envCatalog is the variable naming the table catalog (package table's
+// EnvCatalog).
+const envCatalog = "STEPWISE_CATALOG"
+
+// podCatalog is the launcher's catalog if a pod can use it as it is: a
+// directory on S3 or an Iceberg catalog on PostgreSQL without a password;
+// "" for a local directory or SQLite file, or one with a password.
+func podCatalog(c string) string {
+	if strings.HasPrefix(c, "s3://") || (strings.HasPrefix(c, "iceberg+postgres://") && !hasPassword(c)) {
+		return c
+	}
+	return ""
+}
+
+func hasPassword(c string) bool {
+	u, err := url.Parse(c)
+	if err != nil {
+		return strings.Contains(c, "@") // unparsable: assume the worst
+	}
+	_, ok := u.User.Password()
+	return ok || u.Query().Has("password")
+}
+
+// Check refuses a site that would write a secret into a pod's spec.
+func (site Site) Check() error {
+	if site.Catalog != "" && hasPassword(site.Catalog) {
+		return fmt.Errorf("setting kubernetes.%s holds a password, which would be written into every pod's spec; "+
+			"put the catalog in a Secret under the key \"catalog\" and name it with kubernetes.%s instead", SetCatalog, SetCatalogSecret)
+	}
+	return nil
 }
 
 // CodeFetch is how a pod gets the flow's binary: from URL when given (a
@@ -203,6 +246,12 @@ func (site Site) env(set Settings, more []EnvVar) []EnvVar {
 	}
 	if site.TokenSecret != "" {
 		env = append(env, site.tokenEnv())
+	}
+	switch {
+	case site.CatalogSecret != "":
+		env = append(env, EnvVar{Name: envCatalog, ValueFrom: &EnvSource{SecretKeyRef: &SecretKeyRef{Name: site.CatalogSecret, Key: "catalog"}}})
+	case site.Catalog != "":
+		env = append(env, EnvVar{Name: envCatalog, Value: site.Catalog})
 	}
 	for _, name := range slices.Sorted(maps.Keys(set.SecretEnv)) {
 		k := set.SecretEnv[name]

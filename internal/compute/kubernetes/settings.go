@@ -67,6 +67,13 @@ const (
 	SetMetadataURL  = "metadata"     // the metadata service as pods reach it (default: the launcher's)
 	SetDatastoreURL = "datastore"    // the datastore as pods see it (default: the launcher's)
 	SetAWSRegion    = "aws_region"   // region for pods (default: the launcher's AWS_REGION)
+	// SetCatalog is the table catalog as pods reach it (default: the
+	// launcher's $STEPWISE_CATALOG if it is on S3 or PostgreSQL and holds
+	// no password).
+	SetCatalog = "catalog"
+	// SetCatalogSecret names a Secret whose key "catalog" holds the
+	// catalog, for one with a password.
+	SetCatalogSecret = "catalog_secret"
 )
 
 // settings merges the graph's settings (JSON) over those in force.

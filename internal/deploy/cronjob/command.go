@@ -146,7 +146,9 @@ func (c *cmd) create(ctx context.Context, args []string) int {
 	if d.Launcher, err = c.PodSettings("the launcher's pod"); err != nil {
 		return c.Fail(err)
 	}
-	d.Site = c.Site()
+	if d.Site, err = c.Site(); err != nil {
+		return c.Fail(err)
+	}
 	if problems := kubernetes.TeamSetUp(d.Site.Datastore, d.Site.Metadata); problems != "" && !*dry {
 		return c.Fail(fmt.Errorf("flow %s cannot be deployed: %s", def.Name(), problems))
 	}

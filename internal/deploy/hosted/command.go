@@ -122,7 +122,9 @@ func (c *cmd) deploy(ctx context.Context, args []string) int {
 	if s.Pod, err = c.PodSettings("the service's pods"); err != nil {
 		return c.Fail(err)
 	}
-	s.Site = c.Site()
+	if s.Site, err = c.Site(); err != nil {
+		return c.Fail(err)
+	}
 	if problems := kubernetes.TeamSetUp(s.Site.Datastore, s.Site.Metadata); problems != "" && !*dry {
 		return c.Fail(fmt.Errorf("service %s cannot be deployed: its pods read the runs of flow %s, and %s", s.Type, def.Name(), problems))
 	}
