@@ -3,6 +3,7 @@ package table_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	_ "stepwise.dev/stepwise/backend/iceberg"
 	"stepwise.dev/stepwise/internal/testservers"
+	s3fs "stepwise.dev/stepwise/internal/warehouse/s3"
 	"stepwise.dev/stepwise/table"
 )
 
@@ -43,6 +45,10 @@ func TestIceberg(t *testing.T) {
 			dsn := testservers.NewDatabase(t)
 			return "iceberg+" + dsn + sep(dsn) + "warehouse=" + t.TempDir()
 		}},
+		{"postgres with the warehouse on MinIO", func(t *testing.T) string {
+			dsn := testservers.NewDatabase(t)
+			return "iceberg+" + dsn + sep(dsn) + "warehouse=" + minioPrefix(t)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -64,6 +70,33 @@ func TestIceberg(t *testing.T) {
 			}
 			if v1.Format != "iceberg" || v1.Version == v2.Version || v2.Version == 0 {
 				t.Fatalf("versions %+v and %+v", v1, v2)
+			}
+			if wh := warehouseOf(cat); strings.HasPrefix(wh, "s3://") {
+				// The table's files are on S3: its metadata and a data
+				// file per write.
+				if !strings.HasPrefix(v2.Location, wh) {
+					t.Fatalf("table location %s, want it under the warehouse %s", v2.Location, wh)
+				}
+				fsys, err := s3fs.New(ctx, wh, s3fs.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				objs, err := fsys.List(ctx, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var parquet, meta int
+				for _, o := range objs {
+					switch {
+					case strings.HasSuffix(o.Key, ".parquet"):
+						parquet++
+					case strings.HasSuffix(o.Key, ".metadata.json"):
+						meta++
+					}
+				}
+				if parquet != 2 || meta < 2 {
+					t.Fatalf("on S3 under %s: %d Parquet files and %d metadata files, want 2 and at least 2 (%d objects)", wh, parquet, meta, len(objs))
+				}
 			}
 			for _, rc := range []struct {
 				what string
@@ -112,4 +145,60 @@ func sep(dsn string) string {
 		return "&"
 	}
 	return "?"
+}
+
+// minioPrefix is a new prefix in a bucket of the test MinIO, with the
+// process's S3 settings pointing at it.
+func minioPrefix(t *testing.T) string {
+	srv := testservers.MinIO(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.Endpoint)
+	loc := fmt.Sprintf("s3://stepwise-iceberg/t%d", time.Now().UnixNano())
+	fsys, err := s3fs.New(context.Background(), loc, s3fs.Options{Endpoint: srv.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.CreateBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func warehouseOf(catalog string) string {
+	_, wh, _ := strings.Cut(catalog, "warehouse=")
+	wh, _, _ = strings.Cut(wh, "&")
+	return wh
+}
+
+// TestIcebergOnS3BadInput: a warehouse whose bucket is missing, and S3
+// credentials that are refused, fail the write with what to do, and
+// leave no table behind.
+func TestIcebergOnS3BadInput(t *testing.T) {
+	ctx := context.Background()
+	good := minioPrefix(t)
+	dsn := testservers.NewDatabase(t)
+	for _, tc := range []struct {
+		name, warehouse, secret, want string
+	}{
+		{"missing bucket", "s3://no-such-bucket-stepwise/p", "", "the warehouse's bucket does not exist"},
+		{"refused credentials", good, "not-the-key", "S3 refused the credentials"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.secret != "" {
+				t.Setenv("AWS_SECRET_ACCESS_KEY", tc.secret)
+			}
+			cat := "iceberg+" + dsn + sep(dsn) + "warehouse=" + tc.warehouse
+			_, err := table.WriteRows(ctx, "bad.events", events(0, 10), &table.WriteOptions{Catalog: cat})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "bad.events") {
+				t.Fatalf("write: %v, want an error naming the table and saying %q", err, tc.want)
+			}
+		})
+	}
+	// Nothing was created: a read of the table still finds none.
+	cat := "iceberg+" + dsn + sep(dsn) + "warehouse=" + good
+	if _, err := table.Open(ctx, "bad.events", &table.ReadOptions{Catalog: cat}); !errors.Is(err, table.ErrNotFound) {
+		t.Fatalf("after the failed writes: %v, want ErrNotFound", err)
+	}
 }

@@ -2,6 +2,8 @@
 // imported, a catalog setting of iceberg+sqlite:///path/catalog.db?warehouse=/dir
 // or iceberg+postgres://user:pass@host/db?warehouse=/dir resolves table
 // names (namespace.table) through the Iceberg Go library's SQL catalog.
+// The warehouse may also be on S3 (warehouse=s3://bucket/prefix), read and
+// written with the run's S3 settings.
 //
 //	import _ "stepwise.dev/stepwise/backend/iceberg"
 //

@@ -1,9 +1,11 @@
 // Package icebergcat is the Apache Iceberg catalog of package table: the
 // Iceberg Go library's SQL catalog on SQLite or PostgreSQL, with tables
-// read as of a snapshot and written as new snapshots.
+// read as of a snapshot and written as new snapshots, their files in a
+// warehouse directory or on S3.
 package icebergcat
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -11,6 +13,7 @@ import (
 	"iter"
 	"math"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +23,8 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	icebergio "github.com/apache/iceberg-go/io"
+	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// warehouses
 	"github.com/apache/iceberg-go/table"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
@@ -88,7 +93,7 @@ func Open(ctx context.Context, setting string) (dataset.Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("iceberg catalog %s: cannot reach its database: %w", redact(setting), err)
 	}
-	cat, err := sqlcat.NewCatalog("stepwise", db, dialect, iceberg.Properties{"warehouse": wh})
+	cat, err := sqlcat.NewCatalog("stepwise", db, dialect, warehouseProps(wh))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("iceberg catalog %s: %w", redact(setting), err)
@@ -96,6 +101,24 @@ func Open(ctx context.Context, setting string) (dataset.Catalog, error) {
 	c := &Catalog{cat: cat, db: db, display: redact(setting)}
 	cache[setting] = c
 	return c, nil
+}
+
+// warehouseProps are the catalog's properties for a warehouse: on S3,
+// the run's S3 settings as the S3 datastore reads them (the standard AWS
+// credential chain, AWS_REGION, and AWS_ENDPOINT_URL_S3 or
+// AWS_ENDPOINT_URL for an S3-compatible store).
+func warehouseProps(wh string) iceberg.Properties {
+	props := iceberg.Properties{"warehouse": wh}
+	if !strings.HasPrefix(wh, "s3://") && !strings.HasPrefix(wh, "s3a://") {
+		return props
+	}
+	if ep := cmp.Or(os.Getenv("AWS_ENDPOINT_URL_S3"), os.Getenv("AWS_ENDPOINT_URL")); ep != "" {
+		props[icebergio.S3EndpointURL] = ep
+	}
+	if r := cmp.Or(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")); r != "" {
+		props[icebergio.S3Region] = r
+	}
+	return props
 }
 
 func redact(s string) string {
@@ -140,7 +163,7 @@ func (c *Catalog) Table(ctx context.Context, name string, forWrite bool) (datase
 		}
 		return &Table{c: c, id: id, name: name}, nil
 	case err != nil:
-		return nil, fmt.Errorf("iceberg table %s: %w", name, err)
+		return nil, fmt.Errorf("iceberg table %s: %w%s", name, err, storeHint(err))
 	}
 	return &Table{c: c, id: id, name: name, t: t}, nil
 }
@@ -264,11 +287,11 @@ func (t *Table) Scan(ctx context.Context, o dataset.ScanOptions, at dataset.AsOf
 	scan := t.t.Scan(opts...)
 	tasks, err := scan.PlanFiles(ctx)
 	if err != nil {
-		return nil, dataset.Version{}, fmt.Errorf("iceberg table %s: planning the scan: %w", t.name, err)
+		return nil, dataset.Version{}, fmt.Errorf("iceberg table %s: planning the scan: %w%s", t.name, err, storeHint(err))
 	}
 	schema, recs, err := scan.ReadTasks(ctx, tasks)
 	if err != nil {
-		return nil, dataset.Version{}, fmt.Errorf("iceberg table %s: %w", t.name, err)
+		return nil, dataset.Version{}, fmt.Errorf("iceberg table %s: %w%s", t.name, err, storeHint(err))
 	}
 	next, stop := iter.Pull2(recs)
 	s := &stream{schema: schema, next: next, stop: stop, files: len(tasks), name: t.name}
@@ -300,7 +323,7 @@ func (s *stream) Next() bool {
 	if !ok || err != nil {
 		s.done = true
 		if err != nil {
-			s.err = fmt.Errorf("iceberg table %s: %w", s.name, err)
+			s.err = fmt.Errorf("iceberg table %s: %w%s", s.name, err, storeHint(err))
 		}
 		return false
 	}
@@ -367,13 +390,13 @@ func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
 		}
 		created, err := t.c.cat.CreateTable(ctx, t.id, sc)
 		if err != nil {
-			return dataset.Version{}, fmt.Errorf("iceberg table %s: creating it: %w", t.name, err)
+			return dataset.Version{}, fmt.Errorf("iceberg table %s: creating it: %w%s", t.name, err, storeHint(err))
 		}
 		t.t = created
 	}
 	rdr, err := array.NewRecordReader(w.schema, w.recs)
 	if err != nil {
-		return dataset.Version{}, fmt.Errorf("iceberg table %s: %w", t.name, err)
+		return dataset.Version{}, fmt.Errorf("iceberg table %s: %w%s", t.name, err, storeHint(err))
 	}
 	defer rdr.Release()
 	var nt *table.Table
@@ -383,7 +406,7 @@ func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
 		nt, err = t.t.Overwrite(ctx, rdr, nil)
 	}
 	if err != nil {
-		return dataset.Version{}, fmt.Errorf("iceberg table %s: committing the write: %w", t.name, err)
+		return dataset.Version{}, fmt.Errorf("iceberg table %s: committing the write: %w%s", t.name, err, storeHint(err))
 	}
 	t.t = nt
 	snap := nt.CurrentSnapshot()
@@ -399,4 +422,18 @@ func init() {
 	for _, s := range []string{"iceberg+sqlite", "iceberg+postgres"} {
 		dataset.RegisterCatalog(s, Open)
 	}
+}
+
+// storeHint says what to do about a failure of the warehouse's store, as
+// the S3 datastore's errors do; "" for other errors.
+func storeHint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "NoSuchBucket"):
+		return "; the warehouse's bucket does not exist: create it, or fix warehouse= in the catalog setting"
+	case strings.Contains(msg, "AccessDenied"), strings.Contains(msg, "SignatureDoesNotMatch"),
+		strings.Contains(msg, "InvalidAccessKeyId"), strings.Contains(msg, "StatusCode: 403"):
+		return "; S3 refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket's policy"
+	}
+	return ""
 }
