@@ -138,7 +138,9 @@ func browser(t *testing.T) context.Context {
 // docs/img with -update.
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	limited, cancel := bounded(t, ctx)
+	defer cancel()
+	png, err := chromedp.Run(limited, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -155,7 +157,9 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // eval evaluates a JavaScript expression in the page.
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	limited, cancel := bounded(t, ctx)
+	defer cancel()
+	v, err := chromedp.Run(limited, chromedp.Evaluate[T](expr))
 	if err != nil {
 		t.Fatalf("%s: %v", expr, err)
 	}
@@ -187,10 +191,24 @@ func waitFor(t *testing.T, ctx context.Context, what, expr string) {
 	}
 }
 
+// bounded is ctx limited to waitLimit, its tab started first: a tab
+// started under the limited context would close when it is cancelled.
+func bounded(t *testing.T, ctx context.Context) (context.Context, context.CancelFunc) {
+	t.Helper()
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting the browser tab: %v", err)
+	}
+	return context.WithTimeout(ctx, waitLimit)
+}
+
+// do runs browser actions, for at most waitLimit: an element that never
+// shows fails the test instead of hanging it.
 func do(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatal(err)
+	limited, cancel := bounded(t, ctx)
+	defer cancel()
+	if err := chromedp.Do(limited, actions...); err != nil {
+		t.Fatalf("browser actions (for at most %s): %v", waitLimit, err)
 	}
 }
 
@@ -250,7 +268,11 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// The run: graph with every step, every task succeeded.
-	do(t, ctx, chromedp.Click(`#runs a`), chromedp.WaitVisible("#dag svg"))
+	// The run's link is followed by address, not clicked: the live list
+	// may redraw its rows between finding the link and the click, which
+	// then lands on a row no longer in the page.
+	href := eval[string](t, ctx, `document.querySelector("#runs a").href`)
+	do(t, ctx, chromedp.Navigate(href), chromedp.WaitVisible("#dag svg"))
 	steps := eval[[]string](t, ctx, `[...document.querySelectorAll("#dag g[data-step]")].map(g => g.dataset.step + ":" + g.getAttribute("class"))`)
 	if want := []string{"start:node succeeded", "square_item:node succeeded", "join:node succeeded", "end:node succeeded"}; strings.Join(steps, ",") != strings.Join(want, ",") {
 		t.Errorf("graph steps %q, want %q", steps, want)
