@@ -30,6 +30,7 @@ import (
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 
 	"stepwise.dev/stepwise/internal/dataset"
+	dss3 "stepwise.dev/stepwise/internal/datastore/s3"
 )
 
 // Catalog is an Iceberg SQL catalog.
@@ -427,12 +428,10 @@ func init() {
 // storeHint says what to do about a failure of the warehouse's store, as
 // the S3 datastore's errors do; "" for other errors.
 func storeHint(err error) string {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "NoSuchBucket"):
+	switch dss3.RefusalOf(err) {
+	case dss3.NoBucket:
 		return "; the warehouse's bucket does not exist: create it, or fix warehouse= in the catalog setting"
-	case strings.Contains(msg, "AccessDenied"), strings.Contains(msg, "SignatureDoesNotMatch"),
-		strings.Contains(msg, "InvalidAccessKeyId"), strings.Contains(msg, "StatusCode: 403"):
+	case dss3.Denied:
 		return "; S3 refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket's policy"
 	}
 	return ""

@@ -44,14 +44,11 @@ func classify(err error) error {
 	if isNotFound(err) {
 		return fmt.Errorf("%w (%v)", fs.ErrNotExist, err)
 	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "NoSuchBucket":
-			return fmt.Errorf("%w: %w", objects.ErrNoBucket, err)
-		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "AllAccessDisabled":
-			return fmt.Errorf("%w: %w", objects.ErrAccessDenied, err)
-		}
+	switch RefusalOf(err) {
+	case NoBucket:
+		return fmt.Errorf("%w: %w", objects.ErrNoBucket, err)
+	case Denied:
+		return fmt.Errorf("%w: %w", objects.ErrAccessDenied, err)
 	}
 	return err
 }

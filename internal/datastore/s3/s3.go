@@ -209,17 +209,40 @@ func (b *Backend) key(k string) (string, error) {
 }
 
 func (b *Backend) wrap(op, key string, err error) error {
-	var ae smithy.APIError
 	hint := ""
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "NoSuchBucket":
-			hint = "; create the bucket ('stepwise doctor --create-bucket' does) or fix the datastore setting"
-		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
-			hint = "; check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)"
-		}
+	switch RefusalOf(err) {
+	case NoBucket:
+		hint = "; create the bucket ('stepwise doctor --create-bucket' does) or fix the datastore setting"
+	case Denied:
+		hint = "; check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)"
 	}
 	return fmt.Errorf("s3: cannot %s s3://%s/%s: %w%s", op, b.bucket, key, err, hint)
+}
+
+// Refusal is why S3 refused a request, as far as callers explain it.
+type Refusal int
+
+// The refusals RefusalOf tells apart.
+const (
+	NotRefused Refusal = iota // none of those below
+	NoBucket                  // the bucket does not exist
+	Denied                    // the credentials or the bucket's policy refused it
+)
+
+// RefusalOf says whether err, however wrapped, is S3's answer that the
+// bucket does not exist or that access was denied.
+func RefusalOf(err error) Refusal {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return NotRefused
+	}
+	switch ae.ErrorCode() {
+	case "NoSuchBucket":
+		return NoBucket
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "AllAccessDisabled":
+		return Denied
+	}
+	return NotRefused
 }
 
 func isNotFound(err error) bool { return IsNotFound(err) }

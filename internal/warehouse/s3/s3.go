@@ -75,15 +75,12 @@ func (f *FS) CreateBucket(ctx context.Context) error {
 }
 
 func (f *FS) wrap(op, key string, err error) error {
-	var ae smithy.APIError
 	hint := ""
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "NoSuchBucket":
-			hint = "; create the bucket or fix the table's location"
-		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden":
-			hint = "; access denied: check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...) and the bucket's policy"
-		}
+	switch dss3.RefusalOf(err) {
+	case dss3.NoBucket:
+		hint = "; create the bucket or fix the table's location"
+	case dss3.Denied:
+		hint = "; access denied: check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...) and the bucket's policy"
 	}
 	if isNotFound(err) {
 		err = fmt.Errorf("%w (%w)", warehouse.ErrNotFound, err)
