@@ -39,15 +39,33 @@ type Pred struct {
 // Filter is a conjunction of predicates.
 type Filter []Pred
 
+// String prints the predicate as a filter that parses back to it: a
+// column that is not a plain name is written in double quotes.
 func (p Pred) String() string {
 	vs := make([]string, len(p.Values))
 	for i, v := range p.Values {
 		vs[i] = v.String
 	}
+	col := columnText(p.Column)
 	if p.Op == In {
-		return p.Column + " in (" + strings.Join(vs, ", ") + ")"
+		return col + " in (" + strings.Join(vs, ", ") + ")"
 	}
-	return p.Column + " " + string(p.Op) + " " + vs[0]
+	return col + " " + string(p.Op) + " " + vs[0]
+}
+
+// columnText is a column name as a filter writes it: bare when it lexes
+// as a name, else in double quotes.
+func columnText(c string) string {
+	if strings.EqualFold(c, "and") || strings.EqualFold(c, "in") {
+		return `"` + c + `"`
+	}
+	for i, r := range c {
+		if r == '_' || unicode.IsLetter(r) || (i > 0 && (r == '.' || unicode.IsDigit(r))) {
+			continue
+		}
+		return `"` + c + `"`
+	}
+	return c
 }
 
 // ParseFilter parses a filter: comparisons joined by "and", each
