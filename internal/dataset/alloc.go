@@ -53,6 +53,19 @@ func (recycler) Allocate(n int) []byte {
 	return make([]byte, n, 1<<c)
 }
 
+// uninitialized returns n bytes that may hold an earlier buffer's
+// contents, for a caller that writes every byte (the page decoder).
+func (recycler) uninitialized(n int) []byte {
+	c := class(n)
+	if c < 0 {
+		return make([]byte, n)
+	}
+	if p, ok := pools[c].Get().(*[]byte); ok {
+		return (*p)[:n]
+	}
+	return make([]byte, n, 1<<c)
+}
+
 // Reallocate grows or shrinks b to n bytes, keeping its contents.
 func (r recycler) Reallocate(n int, b []byte) []byte {
 	if class(n) < 0 && class(cap(b)) < 0 {

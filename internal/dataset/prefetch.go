@@ -36,6 +36,8 @@ type piece struct {
 	done    chan struct{} // closed when data or err is set
 	data    []byte
 	err     error
+	want    int64 // bytes of planned ranges in it (the rest is gaps)
+	views   int   // lent out by view: not freed until given back
 	read    int64 // bytes read by the decoder
 	freed   bool
 }
@@ -44,38 +46,55 @@ type byteRange struct{ off, n int64 }
 
 const coalesceGap = 1 << 20 // ranges closer than this are read as one
 
-// pieceSize is the most one request reads (a variable for tests).
-var pieceSize int64 = 4 << 20
-
-// pieceBufs recycles piece buffers: a piece's bytes are only copied out,
-// under the prefetcher's lock, so once freed its buffer is no one's.
-var pieceBufs = sync.Pool{New: func() any { b := make([]byte, pieceSize); return &b }}
+// pieceSize is the most one request reads for ranges that share it, and
+// maxPiece the most for one range (variables for tests).
+var (
+	pieceSize int64 = 4 << 20
+	maxPiece  int64 = 64 << 20
+)
 
 func newPrefetcher(ctx context.Context, f warehouse.File, window int64, inflight int) *prefetcher {
 	return &prefetcher{f: f, ctx: ctx, window: max(window, pieceSize), inflight: max(inflight, 1)}
 }
 
 // plan sets the ranges the scan will read and starts fetching them.
+// Ranges closer than coalesceGap share a piece of at most pieceSize
+// bytes; a range is never cut between pieces unless it is larger than
+// maxPiece, so that the page decoder can read a column chunk in place.
 func (p *prefetcher) plan(ranges []byteRange) {
 	size := p.f.Size()
 	sort.Slice(ranges, func(i, j int) bool { return ranges[i].off < ranges[j].off })
-	var merged []byteRange
+	var pieces []*piece
+	var cur *piece
 	for _, r := range ranges {
 		r.n = min(r.n, size-r.off)
-		if r.n <= 0 {
+		if r.n <= 0 || r.off < 0 {
 			continue
 		}
-		if n := len(merged); n > 0 && r.off <= merged[n-1].off+merged[n-1].n+coalesceGap {
-			end := max(merged[n-1].off+merged[n-1].n, r.off+r.n)
-			merged[n-1].n = end - merged[n-1].off
+		end := r.off + r.n
+		if cur != nil && r.off <= cur.off+cur.n+coalesceGap && end-cur.off <= max(pieceSize, cur.n) {
+			if covered := cur.off + cur.n; end > covered {
+				cur.want += end - max(covered, r.off)
+				cur.n = end - cur.off
+			}
 			continue
 		}
-		merged = append(merged, r)
-	}
-	var pieces []*piece
-	for _, r := range merged {
-		for off := r.off; off < r.off+r.n; off += pieceSize {
-			pieces = append(pieces, &piece{off: off, n: min(pieceSize, r.off+r.n-off), done: make(chan struct{})})
+		if cur != nil && r.off < cur.off+cur.n {
+			// Overlaps the piece but does not fit with it: the rest.
+			r.off = cur.off + cur.n
+			if r.off >= end {
+				continue
+			}
+		}
+		if end-r.off <= maxPiece {
+			cur = &piece{off: r.off, n: end - r.off, want: end - r.off, done: make(chan struct{})}
+			pieces = append(pieces, cur)
+			continue
+		}
+		for off := r.off; off < end; off += pieceSize {
+			cur = &piece{off: off, n: min(pieceSize, end-off), done: make(chan struct{})}
+			cur.want = cur.n
+			pieces = append(pieces, cur)
 		}
 	}
 	p.mu.Lock()
@@ -107,12 +126,9 @@ func (p *prefetcher) start(pc *piece) {
 	p.running++
 	p.ahead += pc.n
 	go func() {
-		bp := pieceBufs.Get().(*[]byte)
-		if int64(cap(*bp)) < pc.n {
-			b := make([]byte, pc.n)
-			bp = &b
-		}
-		buf := (*bp)[:pc.n]
+		// Piece buffers are recycled: once freed, a piece's bytes are no
+		// one's (reads copy them out, views are given back first).
+		buf := recycler{}.uninitialized(int(pc.n))
 		var err error
 		if err = p.ctx.Err(); err == nil {
 			var n int
@@ -131,6 +147,54 @@ func (p *prefetcher) start(pc *piece) {
 		p.pump()
 		p.mu.Unlock()
 	}()
+}
+
+// consumed notes n bytes of pc read, freeing it once all its planned
+// bytes are. p.mu is held.
+func (p *prefetcher) consumed(pc *piece, n int64) {
+	pc.read += n
+	if pc.read >= pc.want && pc.views == 0 && !pc.freed && pc.data != nil {
+		recycler{}.Free(pc.data)
+		pc.data, pc.freed = nil, true
+		p.ahead -= pc.n
+	}
+}
+
+// view returns the n bytes at off in place when one planned piece holds
+// them all, waiting for it to arrive; done gives them back, and must be
+// called once they are no longer used. ok is false when no piece holds
+// them whole (the caller reads them with ReadAt).
+func (p *prefetcher) view(off, n int64) (b []byte, done func(), ok bool, err error) {
+	p.mu.Lock()
+	i := sort.Search(len(p.pieces), func(i int) bool { return p.pieces[i].off+p.pieces[i].n > off })
+	if i == len(p.pieces) || p.pieces[i].off > off || off+n > p.pieces[i].off+p.pieces[i].n || p.pieces[i].freed {
+		p.mu.Unlock()
+		return nil, nil, false, nil
+	}
+	pc := p.pieces[i]
+	pc.views++
+	if !pc.started {
+		p.start(pc)
+	}
+	p.mu.Unlock()
+	done = func() {
+		p.mu.Lock()
+		pc.views--
+		p.consumed(pc, n)
+		p.pump()
+		p.mu.Unlock()
+	}
+	select {
+	case <-pc.done:
+	case <-p.ctx.Done():
+		done()
+		return nil, nil, false, p.ctx.Err()
+	}
+	if pc.err != nil {
+		done()
+		return nil, nil, false, pc.err
+	}
+	return pc.data[off-pc.off : off-pc.off+n], done, true, nil
 }
 
 // failed returns the first read of the file that failed, if any: the
@@ -200,13 +264,7 @@ func (p *prefetcher) ReadAt(b []byte, off int64) (int, error) {
 	for _, pc := range need {
 		s, e := max(off, pc.off), min(end, pc.off+pc.n)
 		copy(b[s-off:e-off], pc.data[s-pc.off:e-pc.off])
-		pc.read += e - s
-		if pc.read >= pc.n {
-			buf := pc.data[:cap(pc.data)]
-			pieceBufs.Put(&buf)
-			pc.data, pc.freed = nil, true
-			p.ahead -= pc.n
-		}
+		p.consumed(pc, e-s)
 	}
 	p.pump()
 	p.mu.Unlock()

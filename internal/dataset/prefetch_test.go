@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"sync/atomic"
@@ -77,5 +78,59 @@ func TestPrefetcher(t *testing.T) {
 				t.Fatalf("accounting: %d bytes ahead, %d requests running", p.ahead, p.running)
 			}
 		})
+	}
+}
+
+// TestPrefetcherView: a planned range is one piece however large (up to
+// maxPiece), lent in place; a view across pieces is refused, so the
+// caller reads; a piece is freed once its ranges are read or given back.
+func TestPrefetcherView(t *testing.T) {
+	oldSize, oldMax := pieceSize, maxPiece
+	pieceSize, maxPiece = 1000, 5000
+	defer func() { pieceSize, maxPiece = oldSize, oldMax }()
+	data := make([]byte, 20000)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	f := &memFile{data: data}
+	p := newPrefetcher(context.Background(), f, 1, 2)
+	// A range of 3000 bytes (one piece), two small ones sharing a piece,
+	// and one of 6000 (above maxPiece: cut).
+	p.plan([]byteRange{{0, 3000}, {3000, 400}, {3500, 400}, {10000, 6000}})
+	for _, tc := range []struct {
+		off, n int64
+		ok     bool
+	}{
+		{0, 3000, true},
+		{3000, 400, true},
+		{3500, 400, true},
+		{2900, 200, false}, // across two pieces
+		{10000, 1000, true},
+		{10500, 1000, false},
+	} {
+		b, done, ok, err := p.view(tc.off, tc.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok != tc.ok {
+			t.Fatalf("view %d at %d: ok %v, want %v", tc.n, tc.off, ok, tc.ok)
+		}
+		if !ok {
+			continue
+		}
+		if !bytes.Equal(b, data[tc.off:tc.off+tc.n]) {
+			t.Fatalf("view %d at %d: wrong bytes", tc.n, tc.off)
+		}
+		done()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pc := range p.pieces[:2] {
+		if !pc.freed {
+			t.Fatalf("piece at %d (%d bytes) is not freed after all its ranges were viewed", pc.off, pc.n)
+		}
+	}
+	if n := len(p.pieces); n != 8 {
+		t.Fatalf("%d pieces, want 8 (one, one shared, six cut)", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/scalar"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"stepwise.dev/stepwise/internal/warehouse"
@@ -344,7 +345,8 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 	}
 	var leaves []int
 	leafOf := map[string]int{}
-	for _, name := range need {
+	needLeaves := make([][]int, len(need))
+	for i, name := range need {
 		idx := fileSchema.FieldIndices(name)
 		if len(idx) == 0 {
 			return fmt.Errorf("table %s: file %s has no column %q, which the table's schema has; rewrite the file", fsys, fe.Path, name)
@@ -355,6 +357,7 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 		}
 		before := len(leaves)
 		collectLeaves(sf, &leaves)
+		needLeaves[i] = leaves[before:]
 		if len(leaves) == before+1 && sf.IsLeaf() {
 			leafOf[name] = leaves[before]
 		}
@@ -420,14 +423,6 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 		}
 		pre.plan(ranges)
 	}
-	var rr pqarrow.RecordReader
-	if len(leaves) > 0 {
-		rr, err = fr.GetRecordReader(ctx, leaves, groups)
-		if err != nil {
-			return bad(err)
-		}
-		defer rr.Release()
-	}
 	emit := func(rec arrow.RecordBatch) error {
 		defer rec.Release()
 		n := int(rec.NumRows())
@@ -476,7 +471,7 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 			return ctx.Err()
 		}
 	}
-	if rr == nil {
+	if len(leaves) == 0 {
 		// Only partition columns: one batch per row group's rows.
 		for _, g := range groups {
 			n := md.RowGroup(g).NumRows()
@@ -487,6 +482,60 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 		}
 		return nil
 	}
+	// Row groups go through the page decoder for the columns it reads,
+	// the general reader for the rest; runs of row groups with no column
+	// for the page decoder go through the general reader alone.
+	pcs := pageColumns(fr.Manifest, fileSchema, need, leafOf, md)
+	fastCols := func(g int) []bool {
+		rg := md.RowGroup(g)
+		var fast []bool
+		for i, pc := range pcs {
+			if pc.width == 0 {
+				continue
+			}
+			if cc, err := rg.ColumnChunk(leafOf[need[i]]); err == nil && fastChunk(cc) {
+				if fast == nil {
+					fast = make([]bool, len(pcs))
+				}
+				fast[i] = true
+			}
+		}
+		return fast
+	}
+	for i := 0; i < len(groups); {
+		if fast := fastCols(groups[i]); fast != nil {
+			err := r.emitGroup(ctx, pre, fr, groups[i], need, leafOf, needLeaves, pcs, fast, o, emit)
+			if errors.Is(err, errNotFast) {
+				err = readGroups(ctx, fr, leaves, groups[i:i+1], emit, bad)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return bad(err)
+			}
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(groups) && fastCols(groups[j]) == nil {
+			j++
+		}
+		if err := readGroups(ctx, fr, leaves, groups[i:j], emit, bad); err != nil {
+			return err
+		}
+		i = j
+	}
+	return ctx.Err()
+}
+
+// readGroups sends the row groups' batches through the general reader.
+func readGroups(ctx context.Context, fr *pqarrow.FileReader, leaves, groups []int, emit func(arrow.RecordBatch) error, bad func(error) error) error {
+	rr, err := fr.GetRecordReader(ctx, leaves, groups)
+	if err != nil {
+		return bad(err)
+	}
+	defer rr.Release()
 	for rr.Next() {
 		rec := rr.RecordBatch()
 		rec.Retain()
@@ -498,4 +547,103 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 		return bad(err)
 	}
 	return ctx.Err()
+}
+
+// pageColumns describes each column of need for the page decoder; a
+// column it does not read has width 0.
+func pageColumns(m *pqarrow.SchemaManifest, fileSchema *arrow.Schema, need []string, leafOf map[string]int, md *metadata.FileMetaData) []pageColumn {
+	pcs := make([]pageColumn, len(need))
+	for i, name := range need {
+		leaf, ok := leafOf[name]
+		if !ok {
+			continue
+		}
+		f := *m.Fields[fileSchema.FieldIndices(name)[0]].Field
+		col := md.Schema.Column(leaf)
+		pcs[i] = pageColumn{field: f, width: fastWidth(col, f.Type), optional: col.MaxDefinitionLevel() == 1}
+	}
+	return pcs
+}
+
+// emitGroup sends row group g in batches of at most o.BatchRows rows: the
+// columns marked fast decoded by the page decoder, the others read by the
+// general reader alongside. It returns errNotFast, having sent nothing,
+// when a chunk turns out to hold what the page decoder leaves to the
+// general reader.
+func (r *Reader) emitGroup(ctx context.Context, ra io.ReaderAt, fr *pqarrow.FileReader, g int, need []string, leafOf map[string]int, needLeaves [][]int, pcs []pageColumn, fast []bool, o ScanOptions, emit func(arrow.RecordBatch) error) error {
+	md := fr.ParquetReader().MetaData()
+	rg := md.RowGroup(g)
+	rows := rg.NumRows()
+	decoded := make([]arrow.Array, len(pcs))
+	defer func() {
+		for _, c := range decoded {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	var slow []int // the general reader's leaves
+	for i, name := range need {
+		if !fast[i] {
+			slow = append(slow, needLeaves[i]...)
+			continue
+		}
+		cc, err := rg.ColumnChunk(leafOf[name])
+		if err != nil {
+			return err
+		}
+		if decoded[i], err = decodeChunk(ra, cc, pcs[i], rows, o.Alloc); err != nil {
+			if errors.Is(err, errNotFast) {
+				return err
+			}
+			return fmt.Errorf("column %s, row group %d: %w", name, g, err)
+		}
+	}
+	fields := make([]arrow.Field, len(need))
+	cols := make([]arrow.Array, len(need))
+	batch := func(start int64, n int64, other arrow.RecordBatch) error {
+		for i, name := range need {
+			if fast[i] {
+				fields[i] = pcs[i].field
+				cols[i] = array.NewSlice(decoded[i], start, start+n)
+				defer cols[i].Release()
+				continue
+			}
+			j := other.Schema().FieldIndices(name)[0]
+			fields[i], cols[i] = other.Schema().Field(j), other.Column(j)
+		}
+		return emit(array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, n))
+	}
+	if len(slow) == 0 {
+		for start := int64(0); start < rows; start += o.BatchRows {
+			if err := batch(start, min(o.BatchRows, rows-start), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	rr, err := fr.GetRecordReader(ctx, slow, []int{g})
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	start := int64(0)
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		n := rec.NumRows()
+		if start+n > rows {
+			return fmt.Errorf("row group %d: the reader returned more than its %d rows", g, rows)
+		}
+		if err := batch(start, n, rec); err != nil {
+			return err
+		}
+		start += n
+	}
+	if err := rr.Err(); err != nil {
+		return err
+	}
+	if start != rows {
+		return fmt.Errorf("row group %d: the reader returned %d of its %d rows", g, start, rows)
+	}
+	return nil
 }
