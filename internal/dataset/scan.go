@@ -423,6 +423,12 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 		}
 		pre.plan(ranges)
 	}
+	partArrs := map[string]arrow.Array{}
+	defer func() {
+		for _, a := range partArrs {
+			a.Release()
+		}
+	}()
 	emit := func(rec arrow.RecordBatch) error {
 		defer rec.Release()
 		n := int(rec.NumRows())
@@ -450,12 +456,22 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 		cols := make([]arrow.Array, len(r.schema.Fields()))
 		for i, fld := range r.schema.Fields() {
 			if isPart[fld.Name] {
-				a, err := scalar.MakeArrayFromScalar(partVals[fld.Name], n, o.Alloc)
-				if err != nil {
-					return fmt.Errorf("table %s: file %s: partition column %s: %w", fsys, fe.Path, fld.Name, err)
+				// A partition column is one value: made once per file
+				// and sliced for each batch.
+				a := partArrs[fld.Name]
+				if a == nil || a.Len() < n {
+					if a != nil {
+						a.Release()
+					}
+					var err error
+					if a, err = scalar.MakeArrayFromScalar(partVals[fld.Name], max(n, int(o.BatchRows)), o.Alloc); err != nil {
+						delete(partArrs, fld.Name)
+						return fmt.Errorf("table %s: file %s: partition column %s: %w", fsys, fe.Path, fld.Name, err)
+					}
+					partArrs[fld.Name] = a
 				}
-				defer a.Release()
-				cols[i] = a
+				cols[i] = array.NewSlice(a, 0, int64(n))
+				defer cols[i].Release()
 				continue
 			}
 			a := retype(rec.Column(rec.Schema().FieldIndices(fld.Name)[0]), fld.Type)
