@@ -80,10 +80,14 @@ func fastChunk(cc *metadata.ColumnChunkMetaData) bool {
 	return true
 }
 
-// viewer lends a range of a file's bytes in place (the prefetcher).
+// viewer lends a range of a file's bytes in place as they arrive (the
+// prefetcher).
 type viewer interface {
-	view(off, n int64) (b []byte, done func(), ok bool, err error)
+	view(off, n int64) (b []byte, wait func(k int64) error, done func(), ok bool)
 }
+
+// errArrival marks a failure to read a chunk's bytes, not a fault in them.
+var errArrival = errors.New("the bytes did not arrive")
 
 // pageColumn is what the page decoder needs of one leaf.
 type pageColumn struct {
@@ -105,14 +109,17 @@ func decodeChunk(r io.ReaderAt, cc *metadata.ColumnChunkMetaData, pc pageColumn,
 	// The chunk's bytes: in place where the prefetcher holds them whole,
 	// else read into a buffer of our own.
 	var b []byte
+	var avail func(end int) error
 	if v, ok := r.(viewer); ok {
-		view, done, ok, err := v.view(cc.DataPageOffset(), size)
-		if err != nil {
-			return nil, fmt.Errorf("reading the column chunk at offset %d: %w", cc.DataPageOffset(), err)
-		}
-		if ok {
+		if view, wait, done, ok := v.view(cc.DataPageOffset(), size); ok {
 			defer done()
 			b = view
+			avail = func(end int) error {
+				if err := wait(int64(end)); err != nil {
+					return fmt.Errorf("reading the column chunk at offset %d: %w", cc.DataPageOffset(), err)
+				}
+				return nil
+			}
 		}
 	}
 	if b == nil {
@@ -125,7 +132,7 @@ func decodeChunk(r io.ReaderAt, cc *metadata.ColumnChunkMetaData, pc pageColumn,
 			return nil, fmt.Errorf("reading the column chunk at offset %d: %w", cc.DataPageOffset(), err)
 		}
 	}
-	a, err := decodePages(b, pc, rows, cc.Compression() == compress.Codecs.Snappy, mem)
+	a, err := decodePages(b, avail, pc, rows, cc.Compression() == compress.Codecs.Snappy, mem)
 	if err != nil && !errors.Is(err, errNotFast) {
 		return nil, fmt.Errorf("column chunk at offset %d: %w", cc.DataPageOffset(), err)
 	}
@@ -133,8 +140,8 @@ func decodeChunk(r io.ReaderAt, cc *metadata.ColumnChunkMetaData, pc pageColumn,
 }
 
 // decodePages decodes the pages of a column chunk, b, holding rows values,
-// into a new array.
-func decodePages(b []byte, pc pageColumn, rows int64, snappy bool, mem memory.Allocator) (arrow.Array, error) {
+// into a new array. avail, unless nil, waits until b[:end] has arrived.
+func decodePages(b []byte, avail func(end int) error, pc pageColumn, rows int64, snappy bool, mem memory.Allocator) (arrow.Array, error) {
 	d := pageDecoder{pc: pc, rows: rows, snappy: snappy}
 	// Every byte of the values is written below (null slots cleared), so
 	// the recycler need not clear them first.
@@ -154,6 +161,11 @@ func decodePages(b []byte, pc pageColumn, rows int64, snappy bool, mem memory.Al
 		if off >= len(b) {
 			return nil, fmt.Errorf("it ends after %d of its %d values", d.got, rows)
 		}
+		if avail != nil {
+			if err := avail(min(off+maxPageHeader, len(b))); err != nil {
+				return nil, fmt.Errorf("%w: %w", errArrival, err)
+			}
+		}
 		h, n, err := parsePageHeader(b[off:])
 		if err != nil {
 			return nil, fmt.Errorf("page at chunk offset %d: %w", off, err)
@@ -161,6 +173,11 @@ func decodePages(b []byte, pc pageColumn, rows int64, snappy bool, mem memory.Al
 		off += n
 		if int64(h.compressed) > int64(len(b)-off) {
 			return nil, fmt.Errorf("a page of %d bytes at chunk offset %d runs past the chunk's end", h.compressed, off)
+		}
+		if avail != nil {
+			if err := avail(off + int(h.compressed)); err != nil {
+				return nil, fmt.Errorf("%w: %w", errArrival, err)
+			}
 		}
 		page := b[off : off+int(h.compressed)]
 		off += int(h.compressed)

@@ -328,7 +328,7 @@ func FuzzPageHeader(f *testing.F) {
 			{field: arrow.Field{Name: "x", Type: arrow.PrimitiveTypes.Int32, Nullable: true}, width: 4, optional: true},
 		} {
 			for _, snappy := range []bool{false, true} {
-				if a, err := decodePages(b, pc, int64(h.numValues)%5000, snappy, memory.DefaultAllocator); err == nil {
+				if a, err := decodePages(b, nil, pc, int64(h.numValues)%5000, snappy, memory.DefaultAllocator); err == nil {
 					a.Release()
 				}
 			}

@@ -23,23 +23,26 @@ type prefetcher struct {
 	inflight int   // the most requests in flight
 
 	mu      sync.Mutex
-	pieces  []*piece // sorted by off
-	next    int      // the first piece not yet started, in order
-	running int      // requests in flight
-	ahead   int64    // bytes started and not yet read
-	ioErr   error    // the first read that failed
+	cond    *sync.Cond // signalled as a piece's bytes arrive
+	pieces  []*piece   // sorted by off
+	next    int        // the first piece not yet started, in order
+	running int        // requests in flight
+	ahead   int64      // bytes started and not yet read
+	ioErr   error      // the first read that failed
 }
 
 type piece struct {
-	off, n  int64
-	started bool
-	done    chan struct{} // closed when data or err is set
-	data    []byte
-	err     error
-	want    int64 // bytes of planned ranges in it (the rest is gaps)
-	views   int   // lent out by view: not freed until given back
-	read    int64 // bytes read by the decoder
-	freed   bool
+	off, n   int64
+	started  bool
+	done     chan struct{} // closed when data or err is set
+	data     []byte
+	err      error
+	want     int64 // bytes of planned ranges in it (the rest is gaps)
+	views    int   // lent out by view: not freed until given back
+	arrived  int64 // bytes of data filled so far
+	finished bool  // the read is over (err set if it failed)
+	read     int64 // bytes read by the decoder
+	freed    bool
 }
 
 type byteRange struct{ off, n int64 }
@@ -54,7 +57,9 @@ var (
 )
 
 func newPrefetcher(ctx context.Context, f warehouse.File, window int64, inflight int) *prefetcher {
-	return &prefetcher{f: f, ctx: ctx, window: max(window, pieceSize), inflight: max(inflight, 1)}
+	p := &prefetcher{f: f, ctx: ctx, window: max(window, pieceSize), inflight: max(inflight, 1)}
+	p.cond = sync.NewCond(&p.mu)
+	return p
 }
 
 // plan sets the ranges the scan will read and starts fetching them.
@@ -125,28 +130,47 @@ func (p *prefetcher) start(pc *piece) {
 	pc.started = true
 	p.running++
 	p.ahead += pc.n
+	// Piece buffers are recycled: once freed, a piece's bytes are no
+	// one's (reads copy them out, views are given back first).
+	pc.data = recycler{}.uninitialized(int(pc.n))
 	go func() {
-		// Piece buffers are recycled: once freed, a piece's bytes are no
-		// one's (reads copy them out, views are given back first).
-		buf := recycler{}.uninitialized(int(pc.n))
 		var err error
 		if err = p.ctx.Err(); err == nil {
 			var n int
-			n, err = p.f.ReadAt(buf, pc.off)
+			if pr, ok := p.f.(progressReader); ok {
+				n, err = pr.ReadAtProgress(pc.data, pc.off, func(n int) {
+					p.mu.Lock()
+					pc.arrived = int64(n)
+					p.cond.Broadcast()
+					p.mu.Unlock()
+				})
+			} else {
+				n, err = p.f.ReadAt(pc.data, pc.off)
+			}
 			if err == io.EOF && int64(n) == pc.n {
 				err = nil
 			}
 		}
 		p.mu.Lock()
-		pc.data, pc.err = buf, err
+		pc.err, pc.finished = err, true
+		if err == nil {
+			pc.arrived = pc.n
+		}
 		if err != nil && p.ioErr == nil {
 			p.ioErr = err
 		}
 		p.running--
 		close(pc.done)
+		p.cond.Broadcast()
 		p.pump()
 		p.mu.Unlock()
 	}()
+}
+
+// progressReader is a file that reports a read's progress as the bytes
+// arrive (an S3 object).
+type progressReader interface {
+	ReadAtProgress(b []byte, off int64, progress func(n int)) (int, error)
 }
 
 // consumed notes n bytes of pc read, freeing it once all its planned
@@ -160,23 +184,36 @@ func (p *prefetcher) consumed(pc *piece, n int64) {
 	}
 }
 
-// view returns the n bytes at off in place when one planned piece holds
-// them all, waiting for it to arrive; done gives them back, and must be
+// view lends the n bytes at off in place when one planned piece holds
+// them all, starting it if need be, without waiting for them: wait(k)
+// returns once the first k bytes have arrived, so that a reader can
+// start on them while the rest arrive. done gives them back and must be
 // called once they are no longer used. ok is false when no piece holds
 // them whole (the caller reads them with ReadAt).
-func (p *prefetcher) view(off, n int64) (b []byte, done func(), ok bool, err error) {
+func (p *prefetcher) view(off, n int64) (b []byte, wait func(k int64) error, done func(), ok bool) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	i := sort.Search(len(p.pieces), func(i int) bool { return p.pieces[i].off+p.pieces[i].n > off })
 	if i == len(p.pieces) || p.pieces[i].off > off || off+n > p.pieces[i].off+p.pieces[i].n || p.pieces[i].freed {
-		p.mu.Unlock()
-		return nil, nil, false, nil
+		return nil, nil, nil, false
 	}
 	pc := p.pieces[i]
 	pc.views++
 	if !pc.started {
 		p.start(pc)
 	}
-	p.mu.Unlock()
+	rel := off - pc.off
+	wait = func(k int64) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for !pc.finished && pc.arrived < rel+k {
+			p.cond.Wait()
+		}
+		if pc.err != nil {
+			return pc.err
+		}
+		return nil
+	}
 	done = func() {
 		p.mu.Lock()
 		pc.views--
@@ -184,17 +221,7 @@ func (p *prefetcher) view(off, n int64) (b []byte, done func(), ok bool, err err
 		p.pump()
 		p.mu.Unlock()
 	}
-	select {
-	case <-pc.done:
-	case <-p.ctx.Done():
-		done()
-		return nil, nil, false, p.ctx.Err()
-	}
-	if pc.err != nil {
-		done()
-		return nil, nil, false, pc.err
-	}
-	return pc.data[off-pc.off : off-pc.off+n], done, true, nil
+	return pc.data[rel : rel+n], wait, done, true
 }
 
 // failed returns the first read of the file that failed, if any: the

@@ -32,6 +32,24 @@ func (f *memFile) Close() error { return nil }
 
 var _ warehouse.File = (*memFile)(nil)
 
+// progressFile is a memFile that fills a read 100 bytes at a time and
+// reports each step, as an S3 object's read does.
+type progressFile struct{ memFile }
+
+func (f *progressFile) ReadAtProgress(b []byte, off int64, progress func(int)) (int, error) {
+	f.reads.Add(1)
+	n := 0
+	for n < len(b) && off+int64(n) < int64(len(f.data)) {
+		k := copy(b[n:min(len(b), n+100)], f.data[off+int64(n):])
+		n += k
+		progress(n)
+	}
+	if n < len(b) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
 // TestPrefetcher: reads of planned ranges, in any order and split
 // across pieces, return the file's bytes, within a window smaller than
 // the plan; reads outside the plan and reads of freed bytes go to the
@@ -92,7 +110,12 @@ func TestPrefetcherView(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 13)
 	}
-	f := &memFile{data: data}
+	for _, f := range []warehouse.File{&memFile{data: data}, &progressFile{memFile{data: data}}} {
+		viewPlan(t, f, data)
+	}
+}
+
+func viewPlan(t *testing.T, f warehouse.File, data []byte) {
 	p := newPrefetcher(context.Background(), f, 1, 2)
 	// A range of 3000 bytes (one piece), two small ones sharing a piece,
 	// and one of 6000 (above maxPiece: cut).
@@ -108,15 +131,21 @@ func TestPrefetcherView(t *testing.T) {
 		{10000, 1000, true},
 		{10500, 1000, false},
 	} {
-		b, done, ok, err := p.view(tc.off, tc.n)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, wait, done, ok := p.view(tc.off, tc.n)
 		if ok != tc.ok {
 			t.Fatalf("view %d at %d: ok %v, want %v", tc.n, tc.off, ok, tc.ok)
 		}
 		if !ok {
 			continue
+		}
+		if err := wait(tc.n / 2); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b[:tc.n/2], data[tc.off:tc.off+tc.n/2]) {
+			t.Fatalf("view %d at %d: wrong bytes in its first half", tc.n, tc.off)
+		}
+		if err := wait(tc.n); err != nil {
+			t.Fatal(err)
 		}
 		if !bytes.Equal(b, data[tc.off:tc.off+tc.n]) {
 			t.Fatalf("view %d at %d: wrong bytes", tc.n, tc.off)

@@ -118,6 +118,16 @@ func (o *file) Close() error { return nil }
 
 // ReadAt reads len(p) bytes at off with one ranged GET.
 func (o *file) ReadAt(p []byte, off int64) (int, error) {
+	return o.ReadAtProgress(p, off, nil)
+}
+
+// progressStep is how many bytes ReadAtProgress reads between reports.
+const progressStep = 256 << 10
+
+// ReadAtProgress is ReadAt that reports, as the response arrives, how
+// many bytes of p are filled, so that a reader can start on the first
+// bytes while the rest arrive (while they are still in the CPU's cache).
+func (o *file) ReadAtProgress(p []byte, off int64, progress func(n int)) (int, error) {
 	if off >= o.size {
 		return 0, io.EOF
 	}
@@ -138,7 +148,15 @@ func (o *file) ReadAt(p []byte, off int64) (int, error) {
 		return 0, o.f.wrap("read", o.f.prefix+o.key, err)
 	}
 	defer out.Body.Close()
-	n, err := io.ReadFull(out.Body, p[:want])
+	var n int
+	for n < int(want) && err == nil {
+		var k int
+		k, err = io.ReadFull(out.Body, p[n:min(int(want), n+progressStep)])
+		n += k
+		if progress != nil && k > 0 {
+			progress(n)
+		}
+	}
 	if err != nil {
 		return n, fmt.Errorf("s3: cannot read s3://%s/%s%s at %d: %w", o.f.bucket, o.f.prefix, o.key, off, err)
 	}
