@@ -6,20 +6,36 @@ import (
 )
 
 func TestRecyclerClass(t *testing.T) {
-	for _, tc := range []struct{ n, want int }{
+	for _, tc := range []struct{ n, want int }{ // want: the class's size, or -1
 		{0, -1},
 		{1, -1},
 		{32 << 10, -1},
-		{32<<10 + 1, 16},
-		{64 << 10, 16},
-		{64<<10 + 1, 17},
-		{1 << 20, 20},
-		{1<<20 + 64, 21},
-		{1 << 34, 34},
+		{32<<10 + 1, 64 << 10},
+		{64 << 10, 64 << 10},
+		{64<<10 + 1, 80 << 10},
+		{100 << 10, 112 << 10},
+		{112<<10 + 1, 128 << 10},
+		{1 << 20, 1 << 20},
+		{1<<20 + 64, 1280 << 10},
+		{8<<20 + 400<<10, 10 << 20}, // a column chunk of 1M int64 values
+		{15 << 20, 16 << 20},
+		{1 << 34, 1 << 34},
 		{1<<34 + 1, -1},
 	} {
-		if got := class(tc.n); got != tc.want {
-			t.Errorf("class(%d) = %d, want %d", tc.n, got, tc.want)
+		got := -1
+		if c := class(tc.n); c >= 0 {
+			got = classSize(c)
+			if class(got) != c {
+				t.Errorf("class(%d) = %d, of size %d, whose class is %d", tc.n, c, got, class(got))
+			}
+		}
+		if got != tc.want {
+			t.Errorf("class(%d) has size %d, want %d", tc.n, got, tc.want)
+		}
+	}
+	for c := range numClasses {
+		if c > 0 && classSize(c) <= classSize(c-1) {
+			t.Fatalf("class %d (%d bytes) is not larger than class %d (%d)", c, classSize(c), c-1, classSize(c-1))
 		}
 	}
 }
@@ -57,7 +73,7 @@ func TestRecyclerReallocate(t *testing.T) {
 	}{
 		{"small to small", 100, 200, false},
 		{"small to large", 100, 200 << 10, false},
-		{"grow within the buffer", 70 << 10, 120 << 10, true},
+		{"grow within the buffer", 70 << 10, 78 << 10, true},
 		{"grow past the buffer", 100 << 10, 300 << 10, false},
 		{"shrink to half", 1 << 20, 512 << 10, true},
 		{"shrink below half", 1 << 20, 100 << 10, false},
@@ -94,7 +110,7 @@ func TestRecyclerFreeForeign(t *testing.T) {
 	r.Free(foreign)
 	for range 10 {
 		b := r.Allocate(100 << 10)
-		if cap(b) != 128<<10 {
+		if cap(b) != 112<<10 {
 			t.Fatalf("Allocate handed out a buffer of capacity %d", cap(b))
 		}
 	}
