@@ -86,13 +86,11 @@ type viewer interface {
 	view(off, n int64) (b []byte, wait func(k int64) error, done func(), ok bool)
 }
 
-// errArrival marks a failure to read a chunk's bytes, not a fault in them.
-var errArrival = errors.New("the bytes did not arrive")
-
 // pageColumn is what the page decoder needs of one leaf.
 type pageColumn struct {
 	field    arrow.Field
-	width    int
+	leaf     int // the leaf's index in the file's schema
+	width    int // 0 for a column the page decoder does not read
 	optional bool
 }
 
@@ -163,7 +161,7 @@ func decodePages(b []byte, avail func(end int) error, pc pageColumn, rows int64,
 		}
 		if avail != nil {
 			if err := avail(min(off+maxPageHeader, len(b))); err != nil {
-				return nil, fmt.Errorf("%w: %w", errArrival, err)
+				return nil, err
 			}
 		}
 		h, n, err := parsePageHeader(b[off:])
@@ -176,7 +174,7 @@ func decodePages(b []byte, avail func(end int) error, pc pageColumn, rows int64,
 		}
 		if avail != nil {
 			if err := avail(off + int(h.compressed)); err != nil {
-				return nil, fmt.Errorf("%w: %w", errArrival, err)
+				return nil, err
 			}
 		}
 		page := b[off : off+int(h.compressed)]

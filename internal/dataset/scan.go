@@ -509,7 +509,7 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 			if pc.width == 0 {
 				continue
 			}
-			if cc, err := rg.ColumnChunk(leafOf[need[i]]); err == nil && fastChunk(cc) {
+			if cc, err := rg.ColumnChunk(pc.leaf); err == nil && fastChunk(cc) {
 				if fast == nil {
 					fast = make([]bool, len(pcs))
 				}
@@ -520,7 +520,7 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 	}
 	for i := 0; i < len(groups); {
 		if fast := fastCols(groups[i]); fast != nil {
-			err := r.emitGroup(ctx, pre, fr, groups[i], need, leafOf, needLeaves, pcs, fast, o, emit)
+			err := emitGroup(ctx, pre, fr, groups[i], need, needLeaves, pcs, fast, o, emit, bad)
 			if errors.Is(err, errNotFast) {
 				err = readGroups(ctx, fr, leaves, groups[i:i+1], emit, bad)
 			}
@@ -528,7 +528,7 @@ func (r *Reader) readFile(ctx context.Context, ch chan<- result, fsys warehouse.
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return bad(err)
+				return err
 			}
 			i++
 			continue
@@ -576,7 +576,7 @@ func pageColumns(m *pqarrow.SchemaManifest, fileSchema *arrow.Schema, need []str
 		}
 		f := *m.Fields[fileSchema.FieldIndices(name)[0]].Field
 		col := md.Schema.Column(leaf)
-		pcs[i] = pageColumn{field: f, width: fastWidth(col, f.Type), optional: col.MaxDefinitionLevel() == 1}
+		pcs[i] = pageColumn{field: f, leaf: leaf, width: fastWidth(col, f.Type), optional: col.MaxDefinitionLevel() == 1}
 	}
 	return pcs
 }
@@ -585,10 +585,10 @@ func pageColumns(m *pqarrow.SchemaManifest, fileSchema *arrow.Schema, need []str
 // columns marked fast decoded by the page decoder, the others read by the
 // general reader alongside. It returns errNotFast, having sent nothing,
 // when a chunk turns out to hold what the page decoder leaves to the
-// general reader.
-func (r *Reader) emitGroup(ctx context.Context, ra io.ReaderAt, fr *pqarrow.FileReader, g int, need []string, leafOf map[string]int, needLeaves [][]int, pcs []pageColumn, fast []bool, o ScanOptions, emit func(arrow.RecordBatch) error) error {
-	md := fr.ParquetReader().MetaData()
-	rg := md.RowGroup(g)
+// general reader. Errors in reading or decoding go through bad; emit's
+// come back as they are.
+func emitGroup(ctx context.Context, ra io.ReaderAt, fr *pqarrow.FileReader, g int, need []string, needLeaves [][]int, pcs []pageColumn, fast []bool, o ScanOptions, emit func(arrow.RecordBatch) error, bad func(error) error) error {
+	rg := fr.ParquetReader().MetaData().RowGroup(g)
 	rows := rg.NumRows()
 	decoded := make([]arrow.Array, len(pcs))
 	defer func() {
@@ -604,15 +604,15 @@ func (r *Reader) emitGroup(ctx context.Context, ra io.ReaderAt, fr *pqarrow.File
 			slow = append(slow, needLeaves[i]...)
 			continue
 		}
-		cc, err := rg.ColumnChunk(leafOf[name])
+		cc, err := rg.ColumnChunk(pcs[i].leaf)
 		if err != nil {
-			return err
+			return bad(err)
 		}
 		if decoded[i], err = decodeChunk(ra, cc, pcs[i], rows, o.Alloc); err != nil {
 			if errors.Is(err, errNotFast) {
 				return err
 			}
-			return fmt.Errorf("column %s, row group %d: %w", name, g, err)
+			return bad(fmt.Errorf("column %s, row group %d: %w", name, g, err))
 		}
 	}
 	fields := make([]arrow.Field, len(need))
@@ -640,7 +640,7 @@ func (r *Reader) emitGroup(ctx context.Context, ra io.ReaderAt, fr *pqarrow.File
 	}
 	rr, err := fr.GetRecordReader(ctx, slow, []int{g})
 	if err != nil {
-		return err
+		return bad(err)
 	}
 	defer rr.Release()
 	start := int64(0)
@@ -648,7 +648,7 @@ func (r *Reader) emitGroup(ctx context.Context, ra io.ReaderAt, fr *pqarrow.File
 		rec := rr.RecordBatch()
 		n := rec.NumRows()
 		if start+n > rows {
-			return fmt.Errorf("row group %d: the reader returned more than its %d rows", g, rows)
+			return bad(fmt.Errorf("row group %d: the reader returned more than its %d rows", g, rows))
 		}
 		if err := batch(start, n, rec); err != nil {
 			return err
@@ -656,10 +656,10 @@ func (r *Reader) emitGroup(ctx context.Context, ra io.ReaderAt, fr *pqarrow.File
 		start += n
 	}
 	if err := rr.Err(); err != nil {
-		return err
+		return bad(err)
 	}
 	if start != rows {
-		return fmt.Errorf("row group %d: the reader returned %d of its %d rows", g, start, rows)
+		return bad(fmt.Errorf("row group %d: the reader returned %d of its %d rows", g, start, rows))
 	}
 	return nil
 }
