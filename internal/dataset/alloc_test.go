@@ -2,7 +2,9 @@ package dataset
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
+	"time"
 )
 
 func TestRecyclerClass(t *testing.T) {
@@ -123,4 +125,37 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// Freed buffers survive garbage collections (a sync.Pool's would not)
+// and are let go once idle for idleKeep.
+func TestRecyclerKeepsUntilIdle(t *testing.T) {
+	var r recycler
+	const n = 3 << 20
+	c := class(n)
+	b := r.Allocate(n)
+	r.Free(b)
+	runtime.GC()
+	runtime.GC()
+	got := r.uninitialized(n)
+	if &got[0] != &b[0] {
+		t.Fatal("a freed buffer did not survive two garbage collections")
+	}
+	r.Free(got)
+	l := &pools[c]
+	l.mu.Lock()
+	if len(l.bufs) == 0 || l.timer == nil {
+		l.mu.Unlock()
+		t.Fatalf("%d buffers kept, timer set %v; want the buffer and a timer", len(l.bufs), l.timer != nil)
+	}
+	for i := range l.bufs {
+		l.bufs[i].at = l.bufs[i].at.Add(-idleKeep - time.Second)
+	}
+	l.mu.Unlock()
+	l.trim()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.bufs) != 0 || l.timer != nil {
+		t.Fatalf("after idleKeep: %d buffers kept, timer set %v; want none", len(l.bufs), l.timer != nil)
+	}
 }
