@@ -14,6 +14,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -346,12 +347,76 @@ func (s *stream) Close() error {
 }
 
 // NewWriter starts an append or overwrite; batches are held in memory
-// until Commit writes them as one new snapshot.
+// until Commit writes them as one new snapshot. A table created by the
+// write is partitioned by o.PartitionBy (identity partitions, one data
+// file per partition and write); an existing table keeps its own
+// partitioning, which o.PartitionBy must then name or leave empty.
 func (t *Table) NewWriter(ctx context.Context, schema *arrow.Schema, o dataset.WriteOptions) (dataset.TableWriter, error) {
-	if len(o.PartitionBy) > 0 {
-		return nil, fmt.Errorf("iceberg table %s: partitioned writes are not supported yet; write without PartitionBy (or use a Parquet dataset)", t.name)
+	if t.t != nil && len(o.PartitionBy) > 0 {
+		spec := t.t.Spec()
+		have := partitionNames(t.t.Schema(), &spec)
+		if !slices.Equal(have, o.PartitionBy) {
+			return nil, fmt.Errorf("iceberg table %s is partitioned by %s; this write asks for %s: write with PartitionBy %s or none (the table's own is used), or write a new table",
+				t.name, listOrNone(have), listOrNone(o.PartitionBy), listOrNone(have))
+		}
+	}
+	if t.t == nil {
+		for _, c := range o.PartitionBy {
+			if schema.FieldIndices(c) == nil {
+				return nil, fmt.Errorf("iceberg table %s: the partition column %q is not in the rows written (columns: %s)", t.name, c, strings.Join(columnNames(schema), ", "))
+			}
+		}
 	}
 	return &writer{t: t, schema: schema, o: o}, nil
+}
+
+// partitionNames lists a spec's source columns when every field is an
+// identity partition, as Stepwise writes them; other transforms are shown
+// as transform(column).
+func partitionNames(sc *iceberg.Schema, spec *iceberg.PartitionSpec) []string {
+	var out []string
+	for _, f := range spec.Fields() {
+		name := fmt.Sprint(f.SourceIDs)
+		if len(f.SourceIDs) == 1 {
+			if n, ok := sc.FindColumnName(f.SourceIDs[0]); ok {
+				name = n
+			}
+		}
+		if _, ok := f.Transform.(iceberg.IdentityTransform); !ok {
+			name = f.Transform.String() + "(" + name + ")"
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+func listOrNone(cols []string) string {
+	if len(cols) == 0 {
+		return "nothing"
+	}
+	return "[" + strings.Join(cols, ", ") + "]"
+}
+
+func columnNames(s *arrow.Schema) []string {
+	out := make([]string, s.NumFields())
+	for i, f := range s.Fields() {
+		out[i] = f.Name
+	}
+	return out
+}
+
+// identitySpec partitions by the named columns of sc, as they are.
+func identitySpec(sc *iceberg.Schema, by []string) (*iceberg.PartitionSpec, error) {
+	fields := make([]iceberg.PartitionField, len(by))
+	for i, c := range by {
+		f, ok := sc.FindFieldByName(c)
+		if !ok {
+			return nil, fmt.Errorf("the partition column %q is not in the table's schema", c)
+		}
+		fields[i] = iceberg.PartitionField{SourceIDs: []int{f.ID}, FieldID: 1000 + i, Name: c, Transform: iceberg.IdentityTransform{}}
+	}
+	spec := iceberg.NewPartitionSpec(fields...)
+	return &spec, nil
 }
 
 type writer struct {
@@ -389,7 +454,15 @@ func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
 		if err := t.c.cat.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
 			return dataset.Version{}, fmt.Errorf("iceberg table %s: creating namespace %s: %w", t.name, strings.Join(ns, "."), err)
 		}
-		created, err := t.c.cat.CreateTable(ctx, t.id, sc)
+		var opts []catalog.CreateTableOpt
+		if len(w.o.PartitionBy) > 0 {
+			spec, err := identitySpec(sc, w.o.PartitionBy)
+			if err != nil {
+				return dataset.Version{}, fmt.Errorf("iceberg table %s: %w", t.name, err)
+			}
+			opts = append(opts, catalog.WithPartitionSpec(spec))
+		}
+		created, err := t.c.cat.CreateTable(ctx, t.id, sc, opts...)
 		if err != nil {
 			return dataset.Version{}, fmt.Errorf("iceberg table %s: creating it: %w%s", t.name, err, storeHint(err))
 		}

@@ -1,0 +1,133 @@
+package table_test
+
+import (
+	"context"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"stepwise.dev/stepwise/internal/dataset"
+	"stepwise.dev/stepwise/internal/icebergcat"
+	s3fs "stepwise.dev/stepwise/internal/warehouse/s3"
+	"stepwise.dev/stepwise/table"
+)
+
+// TestIcebergPartitioned: a table created with PartitionBy gets an
+// identity partition spec; each write stores a data file per partition,
+// an append without PartitionBy keeps the table's partitioning, and a
+// partition filter plans only the matching files. A write asking for
+// other partition columns, or for a column it does not hold, is refused.
+func TestIcebergPartitioned(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		warehouse func(t *testing.T) string
+	}{
+		{"directory", func(t *testing.T) string { return filepath.Join(t.TempDir(), "warehouse") }},
+		{"MinIO", minioPrefix},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			wh := tc.warehouse(t)
+			cat := "iceberg+sqlite://" + filepath.Join(t.TempDir(), "catalog.db") + "?warehouse=" + wh
+
+			if _, err := table.WriteRows(ctx, "sales.bad", events(0, 10), &table.WriteOptions{Catalog: cat, PartitionBy: []string{"country"}}); err == nil ||
+				!strings.Contains(err.Error(), `"country"`) || !strings.Contains(err.Error(), "user, region, amount") {
+				t.Fatalf("partitioning by a column the rows do not have: %v", err)
+			}
+			if _, err := table.WriteRows(ctx, "sales.events", events(0, 100), &table.WriteOptions{Catalog: cat, PartitionBy: []string{"region"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := table.WriteRows(ctx, "sales.events", events(100, 50), &table.WriteOptions{Catalog: cat, Append: true}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := table.WriteRows(ctx, "sales.events", events(0, 10), &table.WriteOptions{Catalog: cat, Append: true, PartitionBy: []string{"user"}})
+			if err == nil || !strings.Contains(err.Error(), "partitioned by [region]") || !strings.Contains(err.Error(), "asks for [user]") {
+				t.Fatalf("appending with other partition columns: %v", err)
+			}
+
+			// Two writes of two partitions: four data files, each under
+			// its partition's directory.
+			dirs := map[string]int{}
+			for _, p := range dataFiles(t, wh) {
+				dirs[filepath.Base(filepath.Dir(p))]++
+			}
+			if len(dirs) != 2 || dirs["region=eu"] != 2 || dirs["region=us"] != 2 {
+				t.Fatalf("data files by directory: %v, want 2 under region=eu and 2 under region=us", dirs)
+			}
+
+			c, err := icebergcat.Open(ctx, cat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb, err := c.Table(ctx, "sales.events", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := dataset.ParseFilter("region = 'eu'")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, _, err := tb.Scan(ctx, dataset.ScanOptions{Filter: f}, dataset.AsOf{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for s.Next() {
+			}
+			files, rows := s.Progress()
+			s.Close()
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if files != 2 || rows != 75 {
+				t.Fatalf("region = 'eu': %d files planned and %d rows, want 2 and 75", files, rows)
+			}
+
+			got, err := table.Read[event](ctx, "sales.events", &table.ReadOptions{Catalog: cat, Filter: "region = 'us' and user < 20"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 10 {
+				t.Fatalf("region = 'us' and user < 20: %d rows, want 10", len(got))
+			}
+			for _, e := range got {
+				if want := events(int(e.User), 1)[0]; e != want {
+					t.Fatalf("row %+v, want %+v", e, want)
+				}
+			}
+		})
+	}
+}
+
+// dataFiles lists the Parquet files under a warehouse, a directory or
+// an s3:// prefix.
+func dataFiles(t *testing.T, wh string) []string {
+	t.Helper()
+	var out []string
+	if strings.HasPrefix(wh, "s3://") {
+		fsys, err := s3fs.New(context.Background(), wh, s3fs.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := fsys.List(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if strings.HasSuffix(o.Key, ".parquet") {
+				out = append(out, o.Key)
+			}
+		}
+		return out
+	}
+	err := filepath.WalkDir(wh, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".parquet") {
+			out = append(out, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
