@@ -131,3 +131,40 @@ func dataFiles(t *testing.T, wh string) []string {
 	}
 	return out
 }
+
+// TestParquetVersions: a Parquet dataset's replaced version is read
+// again through table.Open by the version its write returned, or by time.
+func TestParquetVersions(t *testing.T) {
+	ctx := context.Background()
+	loc := filepath.Join(t.TempDir(), "events")
+	v1, err := table.WriteRows(ctx, loc, events(0, 100), &table.WriteOptions{PartitionBy: []string{"region"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := table.WriteRows(ctx, loc, events(100, 30), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		o    table.ReadOptions
+		rows int
+		v    int64
+	}{
+		{table.ReadOptions{}, 30, v2.Version},
+		{table.ReadOptions{Snapshot: v1.Version}, 100, v1.Version},
+		{table.ReadOptions{AsOf: v1.Time}, 100, v1.Version},
+	} {
+		r, err := table.Open(ctx, loc, &tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Version().Version != tc.v || r.Version().Format != "parquet" {
+			t.Errorf("%+v: read version %+v, want %d", tc.o, r.Version(), tc.v)
+		}
+		r.Close()
+		got, err := table.Read[event](ctx, loc, &tc.o)
+		if err != nil || len(got) != tc.rows {
+			t.Fatalf("%+v: %d rows (%v), want %d", tc.o, len(got), err, tc.rows)
+		}
+	}
+}

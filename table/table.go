@@ -23,8 +23,9 @@
 //
 // Every read a step makes is recorded in its task's record (the table's
 // location, format and version, the filter and columns, files and rows):
-// 'stepwise dump FLOW/RUN/STEP/TASK' shows it, and an Iceberg table can be
-// read again at that snapshot with ReadOptions.Snapshot.
+// 'stepwise dump FLOW/RUN/STEP/TASK' shows it, and the table can be read
+// again at that version with ReadOptions.Snapshot (a Parquet dataset keeps
+// a replaced version for WriteOptions.KeepVersions, 5 days by default).
 //
 // It is a package of its own, not part of package stepwise, because the
 // Arrow library's Parquet code adds about 43 MB to a binary: flows that do
@@ -75,13 +76,16 @@ type ReadOptions struct {
 	// whole files unopened; those of other columns skip row groups by
 	// their statistics, then drop the rows that fail.
 	Filter string
-	// Snapshot reads an Iceberg table at this snapshot id.
+	// Snapshot reads an older version: an Iceberg table's snapshot id, or
+	// a Parquet dataset's version number (Version.Version of its write).
 	Snapshot int64
-	// AsOf reads an Iceberg table as it was at this time.
+	// AsOf reads the table as it was at this time: the last snapshot or
+	// version committed at or before it.
 	AsOf time.Time
 	// Catalog overrides $STEPWISE_CATALOG.
 	Catalog string
-	// Concurrency is how many files are read at once (default 4; 8 on S3).
+	// Concurrency is how many files are read at once (default 4). On S3
+	// each file has up to 8 GETs in flight, each of up to a row group.
 	Concurrency int
 }
 
@@ -148,11 +152,7 @@ func Open(ctx context.Context, name string, o *ReadOptions) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	conc := o.Concurrency
-	if conc == 0 && strings.HasPrefix(name, "s3://") {
-		conc = 8
-	}
-	s, v, err := t.Scan(ctx, dataset.ScanOptions{Columns: o.Columns, Filter: f, Concurrency: conc},
+	s, v, err := t.Scan(ctx, dataset.ScanOptions{Columns: o.Columns, Filter: f, Concurrency: o.Concurrency},
 		dataset.AsOf{Snapshot: o.Snapshot, Time: o.AsOf})
 	if err != nil {
 		if !strings.Contains(err.Error(), name) {
@@ -241,6 +241,13 @@ type WriteOptions struct {
 	PartitionBy []string
 	// Append adds rows to the table; otherwise the write replaces them.
 	Append bool
+	// KeepVersions is how long a Parquet dataset's version stays readable
+	// (ReadOptions.Snapshot, AsOf) after a later write replaced it: 5 days
+	// by default. Its files are deleted by the first write after that.
+	// Negative keeps only the latest version, deleting replaced files at
+	// once. Iceberg tables keep their snapshots by the table's own
+	// settings.
+	KeepVersions time.Duration
 	// RowGroupRows is the most rows per row group (default 1,048,576;
 	// a group also ends at 128 MiB of encoded data).
 	RowGroupRows int64
@@ -268,7 +275,7 @@ func NewWriter(ctx context.Context, name string, schema *arrow.Schema, o *WriteO
 	if err != nil {
 		return nil, err
 	}
-	w, err := t.NewWriter(ctx, schema, dataset.WriteOptions{PartitionBy: o.PartitionBy, Append: o.Append, RowGroupRows: o.RowGroupRows, FileRows: o.FileRows})
+	w, err := t.NewWriter(ctx, schema, dataset.WriteOptions{PartitionBy: o.PartitionBy, Append: o.Append, KeepVersions: o.KeepVersions, RowGroupRows: o.RowGroupRows, FileRows: o.FileRows})
 	if err != nil {
 		return nil, err
 	}

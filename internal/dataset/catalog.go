@@ -70,17 +70,14 @@ type Parquet struct{ FS warehouse.FS }
 
 var _ Table = Parquet{}
 
-// Scan reads the current version; a Parquet dataset keeps no other.
+// Scan reads the latest version, or the kept one at picks.
 func (p Parquet) Scan(ctx context.Context, o ScanOptions, at AsOf) (Stream, Version, error) {
+	o.At = at
 	r, err := Scan(ctx, p.FS, o)
 	if err != nil {
 		return nil, Version{}, err
 	}
 	v := Version{Location: p.FS.String(), Format: "parquet", Version: r.stats.ManifestVer, Time: r.written}
-	if !at.IsZero() && (at.Snapshot != v.Version || !at.Time.IsZero()) {
-		r.Close()
-		return nil, Version{}, fmt.Errorf("table %s is a Parquet dataset, which keeps only its latest version (%d); reading an older one needs an Iceberg table", p.FS, v.Version)
-	}
 	return r, v, nil
 }
 

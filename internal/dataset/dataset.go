@@ -51,9 +51,16 @@ type FileEntry struct {
 // ErrNoTable is returned (wrapped) for a location that holds no dataset.
 var ErrNoTable = errors.New("no such table")
 
-// readManifest returns the dataset's manifest, or nil when it has none.
+// readManifest returns the dataset's latest manifest, or nil when it has
+// none.
 func readManifest(ctx context.Context, fsys warehouse.FS) (*Manifest, error) {
-	f, err := fsys.Open(ctx, ManifestKey)
+	return readManifestKey(ctx, fsys, ManifestKey)
+}
+
+// readManifestKey reads the manifest stored under key, or nil when there
+// is none.
+func readManifestKey(ctx context.Context, fsys warehouse.FS, key string) (*Manifest, error) {
+	f, err := fsys.Open(ctx, key)
 	if errors.Is(err, warehouse.ErrNotFound) {
 		return nil, nil
 	}
@@ -63,14 +70,14 @@ func readManifest(ctx context.Context, fsys warehouse.FS) (*Manifest, error) {
 	defer f.Close()
 	buf := make([]byte, f.Size())
 	if _, err := f.ReadAt(buf, 0); err != nil && f.Size() > 0 {
-		return nil, fmt.Errorf("table %s: cannot read its manifest: %w", fsys, err)
+		return nil, fmt.Errorf("table %s: cannot read its manifest %s: %w", fsys, key, err)
 	}
 	var m Manifest
 	if err := json.NewDecoder(bytes.NewReader(buf)).Decode(&m); err != nil {
-		return nil, fmt.Errorf("table %s: its manifest %s is not valid JSON (%v); restore it or write the table again", fsys, ManifestKey, err)
+		return nil, fmt.Errorf("table %s: its manifest %s is not valid JSON (%v); restore it or write the table again", fsys, key, err)
 	}
 	if m.Format != manifestFormat {
-		return nil, fmt.Errorf("table %s: its manifest has format %d; this program reads format %d: upgrade it", fsys, m.Format, manifestFormat)
+		return nil, fmt.Errorf("table %s: its manifest %s has format %d; this program reads format %d: upgrade it", fsys, key, m.Format, manifestFormat)
 	}
 	return &m, nil
 }
@@ -140,8 +147,8 @@ type plan struct {
 	total       int // files before pruning
 }
 
-func makePlan(ctx context.Context, fsys warehouse.FS, f Filter) (*plan, error) {
-	m, err := readManifest(ctx, fsys)
+func makePlan(ctx context.Context, fsys warehouse.FS, f Filter, at AsOf) (*plan, error) {
+	m, err := manifestAt(ctx, fsys, at)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +159,8 @@ func makePlan(ctx context.Context, fsys warehouse.FS, f Filter) (*plan, error) {
 	if m != nil {
 		p.partitionBy = m.PartitionBy
 		p.files = m.Files
+	} else if !at.IsZero() {
+		return nil, fmt.Errorf("table %s has no %s (it was written by another tool), so it has no versions to pick from; read it without a version", fsys, ManifestKey)
 	} else {
 		objs, err := fsys.List(ctx, "")
 		if err != nil {

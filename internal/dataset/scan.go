@@ -32,6 +32,10 @@ type ScanOptions struct {
 	// columns skip row groups whose statistics prove no row can match,
 	// then drop the rows that do not.
 	Filter Filter
+	// At picks an older version of a dataset written by Stepwise: its
+	// number, or the last one committed at or before a time. Zero reads
+	// the latest.
+	At AsOf
 	// Concurrency is how many files are read at once (default 4).
 	Concurrency int
 	// BatchReadahead is how many batches each file being read may decode
@@ -113,7 +117,7 @@ func Scan(ctx context.Context, fsys warehouse.FS, o ScanOptions) (*Reader, error
 	if o.PrefetchBytes <= 0 {
 		o.PrefetchBytes = 256 << 20
 	}
-	p, err := makePlan(ctx, fsys, o.Filter)
+	p, err := makePlan(ctx, fsys, o.Filter, o.At)
 	if err != nil {
 		return nil, err
 	}

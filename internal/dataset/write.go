@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -33,9 +34,15 @@ type WriteOptions struct {
 	// integers or booleans.
 	PartitionBy []string
 	// Append adds the write's files to the dataset's; otherwise the write
-	// replaces them (the old files are deleted once the new manifest is
-	// stored).
+	// replaces them. Either way the version before stays readable
+	// (ScanOptions.At) for KeepVersions.
 	Append bool
+	// KeepVersions is how long a version stays readable after a later
+	// write replaced it (default DefaultKeepVersions, 5 days); its files
+	// are deleted by the first write after that. Negative keeps only the
+	// latest version and deletes replaced files at once, which fails
+	// readers still reading them.
+	KeepVersions time.Duration
 	// RowGroupRows is the most rows per row group (default 1,048,576):
 	// smaller groups let filters skip more, larger ones read faster.
 	RowGroupRows int64
@@ -202,15 +209,30 @@ func sameSchema(old, now *arrow.Schema) error {
 	return nil
 }
 
+// putManifest publishes m as the latest version, after its copy in
+// VersionsDir (version 0, the placeholder of a first write, has none).
 func putManifest(ctx context.Context, fsys warehouse.FS, m *Manifest) error {
-	data, err := json.MarshalIndent(m, "", " ")
+	if m.Version > 0 {
+		if err := putVersion(ctx, fsys, m); err != nil {
+			return err
+		}
+	}
+	data, err := encodeManifest(m)
 	if err != nil {
 		return err
 	}
 	if err := fsys.Put(ctx, ManifestKey, bytes.NewReader(data), int64(len(data))); err != nil {
+		if m.Version > 0 {
+			// Not published: its copy must not stand for the version.
+			_ = fsys.Delete(context.WithoutCancel(ctx), []string{versionKey(m)})
+		}
 		return fmt.Errorf("table %s: cannot store its manifest: %w", fsys, err)
 	}
 	return nil
+}
+
+func encodeManifest(m *Manifest) ([]byte, error) {
+	return json.MarshalIndent(m, "", " ")
 }
 
 // partValue is a partition column's value at row i as directory text.
@@ -482,15 +504,14 @@ func (w *Writer) commit(ctx context.Context) (*Manifest, error) {
 		return nil, err
 	}
 	w.put = nil // published: Abort must not delete them now
-	if !w.o.Append {
-		var old []string
-		for _, f := range cur.Files {
-			old = append(old, f.Path)
-		}
-		if err := w.fsys.Delete(ctx, old); err != nil {
-			// The new version is published; the old files are only garbage.
-			return m, nil
-		}
+	keep := w.o.KeepVersions
+	if keep == 0 {
+		keep = DefaultKeepVersions
+	}
+	if err := expire(ctx, w.fsys, m, cur, keep); err != nil {
+		// The new version is published; what was not expired is only
+		// kept longer, and the next write tries again.
+		slog.WarnContext(ctx, "table: old versions not expired", "table", w.fsys.String(), "err", err)
 	}
 	return m, nil
 }
