@@ -2,10 +2,15 @@ package table_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"stepwise.dev/stepwise/internal/dataset"
 	"stepwise.dev/stepwise/internal/icebergcat"
@@ -166,5 +171,75 @@ func TestParquetVersions(t *testing.T) {
 		if err != nil || len(got) != tc.rows {
 			t.Fatalf("%+v: %d rows (%v), want %d", tc.o, len(got), err, tc.rows)
 		}
+	}
+}
+
+// TestIcebergStreamedWrite: batches stream to the Iceberg library as
+// they are written (nothing is held until Commit); an aborted write
+// commits nothing, and the table a first write created is dropped again.
+func TestIcebergStreamedWrite(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cat := "iceberg+sqlite://" + filepath.Join(dir, "catalog.db") + "?warehouse=" + filepath.Join(dir, "warehouse")
+	schema := arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	batch := func(from, n int) arrow.RecordBatch {
+		b := array.NewInt64Builder(memory.DefaultAllocator)
+		defer b.Release()
+		for i := range n {
+			b.Append(int64(from + i))
+		}
+		col := b.NewArray()
+		defer col.Release()
+		return array.NewRecordBatch(schema, []arrow.Array{col}, int64(n))
+	}
+	write := func(name string, batches int, commit bool) {
+		t.Helper()
+		w, err := table.NewWriter(ctx, name, schema, &table.WriteOptions{Catalog: cat, Append: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range batches {
+			rec := batch(i*1000, 1000)
+			err := w.Write(ctx, rec)
+			rec.Release()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if commit {
+			if _, err := w.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := w.Abort(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(name string) int64 {
+		t.Helper()
+		r, err := table.Open(ctx, name, &table.ReadOptions{Catalog: cat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var n int64
+		for r.Next() {
+			n += r.RecordBatch().NumRows()
+		}
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	write("s.kept", 50, true)
+	if n := count("s.kept"); n != 50_000 {
+		t.Fatalf("%d rows after a write of 50 batches, want 50,000", n)
+	}
+	write("s.kept", 5, false)
+	if n := count("s.kept"); n != 50_000 {
+		t.Fatalf("%d rows after an aborted append, want 50,000", n)
+	}
+	write("s.new", 5, false)
+	if _, err := table.Open(ctx, "s.new", &table.ReadOptions{Catalog: cat}); !errors.Is(err, table.ErrNotFound) {
+		t.Fatalf("reading a table whose first write was aborted: %v, want ErrNotFound", err)
 	}
 }

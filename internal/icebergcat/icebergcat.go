@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -346,8 +347,8 @@ func (s *stream) Close() error {
 	return nil
 }
 
-// NewWriter starts an append or overwrite; batches are held in memory
-// until Commit writes them as one new snapshot. A table created by the
+// NewWriter starts an append or overwrite; batches stream to the Iceberg
+// library as they are written, and Commit commits them as one snapshot. A table created by the
 // write is partitioned by o.PartitionBy (identity partitions, one data
 // file per partition and write); an existing table keeps its own
 // partitioning, which o.PartitionBy must then name or leave empty.
@@ -419,40 +420,68 @@ func identitySpec(sc *iceberg.Schema, by []string) (*iceberg.PartitionSpec, erro
 	return &spec, nil
 }
 
+// writer streams the batches to the Iceberg library's writer, which runs
+// in its own goroutine from the first batch on and commits one snapshot
+// when the batches end; nothing is held in memory but the batches in
+// flight.
 type writer struct {
 	t      *Table
 	schema *arrow.Schema
 	o      dataset.WriteOptions
-	recs   []arrow.RecordBatch
+
+	started bool
+	ch      chan arrow.RecordBatch
+	abort   chan struct{} // closed by Abort: the stream ends in an error
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the library's write is over
+	v       dataset.Version
+	err     error
+}
+
+func (w *writer) start(ctx context.Context) {
+	w.started = true
+	w.ch = make(chan arrow.RecordBatch)
+	w.abort = make(chan struct{})
+	w.done = make(chan struct{})
+	ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		defer close(w.done)
+		w.v, w.err = w.run(ctx)
+		for rec := range w.ch { // batches sent after a failure
+			rec.Release()
+		}
+	}()
 }
 
 func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if !rec.Schema().Equal(w.schema) {
 		return fmt.Errorf("iceberg table %s: a batch's schema differs from the write's", w.t.name)
 	}
-	rec.Retain()
-	w.recs = append(w.recs, rec)
-	return nil
-}
-
-func (w *writer) release() {
-	for _, r := range w.recs {
-		r.Release()
+	if !w.started {
+		w.start(ctx)
 	}
-	w.recs = nil
+	rec.Retain()
+	select {
+	case w.ch <- rec:
+		return nil
+	case <-w.done:
+		rec.Release()
+		return w.err
+	case <-ctx.Done():
+		rec.Release()
+		return ctx.Err()
+	}
 }
 
-func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
-	defer w.release()
+// run creates the table if need be and writes the batches of w.ch as one
+// snapshot. A table it created is dropped again if the write fails.
+func (w *writer) run(ctx context.Context) (dataset.Version, error) {
 	t := w.t
+	created := false
 	if t.t == nil {
 		sc, err := table.ArrowSchemaToIcebergWithFreshIDs(w.schema, false)
 		if err != nil {
 			return dataset.Version{}, fmt.Errorf("iceberg table %s: its schema: %w", t.name, err)
-		}
-		ns := t.id[:len(t.id)-1]
-		if err := t.c.cat.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
-			return dataset.Version{}, fmt.Errorf("iceberg table %s: creating namespace %s: %w", t.name, strings.Join(ns, "."), err)
 		}
 		var opts []catalog.CreateTableOpt
 		if len(w.o.PartitionBy) > 0 {
@@ -462,24 +491,31 @@ func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
 			}
 			opts = append(opts, catalog.WithPartitionSpec(spec))
 		}
-		created, err := t.c.cat.CreateTable(ctx, t.id, sc, opts...)
+		ns := t.id[:len(t.id)-1]
+		if err := t.c.cat.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+			return dataset.Version{}, fmt.Errorf("iceberg table %s: creating namespace %s: %w", t.name, strings.Join(ns, "."), err)
+		}
+		tb, err := t.c.cat.CreateTable(ctx, t.id, sc, opts...)
 		if err != nil {
 			return dataset.Version{}, fmt.Errorf("iceberg table %s: creating it: %w%s", t.name, err, storeHint(err))
 		}
-		t.t = created
+		t.t, created = tb, true
 	}
-	rdr, err := array.NewRecordReader(w.schema, w.recs)
-	if err != nil {
-		return dataset.Version{}, fmt.Errorf("iceberg table %s: %w%s", t.name, err, storeHint(err))
-	}
-	defer rdr.Release()
+	rdr := &chanReader{schema: w.schema, ch: w.ch, abort: w.abort}
+	rdr.refs.Store(1)
 	var nt *table.Table
+	var err error
 	if w.o.Append || t.t.CurrentSnapshot() == nil {
 		nt, err = t.t.Append(ctx, rdr, nil)
 	} else {
 		nt, err = t.t.Overwrite(ctx, rdr, nil)
 	}
+	rdr.Release()
 	if err != nil {
+		if created {
+			_ = t.c.cat.DropTable(context.WithoutCancel(ctx), t.id)
+			t.t = nil
+		}
 		return dataset.Version{}, fmt.Errorf("iceberg table %s: committing the write: %w%s", t.name, err, storeHint(err))
 	}
 	t.t = nt
@@ -487,10 +523,85 @@ func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
 	return dataset.Version{Location: nt.Location(), Format: "iceberg", Version: snap.SnapshotID, Time: time.UnixMilli(snap.TimestampMs).UTC()}, nil
 }
 
+func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
+	if !w.started {
+		w.start(ctx)
+	}
+	close(w.ch)
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		w.cancel()
+		<-w.done
+	}
+	w.cancel()
+	return w.v, w.err
+}
+
 func (w *writer) Abort(ctx context.Context) error {
-	w.release()
+	if !w.started {
+		return nil
+	}
+	// The stream ends in an error and the context is cancelled: the
+	// library's write fails before it commits a snapshot.
+	close(w.abort)
+	w.cancel()
+	close(w.ch)
+	<-w.done
 	return nil
 }
+
+var errAborted = errors.New("the write was aborted")
+
+// chanReader is an array.RecordReader of the batches sent on ch.
+type chanReader struct {
+	schema *arrow.Schema
+	ch     chan arrow.RecordBatch
+	abort  chan struct{}
+	cur    arrow.RecordBatch
+	err    error
+	refs   atomic.Int64
+}
+
+var _ array.RecordReader = (*chanReader)(nil)
+
+func (r *chanReader) Retain() { r.refs.Add(1) }
+func (r *chanReader) Release() {
+	if r.refs.Add(-1) == 0 && r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+}
+func (r *chanReader) Schema() *arrow.Schema { return r.schema }
+func (r *chanReader) Next() bool {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	select {
+	case <-r.abort:
+		r.err = errAborted
+		return false
+	case rec, ok := <-r.ch:
+		select {
+		case <-r.abort:
+			if ok {
+				rec.Release()
+			}
+			r.err = errAborted
+			return false
+		default:
+		}
+		if !ok {
+			return false
+		}
+		r.cur = rec
+		return true
+	}
+}
+func (r *chanReader) RecordBatch() arrow.RecordBatch { return r.cur }
+func (r *chanReader) Record() arrow.RecordBatch      { return r.cur }
+func (r *chanReader) Err() error                     { return r.err }
 
 func init() {
 	for _, s := range []string{"iceberg+sqlite", "iceberg+postgres"} {
