@@ -5,7 +5,6 @@
 package icebergcat
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"iter"
 	"math"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -25,8 +23,6 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
-	icebergio "github.com/apache/iceberg-go/io"
-	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// warehouses
 	"github.com/apache/iceberg-go/table"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
@@ -106,22 +102,11 @@ func Open(ctx context.Context, setting string) (dataset.Catalog, error) {
 	return c, nil
 }
 
-// warehouseProps are the catalog's properties for a warehouse: on S3,
-// the run's S3 settings as the S3 datastore reads them (the standard AWS
-// credential chain, AWS_REGION, and AWS_ENDPOINT_URL_S3 or
-// AWS_ENDPOINT_URL for an S3-compatible store).
+// warehouseProps are the catalog's properties for a warehouse. An s3://
+// one is reached through the tables' own S3 access (s3io.go), with the
+// run's S3 settings.
 func warehouseProps(wh string) iceberg.Properties {
-	props := iceberg.Properties{"warehouse": wh}
-	if !strings.HasPrefix(wh, "s3://") && !strings.HasPrefix(wh, "s3a://") {
-		return props
-	}
-	if ep := cmp.Or(os.Getenv("AWS_ENDPOINT_URL_S3"), os.Getenv("AWS_ENDPOINT_URL")); ep != "" {
-		props[icebergio.S3EndpointURL] = ep
-	}
-	if r := cmp.Or(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")); r != "" {
-		props[icebergio.S3Region] = r
-	}
-	return props
+	return iceberg.Properties{"warehouse": wh}
 }
 
 func redact(s string) string {
