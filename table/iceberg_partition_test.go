@@ -238,6 +238,25 @@ func TestIcebergStreamedWrite(t *testing.T) {
 	if n := count("s.kept"); n != 50_000 {
 		t.Fatalf("%d rows after an aborted append, want 50,000", n)
 	}
+	// A finished write refuses more.
+	w, err := table.NewWriter(ctx, "s.kept", schema, &table.WriteOptions{Catalog: cat, Append: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := batch(0, 1)
+	defer rec.Release()
+	if err := w.Write(ctx, rec); err == nil || !strings.Contains(err.Error(), "after Commit") {
+		t.Fatalf("Write after Commit: %v", err)
+	}
+	if _, err := w.Commit(ctx); err == nil || !strings.Contains(err.Error(), "after Commit") {
+		t.Fatalf("Commit after Commit: %v", err)
+	}
+	if err := w.Abort(ctx); err != nil {
+		t.Fatalf("Abort after Commit: %v", err)
+	}
 	write("s.new", 5, false)
 	if _, err := table.Open(ctx, "s.new", &table.ReadOptions{Catalog: cat}); !errors.Is(err, table.ErrNotFound) {
 		t.Fatalf("reading a table whose first write was aborted: %v, want ErrNotFound", err)

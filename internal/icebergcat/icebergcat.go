@@ -415,6 +415,7 @@ type writer struct {
 	o      dataset.WriteOptions
 
 	started bool
+	over    bool // Commit or Abort was called
 	ch      chan arrow.RecordBatch
 	abort   chan struct{} // closed by Abort: the stream ends in an error
 	cancel  context.CancelFunc
@@ -439,6 +440,9 @@ func (w *writer) start(ctx context.Context) {
 }
 
 func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	if w.over {
+		return fmt.Errorf("iceberg table %s: Write after Commit or Abort", w.t.name)
+	}
 	if !rec.Schema().Equal(w.schema) {
 		return fmt.Errorf("iceberg table %s: a batch's schema differs from the write's", w.t.name)
 	}
@@ -509,6 +513,10 @@ func (w *writer) run(ctx context.Context) (dataset.Version, error) {
 }
 
 func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
+	if w.over {
+		return dataset.Version{}, fmt.Errorf("iceberg table %s: Commit after Commit or Abort", w.t.name)
+	}
+	w.over = true
 	if !w.started {
 		w.start(ctx)
 	}
@@ -524,9 +532,11 @@ func (w *writer) Commit(ctx context.Context) (dataset.Version, error) {
 }
 
 func (w *writer) Abort(ctx context.Context) error {
-	if !w.started {
+	if w.over || !w.started {
+		w.over = true
 		return nil
 	}
+	w.over = true
 	// The stream ends in an error and the context is cancelled: the
 	// library's write fails before it commits a snapshot.
 	close(w.abort)
