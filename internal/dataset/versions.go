@@ -164,12 +164,17 @@ func expire(ctx context.Context, fsys warehouse.FS, latest, prev *Manifest, keep
 	// A file appears in a run of consecutive versions, so one that a
 	// dropped version holds and any kept version holds is in the oldest
 	// kept one.
+	// prev is at hand; the others are read.
+	load := func(k keptVersion) (*Manifest, error) {
+		if prev != nil && k.version == prev.Version {
+			return prev, nil
+		}
+		return readManifestKey(ctx, fsys, k.key)
+	}
 	oldest := latest
 	if first < len(kept) && kept[first].version < latest.Version {
-		if prev != nil && kept[first].version == prev.Version {
-			oldest = prev
-		} else if oldest, err = readManifestKey(ctx, fsys, kept[first].key); err != nil || oldest == nil {
-			return fmt.Errorf("table %s: cannot read version %d to expire older ones: %v", fsys, kept[first].version, err)
+		if oldest, err = load(kept[first]); err != nil || oldest == nil {
+			return fmt.Errorf("table %s: cannot read version %d to expire older ones: %w", fsys, kept[first].version, cmp.Or(err, warehouse.ErrNotFound))
 		}
 	}
 	live := map[string]bool{}
@@ -179,11 +184,9 @@ func expire(ctx context.Context, fsys warehouse.FS, latest, prev *Manifest, keep
 	var keys, files []string
 	for _, k := range dropped {
 		keys = append(keys, k.key)
-		m := prev
-		if m == nil || k.version != prev.Version {
-			if m, err = readManifestKey(ctx, fsys, k.key); err != nil {
-				return err
-			}
+		m, err := load(k)
+		if err != nil {
+			return err
 		}
 		if m == nil {
 			continue

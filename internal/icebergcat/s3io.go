@@ -81,7 +81,7 @@ func (s *s3IO) Open(name string) (icebergio.File, error) {
 	if err != nil {
 		return nil, pathError("open", name, err)
 	}
-	return &s3File{File: o, name: name}, nil
+	return newS3File(o, name), nil
 }
 
 func (s *s3IO) ReadFile(name string) ([]byte, error) {
@@ -151,41 +151,18 @@ func (w *s3Writer) Close() error {
 }
 
 // s3File is an object read through ranged GETs, with the io/fs methods the
-// library expects of a file.
+// library expects of a file; io.SectionReader does the reads and seeks.
 type s3File struct {
-	warehouse.File
+	*io.SectionReader
+	f    warehouse.File
 	name string
-	off  int64
 }
 
-func (f *s3File) Read(p []byte) (int, error) {
-	if f.off >= f.Size() {
-		return 0, io.EOF
-	}
-	n, err := f.ReadAt(p[:min(int64(len(p)), f.Size()-f.off)], f.off)
-	f.off += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
+func newS3File(f warehouse.File, name string) *s3File {
+	return &s3File{SectionReader: io.NewSectionReader(f, 0, f.Size()), f: f, name: name}
 }
 
-func (f *s3File) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += f.off
-	case io.SeekEnd:
-		offset += f.Size()
-	default:
-		return 0, fmt.Errorf("iceberg: seek in %s: whence %d: %w", f.name, whence, fs.ErrInvalid)
-	}
-	if offset < 0 {
-		return 0, fmt.Errorf("iceberg: seek in %s to %d, before the start: %w", f.name, offset, fs.ErrInvalid)
-	}
-	f.off = offset
-	return offset, nil
-}
+func (f *s3File) Close() error { return f.f.Close() }
 
 func (f *s3File) Stat() (fs.FileInfo, error) {
 	return fileInfo{name: path.Base(f.name), size: f.Size()}, nil

@@ -31,7 +31,7 @@ func TestS3File(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &s3File{File: o, name: "s3://b/obj"}
+		return newS3File(o, "s3://b/obj")
 	}
 	if err := iotest.TestReader(open(), data); err != nil {
 		t.Fatal(err)
